@@ -1,0 +1,1 @@
+"""The local platform: real redis-server processes, one network namespace per pod."""

@@ -1,0 +1,110 @@
+"""What a local cluster created, on disk, so that another process (the CLI's
+`status`/`down`, or the next `up` after a crash) can find and remove it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class PodRecord:
+    name: str
+    address: str
+    labels: dict[str, str]
+    namespace: str
+    netns: str | None = None
+    host_link: str | None = None
+    pid: int | None = None
+    start_time: str | None = None  # /proc/<pid>/stat field 22, guards against pid reuse
+    paused: bool = False
+    generation: int = 0  # how many times this pod was (re)created
+    kind: str = "redis"  # "redis" for StatefulSet pods; "job" or "probe" for helpers
+    node: str = ""
+
+
+@dataclass
+class Ledger:
+    cluster: str
+    overlay: str
+    network: str  # "netns" or "loopback"
+    owner_pid: int
+    detached: bool = False
+    bridge: str | None = None
+    gateway: str | None = None
+    subnet: str | None = None
+    next_host: int = 2
+    pods: dict[str, PodRecord] = field(default_factory=dict)
+    netns: list[str] = field(default_factory=list)  # every namespace created, pods' and helpers'
+    links: list[str] = field(default_factory=list)
+    processes: list[dict] = field(default_factory=list)  # helper processes: {"pid", "start_time"}
+
+    @classmethod
+    def load(cls, path: Path) -> "Ledger | None":
+        if not path.is_file():
+            return None
+        raw = json.loads(path.read_text())
+        raw["pods"] = {k: PodRecord(**v) for k, v in raw.get("pods", {}).items()}
+        return cls(**raw)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, path)
+
+
+def process_start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces; fields after it are plain.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def is_alive(pid: int | None, start_time: str | None) -> bool:
+    if not pid:
+        return False
+    current = process_start_time(pid)
+    if current is None or (start_time is not None and current != start_time):
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return state != "Z"
+
+
+def owner_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def terminate(pid: int | None, start_time: str | None, grace: float) -> None:
+    """SIGCONT (a paused process cannot exit), SIGTERM, then SIGKILL after `grace` seconds."""
+    if not is_alive(pid, start_time):
+        return
+    assert pid is not None
+    for sig in (signal.SIGCONT, signal.SIGTERM):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not is_alive(pid, start_time):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while is_alive(pid, start_time) and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -1,0 +1,221 @@
+"""Pod networking for the local platform.
+
+`NamespaceNetwork` (root on Linux): one network namespace per pod, a veth pair
+into a bridge, an address from the test range. The bridge carries the range's
+first address: the node, which (like kubelet) may always reach its pods.
+`LoopbackNetwork` (no root): every pod binds its own 127.x address; it cannot
+isolate or partition anything, and says so.
+
+Addresses are never reused within a cluster's life, so a restarted pod comes
+back with a new one, as on Kubernetes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+from typing import Sequence
+
+from harness.errors import HarnessError, NeedsRoot
+from harness.platforms.local.ledger import Ledger, PodRecord
+
+DEFAULT_SUBNET = "198.18.0.0/15"
+DEFAULT_LOOPBACK_SUBNET = "127.18.0.0/16"
+
+
+def have_root() -> bool:
+    return os.geteuid() == 0 and os.uname().sysname == "Linux"
+
+
+def run(argv: Sequence[str], input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=30)
+    if check and proc.returncode != 0:
+        raise HarnessError(f"{' '.join(argv[:4])} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+class LoopbackNetwork:
+    kind = "loopback"
+    enforces_policy = False
+
+    def __init__(self, ledger: Ledger, subnet: str = DEFAULT_LOOPBACK_SUBNET):
+        net = ipaddress.ip_network(subnet)
+        if not net.subnet_of(ipaddress.ip_network("127.0.0.0/8")):
+            raise HarnessError(f"the loopback network needs a range inside 127.0.0.0/8, not {subnet}")
+        self.ledger = ledger
+        self.net = net
+
+    def setup(self) -> None:
+        self.ledger.subnet = str(self.net)
+        self.ledger.gateway = "127.0.0.1"
+
+    def teardown(self) -> None:
+        pass
+
+    def allocate(self) -> str:
+        hosts = self.net.num_addresses - 2
+        if self.ledger.next_host > hosts:
+            raise HarnessError(f"the address range {self.net} is exhausted: choose a larger one")
+        addr = str(self.net.network_address + self.ledger.next_host)
+        self.ledger.next_host += 1
+        return addr
+
+    def attach(self, pod: PodRecord) -> None:
+        pod.address = self.allocate()
+
+    def detach(self, pod: PodRecord) -> None:
+        pass
+
+    def wrap(self, pod: PodRecord | str | None, argv: Sequence[str]) -> list[str]:
+        return list(argv)
+
+    def apply_ruleset(self, pod: PodRecord, ruleset: str | None) -> None:
+        if ruleset is not None:
+            raise NeedsRoot("enforcing NetworkPolicy needs network namespaces: run as root on Linux")
+
+
+class NamespaceNetwork:
+    kind = "netns"
+    enforces_policy = True
+
+    def __init__(self, ledger: Ledger, tag: str, subnet: str = DEFAULT_SUBNET):
+        if not have_root():
+            raise NeedsRoot("network namespaces need root on Linux: run as root, or use --network loopback")
+        for tool in ("ip", "nft"):
+            if shutil.which(tool) is None:
+                raise HarnessError(f"'{tool}' is not installed: install iproute2 and nftables")
+        try:
+            self.net = ipaddress.ip_network(subnet)
+        except ValueError as exc:
+            raise HarnessError(f"invalid address range '{subnet}': {exc}") from None
+        if self.net.version != 4 or self.net.num_addresses < 16:
+            raise HarnessError(f"the address range {subnet} must be IPv4 with at least 16 addresses")
+        self.ledger = ledger
+        self.tag = tag
+        self.bridge = f"rh{tag}br"
+
+    # --- the bridge --------------------------------------------------------
+    def _check_range_free(self) -> None:
+        routes = json.loads(run(["ip", "-j", "route", "show", "table", "all"]).stdout or "[]")
+        for route in routes:
+            dst = route.get("dst", "")
+            if route.get("dev") == self.bridge or dst in ("default", "") or ":" in dst:
+                continue
+            try:
+                other = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
+            except ValueError:
+                continue
+            if other.version == 4 and other.overlaps(self.net) and route.get("type") not in ("broadcast",):
+                raise HarnessError(
+                    f"the address range {self.net} is already in use (route {dst} on {route.get('dev')}): "
+                    "choose another with --subnet"
+                )
+
+    def setup(self) -> None:
+        self._check_range_free()
+        gateway = f"{self.net.network_address + 1}/{self.net.prefixlen}"
+        run(["ip", "link", "add", self.bridge, "type", "bridge"])
+        self.ledger.bridge = self.bridge
+        self.ledger.links.append(self.bridge)
+        run(["ip", "addr", "add", gateway, "dev", self.bridge])
+        run(["ip", "link", "set", self.bridge, "up"])
+        self.ledger.gateway = str(self.net.network_address + 1)
+        self.ledger.subnet = str(self.net)
+
+    def teardown(self) -> None:
+        for ns in list(self.ledger.netns):
+            delete_netns(ns)
+            self.ledger.netns.remove(ns)
+        for link in list(self.ledger.links):
+            run(["ip", "link", "del", link], check=False)
+            self.ledger.links.remove(link)
+
+    # --- pods ----------------------------------------------------------------
+    def allocate(self) -> str:
+        if self.ledger.next_host >= self.net.num_addresses - 1:
+            raise HarnessError(f"the address range {self.net} is exhausted: choose a larger one with --subnet")
+        addr = str(self.net.network_address + self.ledger.next_host)
+        self.ledger.next_host += 1
+        return addr
+
+    def _plumb(self, netns: str, index: int) -> tuple[str, str]:
+        """A namespace with eth0 on the bridge; returns (address, host-side link)."""
+        address = self.allocate()
+        host_link = f"rh{self.tag}v{index}"
+        run(["ip", "netns", "add", netns])
+        self.ledger.netns.append(netns)
+        run(["ip", "link", "add", host_link, "type", "veth", "peer", "name", "eth0", "netns", netns])
+        self.ledger.links.append(host_link)
+        run(["ip", "link", "set", host_link, "master", self.bridge, "up"])
+        inside = ["ip", "netns", "exec", netns]
+        run([*inside, "ip", "link", "set", "lo", "up"])
+        run([*inside, "ip", "addr", "add", f"{address}/{self.net.prefixlen}", "dev", "eth0"])
+        run([*inside, "ip", "link", "set", "eth0", "up"])
+        run([*inside, "ip", "route", "add", "default", "via", str(self.ledger.gateway)])
+        return address, host_link
+
+    def _unplumb(self, netns: str | None, host_link: str | None) -> None:
+        if netns:
+            delete_netns(netns)
+            if netns in self.ledger.netns:
+                self.ledger.netns.remove(netns)
+        if host_link:
+            run(["ip", "link", "del", host_link], check=False)
+            if host_link in self.ledger.links:
+                self.ledger.links.remove(host_link)
+
+    def attach(self, pod: PodRecord) -> None:
+        """Give the pod a fresh sandbox: a new namespace and a new address."""
+        self.detach(pod)
+        pod.generation += 1
+        index = self.ledger.next_host
+        pod.netns = f"rh-{self.tag}-{pod.name}"
+        pod.address, pod.host_link = self._plumb(pod.netns, index)
+
+    def detach(self, pod: PodRecord) -> None:
+        self._unplumb(pod.netns, pod.host_link)
+        pod.netns = pod.host_link = None
+
+    def wrap(self, pod: PodRecord | str | None, argv: Sequence[str]) -> list[str]:
+        netns = pod.netns if isinstance(pod, PodRecord) else pod
+        if not netns:
+            return list(argv)
+        return ["ip", "netns", "exec", netns, *argv]
+
+    def apply_ruleset(self, pod: PodRecord, ruleset: str | None) -> None:
+        inside = ["ip", "netns", "exec", str(pod.netns), "nft"]
+        run([*inside, "flush", "ruleset"])
+        if ruleset is not None:
+            run([*inside, "-f", "-"], input=ruleset)
+
+
+def delete_netns(netns: str) -> None:
+    """Delete a namespace, killing whatever still runs in it first."""
+    pids = run(["ip", "netns", "pids", netns], check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), 9)
+        except (ProcessLookupError, ValueError):
+            pass
+    run(["ip", "netns", "del", netns], check=False)
+
+
+def sweep_namespaces(tag: str) -> list[str]:
+    """Remove namespaces and links named for this cluster's tag: what a crashed run left."""
+    removed = []
+    listing = run(["ip", "netns", "list"], check=False).stdout.splitlines()
+    for line in listing:
+        name = line.split()[0] if line.strip() else ""
+        if name.startswith(f"rh-{tag}-"):
+            delete_netns(name)
+            removed.append(f"netns {name}")
+    links = json.loads(run(["ip", "-j", "link", "show"], check=False).stdout or "[]")
+    for link in links:
+        name = link.get("ifname", "")
+        if name.startswith(f"rh{tag}"):
+            run(["ip", "link", "del", name], check=False)
+            removed.append(f"link {name}")
+    return removed

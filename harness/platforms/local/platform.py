@@ -1,0 +1,599 @@
+"""The local platform: the reference's own artefacts, run as real processes.
+
+Every Redis pod of the rendered StatefulSet becomes a `redis-server` started by
+the reference's entrypoint.sh, with its own data directory (its volume), its
+own certificate, and — as root — its own network namespace where the
+reference's NetworkPolicies are enforced by nftables. The cluster is formed by
+running the reference's bootstrap Job script in a namespace of its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import certs, reference
+from harness.errors import HarnessError, NeedsRoot
+from harness.platforms.base import Credentials, Platform, Pod, TlsFiles
+from harness.platforms.local import policy
+from harness.platforms.local.ledger import Ledger, PodRecord, is_alive, owner_alive, process_start_time, terminate
+from harness.platforms.local.network import (
+    DEFAULT_LOOPBACK_SUBNET,
+    DEFAULT_SUBNET,
+    LoopbackNetwork,
+    NamespaceNetwork,
+    have_root,
+    sweep_namespaces,
+)
+
+# Where the reference mounts its volumes → the variable its scripts read that path from.
+MOUNT_ENV = {
+    "/etc/redis-config": "REDIS_CONFIG_DIR",
+    "/etc/redis-tls": "REDIS_TLS_DIR",
+    "/etc/redis-auth": "REDIS_SECRETS_DIR",
+    "/data": "REDIS_DATA_DIR",
+    "/run/redis": "REDIS_RUN_DIR",
+}
+AUTH_SECRET = "redis-auth"
+CLIENT_TLS_SECRET = "redis-client-tls"
+DEFAULT_STATE_DIR = Path(os.environ.get("REDIS_HARNESS_STATE_DIR", Path.home() / ".local" / "state" / "redis-harness"))
+
+
+def default_network() -> str:
+    return "netns" if have_root() else "loopback"
+
+
+class LocalPlatform(Platform):
+    name = "local"
+
+    def __init__(
+        self,
+        overlay: str = "kind",
+        cluster: str = "redis-harness",
+        state_dir: Path | str | None = None,
+        network: str = "auto",
+        subnet: str | None = None,
+        startup_timeout: float = 120.0,
+    ):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", cluster):
+            raise HarnessError(f"invalid cluster name '{cluster}': use lowercase letters, digits and '-'")
+        if network not in ("auto", "netns", "loopback"):
+            raise HarnessError(f"unknown network '{network}': choose auto, netns or loopback")
+        self.overlay = overlay
+        self.cluster = cluster
+        self.root = Path(state_dir or DEFAULT_STATE_DIR) / cluster
+        self.network_kind = default_network() if network == "auto" else network
+        self.subnet = subnet
+        self.startup_timeout = startup_timeout
+        self.tag = hashlib.sha256(cluster.encode()).hexdigest()[:4]
+        self._ledger: Ledger | None = None
+        self._manifests: reference.Manifests | None = None
+        self._children: dict[int, subprocess.Popen] = {}
+        self._timers: list[threading.Timer] = []
+        self._lock = threading.RLock()
+
+    # --- paths and persistent state -------------------------------------------------
+    @property
+    def ledger_path(self) -> Path:
+        return self.root / "ledger.json"
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger.load(self.ledger_path)
+            if self._ledger is None:
+                raise HarnessError(f"cluster '{self.cluster}' is not up: run `redis-harness up` first")
+        return self._ledger
+
+    def _save(self) -> None:
+        if self._ledger is not None:
+            self._ledger.save(self.ledger_path)
+
+    @property
+    def manifests(self) -> reference.Manifests:
+        if self._manifests is None:
+            overlay = self._ledger.overlay if self._ledger else self.overlay
+            self._manifests = reference.render(overlay)
+        return self._manifests
+
+    def _network(self) -> NamespaceNetwork | LoopbackNetwork:
+        if self.ledger.network == "netns":
+            return NamespaceNetwork(self.ledger, self.tag, self.ledger.subnet or self.subnet or DEFAULT_SUBNET)
+        return LoopbackNetwork(self.ledger, self.ledger.subnet or self.subnet or DEFAULT_LOOPBACK_SUBNET)
+
+    # --- preflight -------------------------------------------------------------------
+    def _preflight(self) -> None:
+        for tool, package in (("redis-server", "redis-server"), ("redis-cli", "redis-tools")):
+            if shutil.which(tool) is None:
+                raise HarnessError(f"'{tool}' is not on PATH: install the Debian package {package}")
+        reference.kubectl()
+        reference.overlay_path(self.overlay)
+        if self.network_kind == "netns" and not have_root():
+            raise NeedsRoot("network namespaces need root on Linux: run as root, or use --network loopback")
+
+    def _sweep(self) -> list[str]:
+        """Remove what a crashed run of this cluster left behind; refuse to touch a live one."""
+        removed: list[str] = []
+        old = Ledger.load(self.ledger_path)
+        if old is not None:
+            live = [p.name for p in old.pods.values() if is_alive(p.pid, p.start_time)]
+            if live and (old.detached or (old.owner_pid != os.getpid() and owner_alive(old.owner_pid))):
+                raise HarnessError(
+                    f"cluster '{self.cluster}' is already up ({len(live)} pods running): "
+                    f"run `redis-harness down --cluster {self.cluster}` first"
+                )
+            for rec in old.pods.values():
+                if is_alive(rec.pid, rec.start_time):
+                    terminate(rec.pid, rec.start_time, grace=2)
+                    removed.append(f"process {rec.pid} ({rec.name})")
+            for proc in old.processes:
+                terminate(proc["pid"], proc.get("start_time"), grace=2)
+            self.ledger_path.unlink()
+        if have_root():
+            removed += sweep_namespaces(self.tag)
+        shutil.rmtree(self.root / "pods", ignore_errors=True)
+        return removed
+
+    # --- lifecycle -------------------------------------------------------------------
+    def up(self, detached: bool = False) -> None:
+        self._preflight()
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.swept = self._sweep()
+        self._manifests = reference.render(self.overlay)
+        fresh_volumes = not (self.root / "volumes").exists()
+        self._ledger = Ledger(
+            cluster=self.cluster, overlay=self.overlay, network=self.network_kind,
+            owner_pid=os.getpid(), detached=detached, subnet=self.subnet,
+        )
+        self._save()
+        atexit.register(self._atexit)
+        try:
+            network = self._network()
+            network.setup()
+            self._save()
+            self._prepare_secrets()
+            sts = self.manifests.redis_statefulset()
+            prefix, count = sts["metadata"]["name"], int(sts["spec"]["replicas"])
+            labels = dict(sts["spec"]["template"]["metadata"]["labels"])
+            for i in range(count):
+                name = f"{prefix}-{i}"
+                labels_i = {**labels, "statefulset.kubernetes.io/pod-name": name, "apps.kubernetes.io/pod-index": str(i)}
+                self.ledger.pods[name] = PodRecord(
+                    name=name, address="", labels=labels_i, namespace=self.manifests.namespace(), node=f"local-{name}"
+                )
+            self._start(list(self.ledger.pods))
+            self._run_bootstrap_job()
+            self._wait(lambda: all(self._probe(p, "readiness") for p in self._redis_records()), "pods to become ready")
+        except BaseException:
+            self.down(keep_volumes=not fresh_volumes)
+            raise
+
+    def down(self, keep_volumes: bool = False) -> None:
+        ledger = self._ledger or Ledger.load(self.ledger_path)
+        for timer in self._timers:
+            timer.cancel()
+        if ledger is not None:
+            self._ledger = ledger
+            grace = self._grace_seconds() if self._manifests or self.ledger_path.exists() else 10
+            threads = [
+                threading.Thread(target=terminate, args=(rec.pid, rec.start_time, grace))
+                for rec in ledger.pods.values()
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for proc in ledger.processes:
+                terminate(proc["pid"], proc.get("start_time"), grace=2)
+            self._reap()
+            try:
+                self._network().teardown()
+            except HarnessError:
+                pass
+            self.ledger_path.unlink(missing_ok=True)
+        if have_root():
+            sweep_namespaces(self.tag)
+        self._ledger = None
+        if keep_volumes:
+            shutil.rmtree(self.root / "pods", ignore_errors=True)
+        else:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _atexit(self) -> None:
+        # A platform that was not handed over (detached) never outlives its process.
+        if self._ledger is not None and not self._ledger.detached and self._ledger.owner_pid == os.getpid():
+            self.down(keep_volumes=True)
+
+    def detach(self) -> None:
+        """Leave the cluster running after this process exits (`redis-harness up`)."""
+        self.ledger.detached = True
+        self._save()
+
+    # --- contract: what is there -----------------------------------------------------
+    def _redis_records(self) -> list[PodRecord]:
+        return [p for p in self.ledger.pods.values() if p.kind == "redis"]
+
+    def _record(self, pod: str) -> PodRecord:
+        rec = self.ledger.pods.get(pod)
+        if rec is None or rec.kind != "redis":
+            raise HarnessError(f"no pod named '{pod}' in cluster '{self.cluster}'")
+        return rec
+
+    def pods(self) -> list[Pod]:
+        port = self._port()
+        return [
+            Pod(name=r.name, address=r.address, labels=dict(r.labels), node=r.node,
+                running=is_alive(r.pid, r.start_time), port=port)
+            for r in self._redis_records()
+        ]
+
+    def credentials(self) -> Credentials:
+        tls_dir = self.root / "client-tls"
+        return Credentials(
+            tls=TlsFiles(ca=tls_dir / "ca.crt", cert=tls_dir / "tls.crt", key=tls_dir / "tls.key"),
+            passwords={f.name.removesuffix("-password"): f.read_text().strip()
+                       for f in (self.root / "secrets").glob("*-password")},
+        )
+
+    def versions(self) -> dict[str, str]:
+        out = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+        match = re.search(r"v=(\S+)", out)
+        return {"redis_server": match.group(1) if match else "unknown", "image": self.manifests.redis_container()["image"]}
+
+    def _port(self) -> int:
+        for port in self.manifests.redis_container().get("ports", []):
+            if port.get("name") == "redis":
+                return int(port["containerPort"])
+        return 6379
+
+    def _grace_seconds(self) -> float:
+        return float(self.manifests.redis_statefulset()["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30))
+
+    # --- secrets and certificates -----------------------------------------------
+    def _prepare_secrets(self) -> None:
+        """Passwords from the rendered Secret, or generated; a CA and a client certificate."""
+        sdir = self.root / "secrets"
+        sdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        rendered = self.manifests.find("Secret", AUTH_SECRET)
+        given: dict[str, str] = {}
+        if rendered is not None:
+            import base64
+
+            given = {k: base64.b64decode(v).decode() for k, v in (rendered.get("data") or {}).items()}
+            given.update(rendered.get("stringData") or {})
+        template = self.manifests.redis_files().get("users.acl.template", "")
+        for user in sorted(set(re.findall(r"@([A-Z]+)@", template))):
+            key = f"{user.lower()}-password"
+            path = sdir / key
+            if key in given:
+                path.write_text(given[key])
+            elif not path.exists():
+                path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        ca_dir = self.root / "ca"
+        if (ca_dir / "ca.key").exists():
+            self._ca = certs.load_ca(ca_dir)
+        else:
+            self._ca = certs.make_ca(f"{self.cluster}-ca")
+            certs.save_ca(ca_dir, self._ca)
+        cert = self.manifests.certificate_for_secret(CLIENT_TLS_SECRET)
+        cn = cert["spec"].get("commonName", "redis-client") if cert else "redis-client"
+        certs.write_tls_dir(self.root / "client-tls", self._ca, certs.issue(self._ca, cn, server=False, client=True))
+
+    def _ca_pair(self) -> certs.KeyPair:
+        if not hasattr(self, "_ca"):
+            self._ca = certs.load_ca(self.root / "ca")
+        return self._ca
+
+    def _tls_for(self, secret_name: str, rec: PodRecord, directory: Path) -> None:
+        """Materialise a cert-manager TLS Secret for this pod: the Certificate's names plus the pod's own."""
+        cert = self.manifests.certificate_for_secret(secret_name)
+        if cert is None:
+            raise HarnessError(f"no Certificate in the reference produces the Secret '{secret_name}'")
+        spec = cert["spec"]
+        usages = spec.get("usages") or ["server auth", "client auth"]
+        dns = list(spec.get("dnsNames") or [])
+        ips = list(spec.get("ipAddresses") or [])
+        if rec.kind == "redis" and "server auth" in usages:
+            dns.append(self._fqdn(rec.name))
+            ips.append(rec.address)
+        leaf = certs.issue(
+            self._ca_pair(), spec.get("commonName", rec.name), sorted(set(dns)), sorted(set(ips)),
+            server="server auth" in usages, client="client auth" in usages,
+        )
+        certs.write_tls_dir(directory, self._ca_pair(), leaf)
+
+    # --- pod sandboxes -----------------------------------------------------------------
+    def _headless_domain(self) -> str:
+        sts = self.manifests.redis_statefulset()
+        return f"{sts['spec']['serviceName']}.{self.manifests.namespace()}.svc.cluster.local"
+
+    def _fqdn(self, pod: str) -> str:
+        return f"{pod}.{self._headless_domain()}"
+
+    def _write_hosts(self) -> None:
+        """The cluster DNS, as a hosts file the reference scripts consult (REDIS_HOSTS_FILE)."""
+        lines = [f"{r.address} {self._fqdn(r.name)} {r.name}" for r in self._redis_records() if r.address]
+        path = self.root / "hosts"
+        # Rewritten in place: readers hold no stale copy.
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def _volumes(self, rec: PodRecord, pod_spec: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Path]:
+        """Every volume of the pod template, as a local directory, by volume name."""
+        pod_dir = self.root / "pods" / rec.name
+        dirs: dict[str, Path] = {}
+        for claim in claims:
+            d = self.root / "volumes" / rec.name / claim["metadata"]["name"]
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            dirs[claim["metadata"]["name"]] = d
+        for vol in pod_spec.get("volumes", []):
+            d = pod_dir / vol["name"]
+            if d.exists():
+                shutil.rmtree(d)
+            d.mkdir(parents=True, mode=0o700)
+            if "configMap" in vol:
+                cm = self.manifests.find("ConfigMap", vol["configMap"]["name"])
+                if cm is None:
+                    raise HarnessError(f"pod {rec.name} mounts ConfigMap {vol['configMap']['name']}, which the reference lacks")
+                for key, text in cm.get("data", {}).items():
+                    (d / key).write_text(text)
+            elif "secret" in vol:
+                secret = vol["secret"]["secretName"]
+                if secret == AUTH_SECRET:
+                    for f in (self.root / "secrets").glob("*-password"):
+                        shutil.copy2(f, d / f.name)
+                else:
+                    self._tls_for(secret, rec, d)
+            dirs[vol["name"]] = d
+        return dirs
+
+    def _env(self, rec: PodRecord, container: dict[str, Any], dirs: dict[str, Path]) -> dict[str, str]:
+        """The container's environment as Kubernetes would give it, plus local mount locations."""
+        fields = {
+            "metadata.name": rec.name, "metadata.namespace": rec.namespace,
+            "status.podIP": rec.address, "spec.nodeName": rec.node,
+        }
+        env: dict[str, str] = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/tmp"}
+        for mount in container.get("volumeMounts", []):
+            var = MOUNT_ENV.get(mount["mountPath"])
+            if var and mount["name"] in dirs:
+                env[var] = str(dirs[mount["name"]])
+        for item in container.get("env", []):
+            if "value" in item:
+                env[item["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), item["value"])
+            elif "fieldRef" in (item.get("valueFrom") or {}):
+                env[item["name"]] = fields.get(item["valueFrom"]["fieldRef"]["fieldPath"], "")
+        env["REDIS_HOSTS_FILE"] = str(self.root / "hosts")
+        env["REDIS_SERVER"] = shutil.which("redis-server") or "redis-server"
+        return env
+
+    def _script(self, dirs: dict[str, Path], container: dict[str, Any]) -> list[str]:
+        """The container's command, with its script path mapped to the local config directory."""
+        command = list(container.get("command") or [])
+        for mount in container.get("volumeMounts", []):
+            command = [c.replace(mount["mountPath"] + "/", str(dirs[mount["name"]]) + "/") if mount["name"] in dirs else c
+                       for c in command]
+        return command
+
+    def _launch(self, rec: PodRecord, pod_spec: dict[str, Any], container: dict[str, Any],
+                claims: list[dict[str, Any]]) -> subprocess.Popen:
+        dirs = self._volumes(rec, pod_spec, claims)
+        env = self._env(rec, container, dirs)
+        log = open(self.root / "pods" / rec.name / "log", "ab")
+        argv = self._network().wrap(rec, self._script(dirs, container))
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        log.close()
+        self._children[proc.pid] = proc
+        return proc
+
+    def _refresh_policies(self) -> None:
+        """Re-translate every NetworkPolicy for every isolated namespace (addresses changed)."""
+        network = self._network()
+        if not network.enforces_policy:
+            return
+        policies = self.manifests.network_policies()
+        port_names = {p["name"]: int(p["containerPort"]) for p in self.manifests.redis_container().get("ports", [])}
+        peers = [
+            policy.PolicyPod(r.name, r.namespace, r.labels, r.address,
+                             named_ports=port_names if r.kind == "redis" else {})
+            for r in self.ledger.pods.values() if r.address
+        ]
+        for rec, peer in zip([r for r in self.ledger.pods.values() if r.address], peers):
+            if rec.netns:
+                network.apply_ruleset(rec, policy.ingress_ruleset(policies, peer, peers, str(self.ledger.gateway)))
+
+    def _start(self, names: list[str]) -> None:
+        """(Re)create the pods' sandboxes with new addresses, then start their Redis."""
+        sts = self.manifests.redis_statefulset()
+        pod_spec = sts["spec"]["template"]["spec"]
+        container = self.manifests.redis_container()
+        network = self._network()
+        with self._lock:
+            for name in names:
+                network.attach(self.ledger.pods[name])
+            self._save()
+            self._write_hosts()
+            self._refresh_policies()
+            for name in names:
+                rec = self.ledger.pods[name]
+                proc = self._launch(rec, pod_spec, container, sts["spec"].get("volumeClaimTemplates", []))
+                rec.pid, rec.start_time, rec.paused = proc.pid, process_start_time(proc.pid), False
+            self._save()
+        self._wait(lambda: all(self._answers(self.ledger.pods[n]) for n in names), f"{', '.join(names)} to answer")
+
+    def _stop(self, names: list[str], graceful: bool) -> None:
+        grace = self._grace_seconds() if graceful else 0.0
+        recs = [self._record(n) for n in names]
+        threads = [threading.Thread(target=terminate, args=(r.pid, r.start_time, grace)) for r in recs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self._reap()
+        for r in recs:
+            r.pid = r.start_time = None
+            r.paused = False
+        self._save()
+
+    def _reap(self) -> None:
+        for pid, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[pid]
+
+    # --- health ------------------------------------------------------------------------
+    def _answers(self, rec: PodRecord) -> bool:
+        if not is_alive(rec.pid, rec.start_time):
+            log = (self.root / "pods" / rec.name / "log").read_text(errors="replace").strip().splitlines()
+            raise HarnessError(f"pod {rec.name} exited during start: {log[-1] if log else 'no output'}")
+        return self._probe(rec, "liveness")
+
+    def _probe(self, rec: PodRecord, kind: str) -> bool:
+        """The reference's own probe script, run inside the pod's network."""
+        tls = self.root / "pods" / rec.name / "tls"
+        env = {"PATH": os.environ.get("PATH", ""), "REDIS_PORT": str(self._port()), "POD_IP": rec.address,
+               "REDIS_TLS_DIR": str(tls), "REDIS_SECRETS_DIR": str(self.root / "pods" / rec.name / "auth")}
+        script = self.root / "pods" / rec.name / "config" / "probe.sh"
+        proc = subprocess.run(self._network().wrap(rec, ["/bin/sh", str(script), kind]), env=env,
+                              capture_output=True, text=True, timeout=15)
+        return proc.returncode == 0
+
+    def _wait(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.2)
+        raise HarnessError(f"timed out after {self.startup_timeout:.0f}s waiting for {what}")
+
+    # --- the bootstrap Job ----------------------------------------------------------------
+    def _run_bootstrap_job(self) -> str:
+        """Run the reference's bootstrap Job in a pod (namespace) of its own; returns its log."""
+        job = next((j for j in self.manifests.of_kind("Job")
+                    if j["spec"]["template"]["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "bootstrap"),
+                   None)
+        if job is None:
+            raise HarnessError("the reference has no bootstrap Job (component=bootstrap)")
+        template = job["spec"]["template"]
+        container = template["spec"]["containers"][0]
+        name = job["metadata"]["name"]
+        rec = PodRecord(name=name, address="", labels=dict(template["metadata"].get("labels", {})),
+                        namespace=self.manifests.namespace(), kind="job", node="local-job")
+        network = self._network()
+        with self._lock:
+            self.ledger.pods[name] = rec
+            network.attach(rec)
+            self._save()
+            self._refresh_policies()
+        try:
+            dirs = self._volumes(rec, template["spec"], [])
+            env = self._env(rec, container, dirs)
+            env["BOOTSTRAP_TIMEOUT_SECONDS"] = str(int(self.startup_timeout))
+            argv = network.wrap(rec, self._script(dirs, container))
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=self.startup_timeout + 30)
+            (self.root / "pods" / name / "log").write_text(proc.stdout + proc.stderr)
+            if proc.returncode != 0:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+                raise HarnessError(f"the bootstrap Job failed: {tail[0] if tail else 'no output'}")
+            return proc.stderr
+        finally:
+            with self._lock:
+                network.detach(rec)
+                del self.ledger.pods[name]
+                self._save()
+                self._refresh_policies()
+
+    def run_bootstrap(self) -> str:
+        """Run the bootstrap Job again (it must be idempotent); returns its log."""
+        return self._run_bootstrap_job()
+
+    # --- contract: faults ------------------------------------------------------------------
+    def exec_redis_cli(self, pod: str, *args: str, user: str = "admin") -> str:
+        rec = self._record(pod)
+        tls = self.root / "pods" / rec.name / "tls"
+        creds = self.credentials()
+        argv = ["redis-cli", "--no-auth-warning", "--tls", "--cacert", str(tls / "ca.crt"), "--cert", str(tls / "tls.crt"),
+                "--key", str(tls / "tls.key"), "--user", user, "-h", rec.address, "-p", str(self._port()), *args]
+        env = {"PATH": os.environ.get("PATH", ""), "REDISCLI_AUTH": creds.password(user)}
+        proc = subprocess.run(self._network().wrap(rec, argv), env=env, capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            raise HarnessError(f"redis-cli on {pod} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def restart(self, pod: str, graceful: bool = True) -> None:
+        self._stop([pod], graceful)
+        self._start([pod])
+
+    def kill(self, pod: str) -> None:
+        self._stop([pod], graceful=False)
+
+    def start(self, pod: str) -> None:
+        rec = self._record(pod)
+        if is_alive(rec.pid, rec.start_time):
+            raise HarnessError(f"pod {pod} is already running")
+        self._start([pod])
+
+    def pause(self, pod: str, seconds: float | None = None) -> None:
+        rec = self._record(pod)
+        if not is_alive(rec.pid, rec.start_time):
+            raise HarnessError(f"pod {pod} is not running")
+        os.kill(int(rec.pid), signal.SIGSTOP)  # type: ignore[arg-type]
+        rec.paused = True
+        self._save()
+        if seconds is not None:
+            timer = threading.Timer(seconds, self.resume, args=(pod,))
+            timer.daemon = True
+            self._timers.append(timer)
+            timer.start()
+
+    def resume(self, pod: str) -> None:
+        rec = self._record(pod)
+        if is_alive(rec.pid, rec.start_time):
+            os.kill(int(rec.pid), signal.SIGCONT)  # type: ignore[arg-type]
+        rec.paused = False
+        self._save()
+
+    def restart_all(self, graceful: bool = True) -> None:
+        names = [r.name for r in self._redis_records()]
+        self._stop(names, graceful)
+        self._start(names)
+
+    def connect_probe(self, from_labels: dict[str, str], to_pod: str, port: int, namespace: str | None = None,
+                      timeout: float = 1.5) -> bool:
+        """Open a TCP connection from a throwaway pod with these labels (in `namespace`)."""
+        target = self._record(to_pod)
+        network = self._network()
+        if not network.enforces_policy:
+            raise NeedsRoot("a probe pod needs its own network namespace: run as root on Linux")
+        name = f"probe-{secrets.token_hex(3)}"
+        rec = PodRecord(name=name, address="", labels=dict(from_labels), namespace=namespace or target.namespace,
+                        kind="probe", node="local-probe")
+        with self._lock:
+            self.ledger.pods[name] = rec
+            network.attach(rec)
+            self._save()
+            self._refresh_policies()
+        try:
+            code = ("import socket,sys\n"
+                    f"s=socket.socket(); s.settimeout({timeout})\n"
+                    f"sys.exit(0 if s.connect_ex(({target.address!r}, {int(port)})) == 0 else 1)")
+            proc = subprocess.run(network.wrap(rec, [sys.executable, "-c", code]), capture_output=True, timeout=timeout + 10)
+            return proc.returncode == 0
+        finally:
+            with self._lock:
+                network.detach(rec)
+                del self.ledger.pods[name]
+                self._save()
+                self._refresh_policies()

@@ -1,0 +1,170 @@
+#!/bin/sh
+# Creates the Redis Cluster, or repairs it, from the StatefulSet's pods.
+# Idempotent: on a healthy cluster it changes nothing and says so.
+#
+#  - a fresh set of pods: the first pods on distinct nodes become masters with
+#    all 16384 slots, each remaining pod joins as a replica of the master with
+#    the fewest replicas that runs on another node;
+#  - an existing cluster: a member whose address changed is met again at its
+#    new address, and a pod that never joined is added as a replica.
+#
+# Pods are named <prefix>-<i>.<headless domain>, as a StatefulSet names them.
+# An optional node map file ("pod node" per line) tells which Kubernetes node
+# runs which pod; without it every pod counts as its own node.
+set -eu
+
+REDIS_POD_PREFIX="${REDIS_POD_PREFIX:-redis-cluster}"
+REDIS_POD_COUNT="${REDIS_POD_COUNT:-6}"
+REDIS_REPLICAS_PER_MASTER="${REDIS_REPLICAS_PER_MASTER:-1}"
+REDIS_HEADLESS_DOMAIN="${REDIS_HEADLESS_DOMAIN:-}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+REDIS_BUS_PORT="${REDIS_BUS_PORT:-$((REDIS_PORT + 10000))}"
+REDIS_TLS_DIR="${REDIS_TLS_DIR:-/etc/redis-tls}"
+REDIS_SECRETS_DIR="${REDIS_SECRETS_DIR:-/etc/redis-auth}"
+REDIS_HOSTS_FILE="${REDIS_HOSTS_FILE:-}"
+REDIS_NODE_MAP_FILE="${REDIS_NODE_MAP_FILE:-}"
+BOOTSTRAP_TIMEOUT_SECONDS="${BOOTSTRAP_TIMEOUT_SECONDS:-300}"
+
+log() { echo "bootstrap: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+REDISCLI_AUTH=$(tr -d '\r\n' < "$REDIS_SECRETS_DIR/admin-password") || die "missing admin password file"
+export REDISCLI_AUTH
+TLS_ARGS="--tls --cacert $REDIS_TLS_DIR/ca.crt --cert $REDIS_TLS_DIR/tls.crt --key $REDIS_TLS_DIR/tls.key"
+
+# cli ADDRESS ARGS...: one command against one node, as the admin user.
+cli() {
+  host="$1"; shift
+  # shellcheck disable=SC2086
+  timeout 10 redis-cli --no-auth-warning $TLS_ARGS --user admin -h "$host" -p "$REDIS_PORT" "$@"
+}
+# admin_cli ARGS...: redis-cli --cluster subcommands, as the admin user.
+admin_cli() {
+  # shellcheck disable=SC2086
+  redis-cli --no-auth-warning $TLS_ARGS --user admin "$@"
+}
+
+resolve() {
+  name="$1"
+  if [ -n "$REDIS_HOSTS_FILE" ] && [ -r "$REDIS_HOSTS_FILE" ]; then
+    addr=$(awk -v n="$name" '$2 == n {print $1; exit}' "$REDIS_HOSTS_FILE")
+    if [ -n "$addr" ]; then echo "$addr"; return 0; fi
+  fi
+  getent hosts "$name" 2>/dev/null | awk '{print $1; exit}'
+}
+
+node_of() {
+  if [ -n "$REDIS_NODE_MAP_FILE" ] && [ -r "$REDIS_NODE_MAP_FILE" ]; then
+    n=$(awk -v p="$1" '$1 == p {print $2; exit}' "$REDIS_NODE_MAP_FILE")
+    if [ -n "$n" ]; then echo "$n"; return 0; fi
+  fi
+  echo "$1"
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+deadline=$(( $(date +%s) + BOOTSTRAP_TIMEOUT_SECONDS ))
+
+# 1. Wait until every pod resolves and answers PING; record "pod address node".
+pods="$work/pods"
+: > "$pods"
+i=0
+while [ "$i" -lt "$REDIS_POD_COUNT" ]; do
+  pod="$REDIS_POD_PREFIX-$i"
+  fqdn="$pod${REDIS_HEADLESS_DOMAIN:+.$REDIS_HEADLESS_DOMAIN}"
+  while :; do
+    addr=$(resolve "$fqdn")
+    if [ -n "$addr" ] && [ "$(cli "$addr" PING 2>/dev/null)" = "PONG" ]; then break; fi
+    [ "$(date +%s)" -lt "$deadline" ] || die "pod $fqdn is not reachable after ${BOOTSTRAP_TIMEOUT_SECONDS}s"
+    sleep 1
+  done
+  echo "$pod $addr $(node_of "$pod")" >> "$pods"
+  i=$((i + 1))
+done
+log "all $REDIS_POD_COUNT pods answer"
+
+# 2. Find a member that already serves slots: the anchor of an existing cluster.
+anchor=""
+while read -r pod addr node; do
+  assigned=$(cli "$addr" CLUSTER INFO | tr -d '\r' | awk -F: '$1 == "cluster_slots_assigned" {print $2}')
+  if [ "${assigned:-0}" -gt 0 ]; then anchor="$addr"; break; fi
+done < "$pods"
+
+changes=0
+if [ -z "$anchor" ]; then
+  masters=$((REDIS_POD_COUNT / (REDIS_REPLICAS_PER_MASTER + 1)))
+  [ "$masters" -ge 3 ] || die "$REDIS_POD_COUNT pods with $REDIS_REPLICAS_PER_MASTER replica(s) each give fewer than 3 masters"
+  # Masters: first pods on distinct nodes, then (if nodes run out) in order.
+  awk -v m="$masters" '
+    { pod[NR] = $1; addr[NR] = $2; node[NR] = $3 }
+    END {
+      c = 0
+      for (i = 1; i <= NR && c < m; i++) if (!(node[i] in used)) { used[node[i]] = 1; pick[i] = 1; c++ }
+      for (i = 1; i <= NR && c < m; i++) if (!(i in pick)) { pick[i] = 1; c++ }
+      for (i = 1; i <= NR; i++) if (i in pick) print addr[i] ":" '"$REDIS_PORT"'
+    }' "$pods" > "$work/masters"
+  log "creating the cluster with masters $(tr '\n' ' ' < "$work/masters")"
+  # shellcheck disable=SC2046
+  admin_cli --cluster create $(cat "$work/masters") --cluster-replicas 0 --cluster-yes > "$work/create.log" 2>&1 \
+    || { cat "$work/create.log" >&2; die "redis-cli --cluster create failed"; }
+  anchor=$(head -n 1 "$work/masters" | cut -d: -f1)
+  changes=$((changes + 1))
+fi
+
+# 3. Meet members whose address changed; collect pods that never joined.
+cli "$anchor" CLUSTER NODES | tr -d '\r' > "$work/view"
+: > "$work/unjoined"
+while read -r pod addr node; do
+  id=$(cli "$addr" CLUSTER MYID | tr -d '\r')
+  known=$(awk -v id="$id" '$1 == id {split($2, a, ":"); print a[1]}' "$work/view")
+  if [ -z "$known" ]; then
+    echo "$pod $addr $node $id" >> "$work/unjoined"
+  elif [ "$known" != "$addr" ]; then
+    log "$pod moved from $known to $addr; meeting it again"
+    cli "$anchor" CLUSTER MEET "$addr" "$REDIS_PORT" "$REDIS_BUS_PORT" > /dev/null
+    changes=$((changes + 1))
+  fi
+done < "$pods"
+
+# 4. Attach each unjoined pod as a replica: fewest replicas first, another node preferred.
+while read -r pod addr node id; do
+  cli "$anchor" CLUSTER NODES | tr -d '\r' > "$work/view"
+  # "master-id master-address replica-count" for every master that serves slots
+  awk '$3 ~ /master/ && $3 !~ /fail/ && NF > 8 { split($2, a, "@"); split(a[1], h, ":"); m[$1] = h[1]; n[$1] = 0 }
+       $3 ~ /slave/ { r[$4]++ }
+       END { for (id in m) print id, m[id], (id in r ? r[id] : 0) }' "$work/view" | sort -k3,3n > "$work/masters"
+  choice=""
+  while read -r mid maddr count; do
+    mpod=$(awk -v a="$maddr" '$2 == a {print $1; exit}' "$pods")
+    if [ "$(node_of "${mpod:-?}")" != "$node" ]; then choice="$mid $maddr"; break; fi
+  done < "$work/masters"
+  [ -n "$choice" ] || choice=$(head -n 1 "$work/masters" | cut -d' ' -f1,2)
+  [ -n "$choice" ] || die "no master to attach $pod to"
+  set -- $choice
+  log "adding $pod ($addr) as a replica of $1 ($2)"
+  admin_cli --cluster add-node "$addr:$REDIS_PORT" "$2:$REDIS_PORT" --cluster-slave --cluster-master-id "$1" \
+    > "$work/add.log" 2>&1 || { cat "$work/add.log" >&2; die "adding $pod failed"; }
+  changes=$((changes + 1))
+  # The new replica must be known to the anchor before the next placement.
+  until cli "$anchor" CLUSTER NODES | grep -q "^$id "; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "$pod did not join in time"
+    sleep 0.5
+  done
+done < "$work/unjoined"
+
+# 5. Wait until every pod sees a healthy, agreeing cluster.
+while :; do
+  ok=1
+  while read -r pod addr node; do
+    cli "$addr" CLUSTER INFO | grep -q '^cluster_state:ok' || ok=0
+  done < "$pods"
+  if [ "$ok" = 1 ] && admin_cli --cluster check "$anchor:$REDIS_PORT" > "$work/check.log" 2>&1; then break; fi
+  [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/check.log" >&2; die "cluster not healthy after ${BOOTSTRAP_TIMEOUT_SECONDS}s"; }
+  sleep 1
+done
+
+if [ "$changes" -eq 0 ]; then
+  log "cluster healthy; nothing to do"
+else
+  log "cluster healthy after $changes change(s)"
+fi
