@@ -145,8 +145,9 @@ while read -r pod addr node id; do
   admin_cli --cluster add-node "$addr:$REDIS_PORT" "$2:$REDIS_PORT" --cluster-slave --cluster-master-id "$1" \
     > "$work/add.log" 2>&1 || { cat "$work/add.log" >&2; die "adding $pod failed"; }
   changes=$((changes + 1))
-  # The new replica must be known to the anchor before the next placement.
-  until cli "$anchor" CLUSTER NODES | grep -q "^$id "; do
+  # The anchor must see the new replica under its master before the next
+  # placement counts replicas again.
+  until cli "$anchor" CLUSTER NODES | tr -d '\r' | awk -v id="$id" -v m="$1" '$1 == id && $3 ~ /slave/ && $4 == m {f = 1} END {exit !f}'; do
     [ "$(date +%s)" -lt "$deadline" ] || die "$pod did not join in time"
     sleep 0.5
   done

@@ -1,0 +1,47 @@
+"""Snapshots of a live cluster, for the pure checks in harness/topology.py."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from harness.errors import HarnessError
+from harness.platforms.base import Platform, Pod
+from harness.topology import PodState, Violation, check_invariants, parse_cluster_nodes, parse_info
+
+
+def pod_state(platform: Platform, pod: Pod, timeout: float = 2.0) -> PodState:
+    if not pod.running:
+        return PodState(pod.name, pod.address, pod.node, error="not running")
+    try:
+        with platform.node_client(pod.name, socket_timeout=timeout) as client:
+            return PodState(
+                pod=pod.name, address=pod.address, node=pod.node,
+                # Split command names bypass redis-py's reply parsers: the raw text is parsed here.
+                nodes=parse_cluster_nodes(client.execute_command("CLUSTER", "NODES")),
+                cluster_info=parse_info(client.execute_command("CLUSTER", "INFO")),
+                replication={k: str(v) for k, v in client.info("replication").items()},
+            )
+    except Exception as exc:  # any failure to answer is a finding, not a crash
+        return PodState(pod.name, pod.address, pod.node, error=f"{type(exc).__name__}: {exc}")
+
+
+def snapshot(platform: Platform) -> list[PodState]:
+    pods = platform.pods()
+    with ThreadPoolExecutor(max_workers=len(pods) or 1) as pool:
+        return list(pool.map(lambda p: pod_state(platform, p), pods))
+
+
+def wait_healthy(platform: Platform, timeout: float = 60.0, masters: int = 3) -> tuple[float, list[PodState]]:
+    """Poll until every invariant holds; returns (seconds waited, final snapshot)."""
+    start = time.monotonic()
+    violations: list[Violation] = []
+    while True:
+        states = snapshot(platform)
+        violations = check_invariants(states, expected_masters=masters)
+        if not violations:
+            return time.monotonic() - start, states
+        if time.monotonic() - start > timeout:
+            detail = "; ".join(v.message for v in violations[:5])
+            raise HarnessError(f"cluster not healthy after {timeout:.0f}s: {detail}")
+        time.sleep(0.25)
