@@ -1,0 +1,336 @@
+"""Static checks of rendered manifests: schema validation and the structural rules
+the reference must keep. Each seed defect of DESIGN.md has a check named after it;
+`run_all` returns every finding, an empty list means the manifests pass."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import kubernetes_validate
+
+from harness.platforms.local import policy
+from harness.reference import Manifests
+
+KUBERNETES_VERSION = "1.32.0"  # the kind node image of reference/kind/cluster.yaml
+REDIS_PORT, BUS_PORT = 6379, 16379
+MASTERS, REPLICAS_PER_MASTER = 3, 1
+# The reference scripts read these paths from the environment with these container defaults.
+SCRIPT_MOUNTS = {"/etc/redis-config", "/etc/redis-tls", "/etc/redis-auth", "/data", "/run/redis"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    message: str
+
+
+def _sts(m: Manifests) -> dict[str, Any] | None:
+    try:
+        return m.redis_statefulset()
+    except Exception:
+        return next(iter(m.of_kind("StatefulSet")), None)
+
+
+def _redis_conf(m: Manifests) -> dict[str, str]:
+    """Directive → value of the redis.conf in the redis-config ConfigMap (last one wins)."""
+    cm = m.find_prefixed("ConfigMap", "redis-config")
+    text = (cm or {}).get("data", {}).get("redis.conf", "")
+    conf = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition(" ")
+            conf[key.lower()] = value.strip().strip('"')
+    return conf
+
+
+def _container(m: Manifests) -> dict[str, Any] | None:
+    sts = _sts(m)
+    if sts is None:
+        return None
+    containers = sts["spec"]["template"]["spec"].get("containers", [])
+    return next((c for c in containers if c["name"] == "redis"), containers[0] if containers else None)
+
+
+def _pod_labels(m: Manifests) -> dict[str, str]:
+    sts = _sts(m)
+    return dict(sts["spec"]["template"]["metadata"].get("labels", {})) if sts else {}
+
+
+# --- schema -------------------------------------------------------------------------
+def check_schemas(m: Manifests) -> list[Finding]:
+    """Every object against the Kubernetes OpenAPI schemas (offline, strict); CRDs are checked structurally."""
+    out = []
+    for obj in m.objects:
+        name = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            if obj.get("kind") == "Certificate":
+                spec = obj.get("spec", {})
+                if not spec.get("secretName") or not spec.get("issuerRef", {}).get("name"):
+                    out.append(Finding("schema", f"{name}: a Certificate needs secretName and issuerRef.name"))
+            elif not str(obj.get("apiVersion", "")).startswith("cert-manager.io/"):
+                out.append(Finding("schema", f"{name}: no schema for {obj.get('apiVersion')}"))
+        except kubernetes_validate.ValidationError as exc:
+            out.append(Finding("schema", f"{name}: {exc.message}"))
+    return out
+
+
+# --- the seed's defects, one check each ---------------------------------------------
+def check_shared_pvc(m: Manifests) -> list[Finding]:
+    sts = _sts(m)
+    if sts is None:
+        return [Finding("shared-pvc", "no StatefulSet")]
+    out = []
+    if not sts["spec"].get("volumeClaimTemplates"):
+        out.append(Finding("shared-pvc", "the StatefulSet has no volumeClaimTemplates: pods cannot have a volume each"))
+    for vol in sts["spec"]["template"]["spec"].get("volumes", []):
+        if "persistentVolumeClaim" in vol and int(sts["spec"].get("replicas", 1)) > 1:
+            out.append(Finding("shared-pvc", f"volume '{vol['name']}' mounts one PersistentVolumeClaim into every replica"))
+    return out
+
+
+def check_replica_layout(m: Manifests) -> list[Finding]:
+    sts = _sts(m)
+    if sts is None:
+        return [Finding("replica-layout", "no StatefulSet")]
+    out = []
+    need = MASTERS * (1 + REPLICAS_PER_MASTER)
+    if int(sts["spec"].get("replicas", 1)) < need:
+        out.append(Finding("replica-layout", f"{sts['spec'].get('replicas', 1)} pods cannot give {MASTERS} masters a replica each (need {need})"))
+    spec = sts["spec"]["template"]["spec"]
+    spread = any(c.get("topologyKey") == "kubernetes.io/hostname" for c in spec.get("topologySpreadConstraints", []))
+    anti = spec.get("affinity", {}).get("podAntiAffinity")
+    if not (spread or anti):
+        out.append(Finding("replica-layout", "no topology spread or pod anti-affinity: a replica may share its master's node"))
+    labels = _pod_labels(m)
+    if not any(policy.selector_matches(p["spec"].get("selector"), labels) for p in m.of_kind("PodDisruptionBudget")):
+        out.append(Finding("replica-layout", "no PodDisruptionBudget covers the Redis pods"))
+    return out
+
+
+def check_cluster_mode(m: Manifests) -> list[Finding]:
+    out = []
+    c = _container(m)
+    image = (c or {}).get("image", "")
+    if not re.search(r":[\w.-]+$|@sha256:", image) or image.endswith(":latest"):
+        out.append(Finding("cluster-mode", f"image '{image}' is not pinned to a version"))
+    conf = _redis_conf(m)
+    if not conf:
+        out.append(Finding("cluster-mode", "no redis.conf in a redis-config ConfigMap: Redis runs with defaults, cluster mode off"))
+        return out
+    for key, want in (("cluster-enabled", "yes"), ("appendonly", "yes")):
+        if conf.get(key) != want:
+            out.append(Finding("cluster-mode", f"redis.conf must set '{key} {want}'"))
+    cfile = conf.get("cluster-config-file", "")
+    if not cfile or cfile.startswith("/"):
+        out.append(Finding("cluster-mode", "cluster-config-file must be relative to dir, i.e. on the pod's volume"))
+    return out
+
+
+def check_service_name(m: Manifests) -> list[Finding]:
+    sts = _sts(m)
+    if sts is None:
+        return [Finding("service-name", "no StatefulSet")]
+    name = sts["spec"].get("serviceName")
+    svc = m.find("Service", name or "")
+    if svc is None:
+        return [Finding("service-name", f"serviceName '{name}' names no Service: pod DNS names never resolve")]
+    out = []
+    if svc["spec"].get("clusterIP") != "None":
+        out.append(Finding("service-name", f"Service '{name}' is not headless (clusterIP: None)"))
+    if not policy.selector_matches({"matchLabels": svc["spec"].get("selector") or {"-": "-"}}, _pod_labels(m)):
+        out.append(Finding("service-name", f"Service '{name}' does not select the Redis pods"))
+    if not svc["spec"].get("publishNotReadyAddresses"):
+        out.append(Finding("service-name", f"Service '{name}' must publish not-ready addresses so that pods find each other while forming"))
+    return out
+
+
+def check_bus_port(m: Manifests) -> list[Finding]:
+    out = []
+    c = _container(m) or {}
+    if BUS_PORT not in {int(p.get("containerPort", 0)) for p in c.get("ports", [])}:
+        out.append(Finding("bus-port", f"the Redis container does not declare the cluster bus port {BUS_PORT}"))
+    sts = _sts(m)
+    svc = m.find("Service", (sts or {}).get("spec", {}).get("serviceName", ""))
+    if svc is not None and BUS_PORT not in {int(p.get("port", 0)) for p in svc["spec"].get("ports", [])}:
+        out.append(Finding("bus-port", f"the headless Service does not carry the bus port {BUS_PORT}"))
+    return out
+
+
+TLS_REQUIRED = {"port": "0", "tls-cluster": "yes", "tls-replication": "yes"}
+
+
+def check_tls_directives(m: Manifests) -> list[Finding]:
+    conf = _redis_conf(m)
+    out = []
+    for key in conf:
+        if key.startswith("ssl") or key.startswith("ssl_"):
+            out.append(Finding("tls-directives", f"'{key}' is not a Redis directive (Redis uses tls-*)"))
+    for key, want in TLS_REQUIRED.items():
+        if conf.get(key) != want:
+            out.append(Finding("tls-directives", f"redis.conf must set '{key} {want}'"))
+    if not conf.get("tls-port"):
+        out.append(Finding("tls-directives", "redis.conf sets no tls-port"))
+    if conf.get("tls-auth-clients", "yes") == "no":
+        out.append(Finding("tls-directives", "tls-auth-clients no: clients without a certificate are admitted"))
+    return out
+
+
+INTERNAL_NAME = re.compile(r"(^[^.]+$)|(\.svc(\.cluster\.local)?$)|(\.cluster\.local$)")
+
+
+def check_issuer(m: Manifests) -> list[Finding]:
+    out = []
+    certs = list(m.of_kind("Certificate"))
+    if not certs:
+        return [Finding("issuer", "no cert-manager Certificate: the TLS secret has no source")]
+    for cert in certs:
+        ref = cert["spec"].get("issuerRef", {})
+        issuer = m.find(ref.get("kind", "Issuer"), ref.get("name", "")) or {}
+        acme = "acme" in issuer.get("spec", {}) or (not issuer and "letsencrypt" in ref.get("name", "").lower())
+        internal = [n for n in cert["spec"].get("dnsNames", []) if INTERNAL_NAME.search(n)]
+        if acme and internal:
+            out.append(Finding("issuer", f"Certificate {cert['metadata']['name']}: a public ACME issuer cannot sign cluster names ({internal[0]})"))
+        if not issuer and not acme:
+            out.append(Finding("issuer", f"Certificate {cert['metadata']['name']}: issuer '{ref.get('name')}' is not part of the deployment"))
+    return out
+
+
+def _probe_pods(m: Manifests) -> tuple[list[policy.PolicyPod], policy.PolicyPod, policy.PolicyPod, policy.PolicyPod]:
+    ns = m.namespace() if _sts(m) else "default"
+    redis_labels = _pod_labels(m)
+    ports = {p["name"]: int(p["containerPort"]) for p in (_container(m) or {}).get("ports", []) if "name" in p}
+    redis = [policy.PolicyPod(f"redis-{i}", ns, redis_labels, f"10.0.0.{i + 1}", named_ports=ports) for i in range(2)]
+    client = policy.PolicyPod("client", ns, {"role": "client"}, "10.0.1.1")
+    stranger = policy.PolicyPod("stranger", ns, {"app": "other"}, "10.0.1.2")
+    monitor = policy.PolicyPod("prometheus", "monitoring", {"app": "prometheus"}, "10.0.2.1")
+    return redis, client, stranger, monitor
+
+
+def admits(m: Manifests, source: policy.PolicyPod, target: policy.PolicyPod, port: int, everyone: list[policy.PolicyPod]) -> bool:
+    """Would the manifests' NetworkPolicies let `source` reach `target`:`port` over TCP?"""
+    rules = policy.allowed(m.network_policies(), target, everyone)
+    if not policy.selecting_policies(m.network_policies(), target):
+        return True
+    for sources, ports in rules:
+        if sources is not None and source.address not in sources:
+            continue
+        if ports is None or any(proto == "tcp" and _in_range(port, spec) for proto, spec in ports):
+            return True
+    return False
+
+
+def _in_range(port: int, spec: str) -> bool:
+    lo, _, hi = spec.partition("-")
+    return int(lo) <= port <= int(hi or lo)
+
+
+def check_network_policy(m: Manifests) -> list[Finding]:
+    redis, client, stranger, monitor = _probe_pods(m)
+    everyone = [*redis, client, stranger, monitor]
+    a, b = redis
+    out = []
+    if not policy.selecting_policies(m.network_policies(), b):
+        return [Finding("network-policy", "no NetworkPolicy selects the Redis pods: every pod may reach every port")]
+    for port in (REDIS_PORT, BUS_PORT):
+        if not admits(m, a, b, port, everyone):
+            out.append(Finding("network-policy", f"Redis pods cannot reach each other on {port}: the policy cuts the cluster off from itself"))
+    if not admits(m, client, b, REDIS_PORT, everyone):
+        out.append(Finding("network-policy", f"role=client pods cannot reach the Redis port {REDIS_PORT}"))
+    for port in (BUS_PORT, 22, 9121):
+        if admits(m, client, b, port, everyone):
+            out.append(Finding("network-policy", f"role=client pods may reach port {port}: the policy opens more than the Redis port"))
+    if admits(m, stranger, b, REDIS_PORT, everyone):
+        out.append(Finding("network-policy", "a pod without the client label reaches Redis"))
+    if admits(m, monitor, b, REDIS_PORT, everyone):
+        out.append(Finding("network-policy", "the monitoring namespace reaches the Redis port, not only the metrics port"))
+    return out
+
+
+def check_auth(m: Manifests) -> list[Finding]:
+    conf = _redis_conf(m)
+    cm = m.find_prefixed("ConfigMap", "redis-config")
+    acl = (cm or {}).get("data", {}).get("users.acl.template", "")
+    entry = (cm or {}).get("data", {}).get("entrypoint.sh", "")
+    out = []
+    has_acl = bool(acl) and "aclfile" in entry
+    if not has_acl and not conf.get("requirepass"):
+        out.append(Finding("auth", "no ACL file and no requirepass: anyone who reaches the port is admitted"))
+    if has_acl and not re.search(r"^user default off\b", acl, re.M):
+        out.append(Finding("auth", "the ACL file does not switch the default user off"))
+    if conf.get("requirepass") or conf.get("masterauth"):
+        out.append(Finding("auth", "a password is written in redis.conf (a ConfigMap); it belongs in a Secret"))
+    sts = _sts(m)
+    secrets = [v for v in (sts or {}).get("spec", {}).get("template", {}).get("spec", {}).get("volumes", []) if "secret" in v]
+    if not any(v["secret"].get("secretName") == "redis-auth" for v in secrets):
+        out.append(Finding("auth", "the Redis pods mount no redis-auth Secret"))
+    return out
+
+
+def check_monitoring(m: Manifests) -> list[Finding]:
+    sts = _sts(m)
+    containers = (sts or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+    out = []
+    if not any("exporter" in c.get("image", "") for c in containers):
+        out.append(Finding("monitoring", "no metrics exporter next to Redis: Prometheus has nothing to scrape"))
+    if not any("scrape_configs" in str(cm.get("data", {})) for cm in m.of_kind("ConfigMap")):
+        out.append(Finding("monitoring", "no Prometheus scrape configuration"))
+    return out
+
+
+# --- hygiene of the reference ----------------------------------------------------------
+def check_pod_security(m: Manifests) -> list[Finding]:
+    out = []
+    sts = _sts(m)
+    if sts is None:
+        return [Finding("pod-security", "no StatefulSet")]
+    spec = sts["spec"]["template"]["spec"]
+    psc = spec.get("securityContext", {})
+    if not psc.get("runAsNonRoot"):
+        out.append(Finding("pod-security", "pods may run as root (runAsNonRoot unset)"))
+    if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        out.append(Finding("pod-security", "seccompProfile is not RuntimeDefault"))
+    for c in spec.get("containers", []):
+        sc = c.get("securityContext", {})
+        if not sc.get("readOnlyRootFilesystem"):
+            out.append(Finding("pod-security", f"container {c['name']}: root filesystem is writable"))
+        if sc.get("allowPrivilegeEscalation", True):
+            out.append(Finding("pod-security", f"container {c['name']}: privilege escalation allowed"))
+        if "ALL" not in (sc.get("capabilities", {}).get("drop") or []):
+            out.append(Finding("pod-security", f"container {c['name']}: capabilities not dropped"))
+        res = c.get("resources", {})
+        if not res.get("requests") or not res.get("limits", {}).get("memory"):
+            out.append(Finding("pod-security", f"container {c['name']}: no resource requests or memory limit"))
+    redis = _container(m) or {}
+    for probe in ("readinessProbe", "livenessProbe"):
+        if probe not in redis:
+            out.append(Finding("pod-security", f"the Redis container has no {probe}"))
+    mounts = {v["mountPath"] for v in redis.get("volumeMounts", [])}
+    if SCRIPT_MOUNTS - mounts:
+        out.append(Finding("pod-security", f"the Redis container does not mount {sorted(SCRIPT_MOUNTS - mounts)}, where its scripts look"))
+    return out
+
+
+SEED_CHECKS: dict[str, Callable[[Manifests], list[Finding]]] = {
+    "shared-pvc": check_shared_pvc,
+    "replica-layout": check_replica_layout,
+    "cluster-mode": check_cluster_mode,
+    "service-name": check_service_name,
+    "bus-port": check_bus_port,
+    "tls-directives": check_tls_directives,
+    "issuer": check_issuer,
+    "network-policy": check_network_policy,
+    "auth": check_auth,
+    "monitoring": check_monitoring,
+}
+ALL_CHECKS: dict[str, Callable[[Manifests], list[Finding]]] = {
+    "schema": check_schemas, **SEED_CHECKS, "pod-security": check_pod_security,
+}
+
+
+def run_all(m: Manifests) -> list[Finding]:
+    return [f for check in ALL_CHECKS.values() for f in check(m)]
