@@ -71,8 +71,8 @@ def up(
     """Stand the reference up and leave it running."""
     p = _platform(platform, overlay, cluster, network, subnet, state_dir)
     start = time.monotonic()
+    p.up()  # cleans up after itself when it fails
     try:
-        p.up()
         observe.wait_healthy(p)
     except BaseException:
         p.down(keep_volumes=True)

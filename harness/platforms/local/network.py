@@ -31,7 +31,10 @@ def have_root() -> bool:
 
 
 def run(argv: Sequence[str], input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=30)
+    try:
+        proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise HarnessError(f"'{argv[0]}' is not installed: install iproute2 and nftables") from None
     if check and proc.returncode != 0:
         raise HarnessError(f"{' '.join(argv[:4])} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc

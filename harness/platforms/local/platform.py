@@ -202,7 +202,7 @@ class LocalPlatform(Platform):
             except HarnessError:
                 pass
             self.ledger_path.unlink(missing_ok=True)
-        if have_root():
+        if have_root() and shutil.which("ip"):
             sweep_namespaces(self.tag)
         self._ledger = None
         if keep_volumes:

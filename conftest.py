@@ -1,0 +1,47 @@
+"""Shared pytest options and fixtures: the platform under test, stood up once per session."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.observe import wait_healthy
+from harness.platforms import get_platform
+from harness.platforms.local.network import have_root
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("redis-harness")
+    group.addoption("--platform", default="local", help="platform to test: local (default) or kubernetes")
+    group.addoption("--overlay", default="kind", help="overlay under reference/overlays to stand up")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if have_root():
+        return
+    skip = pytest.mark.skip(reason="needs network namespaces: run as root on Linux")
+    for item in items:
+        if "netns" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def platform(request: pytest.FixtureRequest):
+    """The reference, up and healthy, for the whole session; torn down at the end (also on Ctrl-C)."""
+    options = {"overlay": request.config.getoption("--overlay")}
+    name = request.config.getoption("--platform")
+    if name == "local":
+        options["cluster"] = "rh-test"
+    p = get_platform(name, **options)
+    p.up()
+    try:
+        wait_healthy(p, timeout=90)
+        yield p
+    finally:
+        p.down()
+
+
+@pytest.fixture
+def healthy(platform):
+    """The session's cluster, healthy again before the test starts (a previous test may have faulted it)."""
+    wait_healthy(platform, timeout=90)
+    return platform

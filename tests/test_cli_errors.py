@@ -1,0 +1,47 @@
+"""Bad input: one clear sentence on stderr, exit status 2, nothing left running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["up", "--overlay", "no-such-overlay"], "unknown overlay 'no-such-overlay'"),
+        (["up", "--platform", "mars"], "unknown platform 'mars'"),
+        (["up", "--cluster", "Bad Name!"], "invalid cluster name"),
+        (["up", "--network", "carrier-pigeon"], "unknown network"),
+        (["status", "--cluster", "never-started"], "cluster 'never-started' is not up"),
+        (["up", "--cluster", "rh-badnet", "--subnet", "10.0.0.0/33"], "invalid address range"),
+        (["up", "--cluster", "rh-badnet", "--network", "loopback", "--subnet", "10.0.0.0/16"], "inside 127.0.0.0/8"),
+        (["up", "--platform", "kubernetes"], "no Kubernetes cluster is reachable"),
+        (["up", "--no-such-flag"], "No such option"),
+    ],
+)
+def test_bad_input_exits_2_with_one_sentence(args, says, tmp_path):
+    proc = harness(*args, "--state-dir", str(tmp_path), env={"KUBECONFIG": str(tmp_path / "none")}) if args[0] != "up" or "--platform" not in args else harness(*args, env={"KUBECONFIG": str(tmp_path / "none")})
+    assert proc.returncode == 2, proc.stderr
+    assert says in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.glob("*/ledger.json")), "a failed up left state behind"
+
+
+def test_missing_redis_server_is_explained(tmp_path):
+    # A PATH with kubectl but without redis-server.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "kubectl").symlink_to("/usr/bin/kubectl")
+    proc = harness("up", "--cluster", "rh-nopath", "--state-dir", str(tmp_path),
+                   env={"PATH": f"{bindir}:{os.path.dirname(sys.executable)}"})
+    assert proc.returncode == 2
+    assert "'redis-server' is not on PATH" in proc.stderr
