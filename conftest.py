@@ -30,7 +30,7 @@ def platform(request: pytest.FixtureRequest):
     options = {"overlay": request.config.getoption("--overlay")}
     name = request.config.getoption("--platform")
     if name == "local":
-        options["cluster"] = "rh-test"
+        options.update(cluster="rh-test", subnet="198.18.0.0/24")
     p = get_platform(name, **options)
     p.up()
     try:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
 from redis.retry import Retry
 
 if TYPE_CHECKING:
@@ -52,9 +52,10 @@ def cluster_client(
 ) -> RedisCluster:
     """A RedisCluster client that starts from every running pod."""
     nodes = [ClusterNode(p.address, p.port) for p in platform.pods() if p.running]
+    if read_from_replicas:
+        extra.setdefault("load_balancing_strategy", LoadBalancingStrategy.ROUND_ROBIN_REPLICAS)
     return RedisCluster(
         startup_nodes=nodes,
-        read_from_replicas=read_from_replicas,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
         **_connection_options(platform, user, tls, socket_timeout),
         **extra,

@@ -376,16 +376,23 @@ class LocalPlatform(Platform):
             elif "fieldRef" in (item.get("valueFrom") or {}):
                 env[item["name"]] = fields.get(item["valueFrom"]["fieldRef"]["fieldPath"], "")
         env["REDIS_HOSTS_FILE"] = str(self.root / "hosts")
+        if self.ledger.network == "loopback":
+            env["REDIS_BIND"] = rec.address  # pods share the host's network: each binds its own address
         env["REDIS_SERVER"] = shutil.which("redis-server") or "redis-server"
         return env
 
     def _script(self, dirs: dict[str, Path], container: dict[str, Any]) -> list[str]:
         """The container's command, with its script path mapped to the local config directory."""
-        command = list(container.get("command") or [])
-        for mount in container.get("volumeMounts", []):
-            command = [c.replace(mount["mountPath"] + "/", str(dirs[mount["name"]]) + "/") if mount["name"] in dirs else c
-                       for c in command]
-        return command
+        mounts = sorted(((m["mountPath"].rstrip("/") + "/", dirs[m["name"]]) for m in container.get("volumeMounts", [])
+                         if m["name"] in dirs), key=lambda m: -len(m[0]))
+
+        def local(arg: str) -> str:
+            for prefix, directory in mounts:
+                if arg.startswith(prefix):
+                    return f"{directory}/{arg[len(prefix):]}"
+            return arg
+
+        return [local(arg) for arg in container.get("command") or []]
 
     def _launch(self, rec: PodRecord, pod_spec: dict[str, Any], container: dict[str, Any],
                 claims: list[dict[str, Any]]) -> subprocess.Popen:

@@ -22,6 +22,9 @@ REDIS_SECRETS_DIR="${REDIS_SECRETS_DIR:-/etc/redis-auth}"
 REDIS_DATA_DIR="${REDIS_DATA_DIR:-/data}"
 REDIS_RUN_DIR="${REDIS_RUN_DIR:-/run/redis}"
 REDIS_SERVER="${REDIS_SERVER:-redis-server}"
+# Addresses to listen on; empty keeps redis.conf's (every interface). Pods that
+# share one network (the local platform without namespaces) bind their own.
+REDIS_BIND="${REDIS_BIND:-}"
 # Optional "address name" file consulted before DNS (the local platform uses it).
 REDIS_HOSTS_FILE="${REDIS_HOSTS_FILE:-}"
 # How long to wait for peers' names to resolve before repairing nodes.conf.
@@ -87,6 +90,7 @@ sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
   echo "masterauth $(secret replication-password)"
   echo "cluster-announce-ip $POD_IP"
   echo "cluster-announce-hostname $POD_FQDN"
+  if [ -n "$REDIS_BIND" ]; then echo "bind $REDIS_BIND"; fi
 } > "$REDIS_RUN_DIR/redis.conf"
 
 # nodes.conf repair. Line format: <id> <ip>:<port>@<bus>[,<hostname>] <flags> ...

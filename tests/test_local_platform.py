@@ -1,0 +1,227 @@
+"""The local platform with real redis-server processes: the reference comes up
+healthy over TLS with auth, refuses what it must, survives restarts with new
+addresses, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+
+from harness.observe import snapshot, wait_healthy
+from harness.platforms.local.platform import LocalPlatform
+from harness.topology import check_invariants, parse_cluster_nodes
+
+pytestmark = pytest.mark.cluster
+
+
+def leftovers(tag_or_cluster: LocalPlatform) -> list[str]:
+    """Processes, namespaces, links and nft tables of this cluster still present."""
+    tag = tag_or_cluster.tag
+    found = []
+    root = str(tag_or_cluster.root)
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            environ = open(f"/proc/{pid}/environ", "rb").read()
+            stat = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            continue
+        if root.encode() in environ and ") Z " not in stat:
+            found.append(f"process {pid}")
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith(f"rh-{tag}-")]
+    links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True).stdout or "[]")
+    found += [f"link {link['ifname']}" for link in links if link["ifname"].startswith(f"rh{tag}")]
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    found += [f"nft {t}" for t in tables.splitlines() if "k8s_network_policy" in t]
+    return found
+
+
+def slot_owners(platform) -> dict[tuple[int, int], str]:
+    """Slot range → the hostname (pod identity) of the master serving it."""
+    states = snapshot(platform)
+    return {rng: n.hostname for n in states[0].nodes if n.is_master for rng in n.slots}
+
+
+# --- up: healthy, over TLS, with auth --------------------------------------------------
+def test_up_gives_a_healthy_cluster_over_tls_with_auth(healthy):
+    states = snapshot(healthy)
+    assert check_invariants(states) == []
+    assert sum(1 for s in states if s.myself().is_master) == 3
+    client = healthy.client()
+    client.set("app:hello", "world")
+    assert client.get("app:hello") == "world"
+
+
+def test_plaintext_client_port_is_refused(healthy):
+    for pod in healthy.pods():
+        plain = redis.Redis(host=pod.address, port=pod.port, socket_timeout=2, socket_connect_timeout=2)
+        with pytest.raises(redis.exceptions.ConnectionError):
+            plain.ping()
+
+
+def test_client_without_password_is_refused(healthy):
+    pod = healthy.pods()[0]
+    creds = healthy.credentials()
+    anonymous = redis.Redis(host=pod.address, port=pod.port, ssl=True, ssl_ca_certs=str(creds.tls.ca),
+                            ssl_certfile=str(creds.tls.cert), ssl_keyfile=str(creds.tls.key), ssl_check_hostname=False,
+                            socket_timeout=2)
+    with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
+        anonymous.get("app:x")
+    wrong = healthy.node_client(pod.name, user="app")
+    wrong.connection_pool.connection_kwargs["password"] = "not-the-password"
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        wrong.ping()
+
+
+def test_client_without_certificate_is_refused(healthy):
+    pod = healthy.pods()[0]
+    ctx = ssl.create_default_context(cafile=str(healthy.credentials().tls.ca))
+    ctx.check_hostname = False
+    with socket.create_connection((pod.address, pod.port), timeout=3) as sock:
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            with ctx.wrap_socket(sock) as tls:
+                tls.sendall(b"PING\r\n")
+                if not tls.recv(64):
+                    raise ConnectionError("closed without a certificate")
+
+
+# --- the bootstrap Job is idempotent -----------------------------------------------------
+def test_bootstrap_on_a_healthy_cluster_changes_nothing(healthy):
+    before = {n.id: (n.ip, n.master_id, n.config_epoch, n.slots) for n in snapshot(healthy)[0].nodes}
+    log = healthy.run_bootstrap()
+    assert "nothing to do" in log
+    after = {n.id: (n.ip, n.master_id, n.config_epoch, n.slots) for n in snapshot(healthy)[0].nodes}
+    assert after == before
+
+
+# --- NetworkPolicy is enforced (namespaces) ------------------------------------------------
+@pytest.mark.netns
+def test_network_policy_admits_clients_to_the_redis_port_only(healthy):
+    target = healthy.pods()[0].name
+    assert healthy.connect_probe({"role": "client"}, target, 6379)
+    assert not healthy.connect_probe({"role": "client"}, target, 16379)
+    assert not healthy.connect_probe({"app": "stranger"}, target, 6379)
+
+
+# --- restarts: new addresses, nothing stale, nothing lost ------------------------------------------
+def test_restarted_master_rejoins_at_its_new_address(healthy):
+    master = next(s for s in snapshot(healthy) if s.myself().is_master)
+    old_address = master.address
+    healthy.restart(master.pod, graceful=True)
+    new_address = healthy.pod(master.pod).address
+    assert new_address != old_address
+    wait_healthy(healthy, timeout=60)
+    for state in snapshot(healthy):
+        assert all(n.ip != old_address for n in state.nodes), f"{state.pod} still lists {old_address}"
+
+
+def test_restart_all_keeps_slots_and_data(healthy):
+    client = healthy.client()
+    pipe = client.pipeline(transaction=False)
+    for i in range(10_000):
+        pipe.set(f"app:key:{i}", i)
+    pipe.execute()
+    client.close()
+    owners = slot_owners(healthy)
+    old = {p.address for p in healthy.pods()}
+    healthy.restart_all(graceful=True)
+    assert not old & {p.address for p in healthy.pods()}, "every pod must come back with a new address"
+    wait_healthy(healthy, timeout=90)
+    assert slot_owners(healthy) == owners
+    client = healthy.client()
+    pipe = client.pipeline(transaction=False)
+    for i in range(10_000):
+        pipe.get(f"app:key:{i}")
+    values = pipe.execute()
+    assert sum(1 for i, v in enumerate(values) if v == str(i)) == 10_000
+
+
+# --- down: nothing left; volumes kept on request; loopback mode --------------------------------------
+@pytest.mark.netns
+def test_down_keeps_volumes_on_request_and_leaves_nothing(tmp_path):
+    p = LocalPlatform(cluster="rh-test-down", state_dir=tmp_path, subnet="198.18.1.0/24")
+    p.up()
+    try:
+        wait_healthy(p, timeout=90)
+        p.client().set("app:survives", "yes")
+        p.down(keep_volumes=True)
+        assert leftovers(p) == []
+        p.up()
+        wait_healthy(p, timeout=90)
+        assert p.client().get("app:survives") == "yes"
+    finally:
+        p.down()
+    assert leftovers(p) == []
+    assert not p.root.exists()
+
+
+def test_loopback_network_runs_the_same_reference(tmp_path):
+    p = LocalPlatform(cluster="rh-test-lo", state_dir=tmp_path, network="loopback", subnet="127.77.0.0/24")
+    p.up()
+    try:
+        wait_healthy(p, timeout=90)
+        assert all(pod.address.startswith("127.77.0.") for pod in p.pods())
+        with pytest.raises(Exception, match="needs root|network namespace"):
+            p.connect_probe({"role": "client"}, p.pods()[0].name, 6379)
+    finally:
+        p.down()
+    assert leftovers(p) == []
+
+
+@pytest.mark.netns
+def test_up_sweeps_what_a_crashed_run_left_behind(tmp_path):
+    code = (
+        "from harness.platforms.local.platform import LocalPlatform\n"
+        f"p = LocalPlatform(cluster='rh-test-crash', state_dir={str(tmp_path)!r}, subnet='198.18.2.0/24')\n"
+        "p.up()\nprint('up', flush=True)\nimport time; time.sleep(600)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout.readline().strip() == "up"
+    finally:
+        owner.send_signal(signal.SIGKILL)  # a crash: no cleanup runs
+        owner.wait()
+    p = LocalPlatform(cluster="rh-test-crash", state_dir=tmp_path, subnet="198.18.2.0/24")
+    assert leftovers(p), "the crashed run should have left its cluster running"
+    p.up()
+    try:
+        assert any(item.startswith("process") for item in p.swept)
+        wait_healthy(p, timeout=90)
+    finally:
+        p.down()
+    assert leftovers(p) == []
+
+
+@pytest.mark.netns
+def test_interrupted_run_removes_everything(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", "--cluster", "rh-test-int", "--state-dir", str(tmp_path),
+         "--subnet", "198.18.3.0/24", "--reports", str(tmp_path / "reports")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    p = LocalPlatform(cluster="rh-test-int", state_dir=tmp_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(1 for x in leftovers(p) if x.startswith("process")) < 6:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert leftovers(p) == [], err
+
+
+def test_parse_own_cluster_nodes_line_format(healthy):
+    """The format the entrypoint rewrites is the one this Redis writes (ip:port@bus,hostname)."""
+    raw = healthy.exec_redis_cli(healthy.pods()[0].name, "CLUSTER", "NODES")
+    entries = parse_cluster_nodes(raw)
+    assert all(e.hostname.endswith(".svc.cluster.local") and e.bus_port == e.port + 10000 for e in entries)
