@@ -1,0 +1,30 @@
+# make run   — set up, stand the reference up on the local platform, run the gate, write a report
+# make test  — set up, run the whole test suite (what CI runs)
+VENV   ?= .venv
+PYTHON ?= python3
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bootstrap system clean
+
+run: bootstrap
+	$(VENV)/bin/redis-harness run
+
+test: bootstrap
+	$(VENV)/bin/tox -e py
+
+lint: bootstrap
+	$(VENV)/bin/ruff check harness tests scenarios conftest.py
+
+bootstrap: system $(STAMP)
+
+system:
+	@bash .ci/install-system-packages
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .tox
