@@ -10,17 +10,16 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness import observe
+from harness import gate, observe
 from harness.errors import HarnessError
 from harness.platforms import get_platform
 from harness.platforms.base import Platform
-from harness.report import rundir
 from harness.topology import PodState, check_invariants
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
@@ -31,8 +30,8 @@ PlatformOpt = Annotated[str, typer.Option("--platform", help="local or kubernete
 OverlayOpt = Annotated[str, typer.Option("--overlay", help="an overlay under reference/overlays")]
 ClusterOpt = Annotated[str, typer.Option("--cluster", help="name of the local cluster (state and device names)")]
 NetworkOpt = Annotated[str, typer.Option("--network", help="local pod network: auto, netns (root) or loopback")]
-SubnetOpt = Annotated[Optional[str], typer.Option("--subnet", help="address range for local pods")]
-StateOpt = Annotated[Optional[Path], typer.Option("--state-dir", help="where local clusters keep their state")]
+SubnetOpt = Annotated[str | None, typer.Option("--subnet", help="address range for local pods")]
+StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="where local clusters keep their state")]
 
 
 def _platform(platform: str, overlay: str, cluster: str, network: str, subnet: str | None, state_dir: Path | None) -> Platform:
@@ -55,7 +54,10 @@ def status_table(states: list[PodState]) -> Table:
         master = by_id.get(me.master_id or "")
         link = s.replication.get("master_link_status", "") if me.is_replica else ""
         table.add_row(
-            s.pod, s.address, s.node, "master" if me.is_master else "replica",
+            s.pod,
+            s.address,
+            s.node,
+            "master" if me.is_master else "replica",
             str(me.slot_count()) if me.is_master else "",
             pod_of.get(master.ip, master.ip) if master else "",
             f"[green]{link}[/]" if link == "up" else link,
@@ -65,8 +67,12 @@ def status_table(states: list[PodState]) -> Table:
 
 @app.command()
 def up(
-    platform: PlatformOpt = "local", overlay: OverlayOpt = "kind", cluster: ClusterOpt = "redis-harness",
-    network: NetworkOpt = "auto", subnet: SubnetOpt = None, state_dir: StateOpt = None,
+    platform: PlatformOpt = "local",
+    overlay: OverlayOpt = "kind",
+    cluster: ClusterOpt = "redis-harness",
+    network: NetworkOpt = "auto",
+    subnet: SubnetOpt = None,
+    state_dir: StateOpt = None,
 ) -> None:
     """Stand the reference up and leave it running."""
     p = _platform(platform, overlay, cluster, network, subnet, state_dir)
@@ -85,7 +91,9 @@ def up(
 
 @app.command()
 def status(
-    platform: PlatformOpt = "local", overlay: OverlayOpt = "kind", cluster: ClusterOpt = "redis-harness",
+    platform: PlatformOpt = "local",
+    overlay: OverlayOpt = "kind",
+    cluster: ClusterOpt = "redis-harness",
     state_dir: StateOpt = None,
 ) -> None:
     """Pods, roles, addresses, slots and replication links; exit 1 when an invariant fails."""
@@ -102,7 +110,9 @@ def status(
 
 @app.command()
 def down(
-    platform: PlatformOpt = "local", overlay: OverlayOpt = "kind", cluster: ClusterOpt = "redis-harness",
+    platform: PlatformOpt = "local",
+    overlay: OverlayOpt = "kind",
+    cluster: ClusterOpt = "redis-harness",
     state_dir: StateOpt = None,
     keep_volumes: Annotated[bool, typer.Option("--keep-volumes", help="keep data for the next up")] = False,
 ) -> None:
@@ -115,57 +125,30 @@ def down(
 
 @app.command()
 def run(
-    platform: PlatformOpt = "local", overlay: OverlayOpt = "kind", cluster: ClusterOpt = "redis-harness-run",
-    network: NetworkOpt = "auto", subnet: SubnetOpt = None, state_dir: StateOpt = None,
+    platform: PlatformOpt = "local",
+    overlay: OverlayOpt = "kind",
+    cluster: ClusterOpt = "redis-harness-run",
+    network: NetworkOpt = "auto",
+    subnet: SubnetOpt = None,
+    state_dir: StateOpt = None,
     keep: Annotated[bool, typer.Option("--keep", help="leave the cluster up for inspection")] = False,
-    reports: Annotated[Optional[Path], typer.Option("--reports", help="reports directory")] = None,
+    reports: Annotated[Path | None, typer.Option("--reports", help="reports directory")] = None,
 ) -> None:
-    """The gating job: stand up, check the invariants, write a report, tear down; exit 1 on any failure."""
+    """The gating job: static checks, stand up, check the invariants, tear down, report; exit 1 on any failure."""
     p = _platform(platform, overlay, cluster, network, subnet, state_dir)
-    run_dir = rundir.new_run_dir("up", reports)
-    started = rundir.utc_now()
-    timings: dict[str, float] = {}
-    checks: list[dict] = []
-    outcome, error = "pass", None
-    secrets: list[str] = []
-    versions: dict[str, str] = {}
-    try:
-        t = time.monotonic()
-        with console.status("standing the reference up"):
-            p.up()
-        timings["up_s"] = time.monotonic() - t
-        secrets = list(p.credentials().passwords.values())
-        versions = p.versions()
-        with console.status("waiting for the cluster to settle"):
-            waited, states = observe.wait_healthy(p)
-        timings["settle_s"] = waited
-        violations = check_invariants(states)
-        checks.append({"name": "topology-invariants", "outcome": "fail" if violations else "pass",
-                       "details": [v.__dict__ for v in violations]})
-        out.print(status_table(states))
-        if violations:
-            outcome = "fail"
-    except HarnessError as exc:
-        outcome, error = "error", str(exc)
-    finally:
-        if keep and outcome == "pass" and hasattr(p, "detach"):
-            p.detach()
-        else:
-            t = time.monotonic()
-            p.down()
-            timings["down_s"] = time.monotonic() - t
-        finished = rundir.utc_now()
-        report = {
-            "kind": "up", "started": started.isoformat(), "finished": finished.isoformat(),
-            "duration_s": (finished - started).total_seconds(),
-            "environment": rundir.environment(platform, overlay, versions),
-            "outcome": outcome, "timings": timings, "checks": checks, "error": error,
-        }
-        path = rundir.write_report(run_dir, report, secrets)
-        console.print(f"report: {path}")
-    if outcome == "error":
-        raise HarnessError(error or "the run failed")
-    if outcome != "pass":
+    with console.status("starting") as display:
+        result = gate.run_gate(p, platform, overlay, reports, keep, progress=lambda what: display.update(what))
+    if result.states:
+        out.print(status_table(result.states))
+    for check in result.report["checks"]:
+        mark = "[green]✓[/]" if check["outcome"] == "pass" else "[red]✗[/]"
+        out.print(f"{mark} {check['name']}")
+        for detail in check["details"]:
+            out.print(f"    {detail.get('check', detail.get('code'))}: {detail['message']}")
+    console.print(f"report: {result.run_dir / 'report.json'}")
+    if result.outcome == "error":
+        raise HarnessError(result.report["error"])
+    if result.outcome != "pass":
         raise typer.Exit(1)
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from harness.platforms.base import Platform, Pod
 
 
-def _connection_options(platform: "Platform", user: str, tls: bool, socket_timeout: float) -> dict[str, Any]:
+def _connection_options(platform: Platform, user: str, tls: bool, socket_timeout: float) -> dict[str, Any]:
     creds = platform.credentials()
     options: dict[str, Any] = {
         "username": user,
@@ -42,7 +42,7 @@ def _connection_options(platform: "Platform", user: str, tls: bool, socket_timeo
 
 
 def cluster_client(
-    platform: "Platform",
+    platform: Platform,
     user: str = "app",
     read_from_replicas: bool = False,
     socket_timeout: float = 2.0,
@@ -63,7 +63,7 @@ def cluster_client(
 
 
 def node_client(
-    platform: "Platform", pod: "Pod", user: str = "admin", socket_timeout: float = 2.0, tls: bool = True, **extra: Any
+    platform: Platform, pod: Pod, user: str = "admin", socket_timeout: float = 2.0, tls: bool = True, **extra: Any
 ) -> redis.Redis:
     """A plain client for one node (admin commands, INFO, CLUSTER NODES)."""
     return redis.Redis(host=pod.address, port=pod.port, **_connection_options(platform, user, tls, socket_timeout), **extra)

@@ -16,7 +16,9 @@ def pod_state(platform: Platform, pod: Pod, timeout: float = 2.0) -> PodState:
     try:
         with platform.node_client(pod.name, socket_timeout=timeout) as client:
             return PodState(
-                pod=pod.name, address=pod.address, node=pod.node,
+                pod=pod.name,
+                address=pod.address,
+                node=pod.node,
                 # Split command names bypass redis-py's reply parsers: the raw text is parsed here.
                 nodes=parse_cluster_nodes(client.execute_command("CLUSTER", "NODES")),
                 cluster_info=parse_info(client.execute_command("CLUSTER", "INFO")),

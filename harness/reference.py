@@ -10,9 +10,10 @@ import functools
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -50,7 +51,7 @@ def _render_dir(directory: str) -> tuple[dict[str, Any], ...]:
     return tuple(doc for doc in yaml.safe_load_all(proc.stdout) if doc)
 
 
-def load_manifests(directory: Path) -> "Manifests":
+def load_manifests(directory: Path) -> Manifests:
     """A kustomization is rendered; a plain directory of YAML files is read as is."""
     if (directory / "kustomization.yaml").is_file():
         return Manifests(list(_render_dir(str(directory))))
@@ -60,7 +61,7 @@ def load_manifests(directory: Path) -> "Manifests":
     return Manifests(docs)
 
 
-def render(overlay: str) -> "Manifests":
+def render(overlay: str) -> Manifests:
     return load_manifests(overlay_path(overlay))
 
 

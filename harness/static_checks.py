@@ -5,8 +5,9 @@ the reference must keep. Each seed defect of DESIGN.md has a check named after i
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import kubernetes_validate
 
@@ -100,7 +101,12 @@ def check_replica_layout(m: Manifests) -> list[Finding]:
     out = []
     need = MASTERS * (1 + REPLICAS_PER_MASTER)
     if int(sts["spec"].get("replicas", 1)) < need:
-        out.append(Finding("replica-layout", f"{sts['spec'].get('replicas', 1)} pods cannot give {MASTERS} masters a replica each (need {need})"))
+        out.append(
+            Finding(
+                "replica-layout",
+                f"{sts['spec'].get('replicas', 1)} pods cannot give {MASTERS} masters a replica each (need {need})",
+            )
+        )
     spec = sts["spec"]["template"]["spec"]
     spread = any(c.get("topologyKey") == "kubernetes.io/hostname" for c in spec.get("topologySpreadConstraints", []))
     anti = spec.get("affinity", {}).get("podAntiAffinity")
@@ -120,7 +126,9 @@ def check_cluster_mode(m: Manifests) -> list[Finding]:
         out.append(Finding("cluster-mode", f"image '{image}' is not pinned to a version"))
     conf = _redis_conf(m)
     if not conf:
-        out.append(Finding("cluster-mode", "no redis.conf in a redis-config ConfigMap: Redis runs with defaults, cluster mode off"))
+        out.append(
+            Finding("cluster-mode", "no redis.conf in a redis-config ConfigMap: Redis runs with defaults, cluster mode off")
+        )
         return out
     for key, want in (("cluster-enabled", "yes"), ("appendonly", "yes")):
         if conf.get(key) != want:
@@ -145,7 +153,11 @@ def check_service_name(m: Manifests) -> list[Finding]:
     if not policy.selector_matches({"matchLabels": svc["spec"].get("selector") or {"-": "-"}}, _pod_labels(m)):
         out.append(Finding("service-name", f"Service '{name}' does not select the Redis pods"))
     if not svc["spec"].get("publishNotReadyAddresses"):
-        out.append(Finding("service-name", f"Service '{name}' must publish not-ready addresses so that pods find each other while forming"))
+        out.append(
+            Finding(
+                "service-name", f"Service '{name}' must publish not-ready addresses so that pods find each other while forming"
+            )
+        )
     return out
 
 
@@ -194,9 +206,18 @@ def check_issuer(m: Manifests) -> list[Finding]:
         acme = "acme" in issuer.get("spec", {}) or (not issuer and "letsencrypt" in ref.get("name", "").lower())
         internal = [n for n in cert["spec"].get("dnsNames", []) if INTERNAL_NAME.search(n)]
         if acme and internal:
-            out.append(Finding("issuer", f"Certificate {cert['metadata']['name']}: a public ACME issuer cannot sign cluster names ({internal[0]})"))
+            out.append(
+                Finding(
+                    "issuer",
+                    f"Certificate {cert['metadata']['name']}: a public ACME issuer cannot sign cluster names ({internal[0]})",
+                )
+            )
         if not issuer and not acme:
-            out.append(Finding("issuer", f"Certificate {cert['metadata']['name']}: issuer '{ref.get('name')}' is not part of the deployment"))
+            out.append(
+                Finding(
+                    "issuer", f"Certificate {cert['metadata']['name']}: issuer '{ref.get('name')}' is not part of the deployment"
+                )
+            )
     return out
 
 
@@ -238,12 +259,18 @@ def check_network_policy(m: Manifests) -> list[Finding]:
         return [Finding("network-policy", "no NetworkPolicy selects the Redis pods: every pod may reach every port")]
     for port in (REDIS_PORT, BUS_PORT):
         if not admits(m, a, b, port, everyone):
-            out.append(Finding("network-policy", f"Redis pods cannot reach each other on {port}: the policy cuts the cluster off from itself"))
+            out.append(
+                Finding(
+                    "network-policy", f"Redis pods cannot reach each other on {port}: the policy cuts the cluster off from itself"
+                )
+            )
     if not admits(m, client, b, REDIS_PORT, everyone):
         out.append(Finding("network-policy", f"role=client pods cannot reach the Redis port {REDIS_PORT}"))
     for port in (BUS_PORT, 22, 9121):
         if admits(m, client, b, port, everyone):
-            out.append(Finding("network-policy", f"role=client pods may reach port {port}: the policy opens more than the Redis port"))
+            out.append(
+                Finding("network-policy", f"role=client pods may reach port {port}: the policy opens more than the Redis port")
+            )
     if admits(m, stranger, b, REDIS_PORT, everyone):
         out.append(Finding("network-policy", "a pod without the client label reaches Redis"))
     if admits(m, monitor, b, REDIS_PORT, everyone):
@@ -311,7 +338,11 @@ def check_pod_security(m: Manifests) -> list[Finding]:
             out.append(Finding("pod-security", f"the Redis container has no {probe}"))
     mounts = {v["mountPath"] for v in redis.get("volumeMounts", [])}
     if SCRIPT_MOUNTS - mounts:
-        out.append(Finding("pod-security", f"the Redis container does not mount {sorted(SCRIPT_MOUNTS - mounts)}, where its scripts look"))
+        out.append(
+            Finding(
+                "pod-security", f"the Redis container does not mount {sorted(SCRIPT_MOUNTS - mounts)}, where its scripts look"
+            )
+        )
     return out
 
 
@@ -328,7 +359,9 @@ SEED_CHECKS: dict[str, Callable[[Manifests], list[Finding]]] = {
     "monitoring": check_monitoring,
 }
 ALL_CHECKS: dict[str, Callable[[Manifests], list[Finding]]] = {
-    "schema": check_schemas, **SEED_CHECKS, "pod-security": check_pod_security,
+    "schema": check_schemas,
+    **SEED_CHECKS,
+    "pod-security": check_pod_security,
 }
 
 

@@ -61,9 +61,16 @@ def parse_cluster_nodes(text: str) -> list[NodeEntry]:
             slots.append((int(start), int(end or start)))
         entries.append(
             NodeEntry(
-                id=node_id, ip=ip, port=int(port or 0), bus_port=int(bus or 0), hostname=hostname,
-                flags=frozenset(flags.split(",")), master_id=None if master == "-" else master,
-                link_state=link, config_epoch=int(epoch), slots=tuple(slots),
+                id=node_id,
+                ip=ip,
+                port=int(port or 0),
+                bus_port=int(bus or 0),
+                hostname=hostname,
+                flags=frozenset(flags.split(",")),
+                master_id=None if master == "-" else master,
+                link_state=link,
+                config_epoch=int(epoch),
+                slots=tuple(slots),
             )
         )
     return entries
@@ -182,10 +189,15 @@ def check_invariants(states: list[PodState], expected_masters: int = 3, replicas
                 live.append(r)
             master_state = addresses.get(m.ip)
             if rs is not None and master_state is not None and rs.node == master_state.node:
-                out.append(Violation("co-located", f"replica {rs.pod} runs on the node of its master {master_state.pod} ({rs.node})"))
+                out.append(
+                    Violation("co-located", f"replica {rs.pod} runs on the node of its master {master_state.pod} ({rs.node})")
+                )
         if len(live) < replicas_per_master:
-            out.append(Violation("master-without-replica",
-                                 f"master {m.id[:8]} ({m.ip}) has {len(live)} replica(s) with master_link_status:up"))
+            out.append(
+                Violation(
+                    "master-without-replica", f"master {m.id[:8]} ({m.ip}) has {len(live)} replica(s) with master_link_status:up"
+                )
+            )
     for rid, r in by_id.items():
         if r.is_replica and r.master_id not in by_id:
             out.append(Violation("orphan-replica", f"replica {rid[:8]} follows unknown master {r.master_id}"))

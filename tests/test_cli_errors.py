@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -10,8 +11,13 @@ import pytest
 
 
 def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.parametrize(
@@ -29,7 +35,9 @@ def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     ],
 )
 def test_bad_input_exits_2_with_one_sentence(args, says, tmp_path):
-    proc = harness(*args, "--state-dir", str(tmp_path), env={"KUBECONFIG": str(tmp_path / "none")}) if args[0] != "up" or "--platform" not in args else harness(*args, env={"KUBECONFIG": str(tmp_path / "none")})
+    kube = {"KUBECONFIG": str(tmp_path / "none")}
+    state = [] if "--platform" in args else ["--state-dir", str(tmp_path)]
+    proc = harness(*args, *state, env=kube)
     assert proc.returncode == 2, proc.stderr
     assert says in " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
@@ -41,7 +49,37 @@ def test_missing_redis_server_is_explained(tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "kubectl").symlink_to("/usr/bin/kubectl")
-    proc = harness("up", "--cluster", "rh-nopath", "--state-dir", str(tmp_path),
-                   env={"PATH": f"{bindir}:{os.path.dirname(sys.executable)}"})
+    proc = harness(
+        "up", "--cluster", "rh-nopath", "--state-dir", str(tmp_path), env={"PATH": f"{bindir}:{os.path.dirname(sys.executable)}"}
+    )
     assert proc.returncode == 2
     assert "'redis-server' is not on PATH" in proc.stderr
+
+
+def test_port_already_in_use_is_explained(tmp_path):
+    busy = socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    busy.bind(("127.66.0.2", 6379))
+    busy.listen()
+    try:
+        proc = harness(
+            "up", "--cluster", "rh-busy", "--network", "loopback", "--subnet", "127.66.0.0/24", "--state-dir", str(tmp_path)
+        )
+    finally:
+        busy.close()
+    assert proc.returncode == 2
+    assert "127.66.0.2:6379 is already in use" in proc.stderr
+    assert not list(tmp_path.glob("*/ledger.json"))
+
+
+@pytest.mark.netns
+def test_address_range_already_in_use_is_explained(tmp_path):
+    subprocess.run(["ip", "link", "add", "rhtestbusy", "type", "dummy"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", "198.18.200.1/24", "dev", "rhtestbusy"], check=True)
+        subprocess.run(["ip", "link", "set", "rhtestbusy", "up"], check=True)
+        proc = harness("up", "--cluster", "rh-busy", "--subnet", "198.18.200.0/25", "--state-dir", str(tmp_path))
+    finally:
+        subprocess.run(["ip", "link", "del", "rhtestbusy"], check=False)
+    assert proc.returncode == 2
+    assert "198.18.200.0/25 is already in use" in proc.stderr

@@ -73,9 +73,16 @@ def test_plaintext_client_port_is_refused(healthy):
 def test_client_without_password_is_refused(healthy):
     pod = healthy.pods()[0]
     creds = healthy.credentials()
-    anonymous = redis.Redis(host=pod.address, port=pod.port, ssl=True, ssl_ca_certs=str(creds.tls.ca),
-                            ssl_certfile=str(creds.tls.cert), ssl_keyfile=str(creds.tls.key), ssl_check_hostname=False,
-                            socket_timeout=2)
+    anonymous = redis.Redis(
+        host=pod.address,
+        port=pod.port,
+        ssl=True,
+        ssl_ca_certs=str(creds.tls.ca),
+        ssl_certfile=str(creds.tls.cert),
+        ssl_keyfile=str(creds.tls.key),
+        ssl_check_hostname=False,
+        socket_timeout=2,
+    )
     with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
         anonymous.get("app:x")
     wrong = healthy.node_client(pod.name, user="app")
@@ -206,9 +213,23 @@ def test_up_sweeps_what_a_crashed_run_left_behind(tmp_path):
 @pytest.mark.netns
 def test_interrupted_run_removes_everything(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", "--cluster", "rh-test-int", "--state-dir", str(tmp_path),
-         "--subnet", "198.18.3.0/24", "--reports", str(tmp_path / "reports")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "--cluster",
+            "rh-test-int",
+            "--state-dir",
+            str(tmp_path),
+            "--subnet",
+            "198.18.3.0/24",
+            "--reports",
+            str(tmp_path / "reports"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     p = LocalPlatform(cluster="rh-test-int", state_dir=tmp_path)
     deadline = time.monotonic() + 60

@@ -14,7 +14,12 @@ def pod(name, labels, address, ns="redis", ports=None):
 
 
 def netpol(spec, ns="redis", name="p"):
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns}, "spec": spec}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
 
 
 def test_selector_semantics():
@@ -51,8 +56,10 @@ def test_pod_selector_and_ports_become_source_and_port_matches():
     target = pod("r", REDIS, "10.0.0.2", ports={"redis": 6379})
     client = pod("c", {"role": "client"}, "10.0.0.3")
     other = pod("o", {"role": "other"}, "10.0.0.4")
-    spec = {"podSelector": {"matchLabels": REDIS}, "ingress": [
-        {"from": [{"podSelector": {"matchLabels": {"role": "client"}}}], "ports": [{"port": "redis"}]}]}
+    spec = {
+        "podSelector": {"matchLabels": REDIS},
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}], "ports": [{"port": "redis"}]}],
+    }
     rules = ingress_ruleset([netpol(spec)], target, [target, client, other], "10.0.0.1")
     assert "ip saddr { 10.0.0.3 } tcp dport 6379 accept" in rules
     assert "10.0.0.4" not in rules
@@ -76,16 +83,23 @@ def test_namespace_selector_alone_means_every_pod_of_those_namespaces():
     target = pod("r", REDIS, "10.0.0.2")
     prom = pod("prom", {"app": "prometheus"}, "10.0.2.1", ns="monitoring")
     same_ns = pod("c", {"app": "prometheus"}, "10.0.0.5")
-    spec = {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-                                            "ports": [{"port": 9121}]}]}
-    (sources, ports), = allowed([netpol(spec)], target, [target, prom, same_ns])
+    spec = {
+        "podSelector": {},
+        "ingress": [
+            {
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                "ports": [{"port": 9121}],
+            }
+        ],
+    }
+    ((sources, ports),) = allowed([netpol(spec)], target, [target, prom, same_ns])
     assert sources == ["10.0.2.1"] and ports == [("tcp", "9121")]
 
 
 def test_ip_block_with_except_is_split():
     target = pod("r", REDIS, "10.0.0.2")
     spec = {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "192.168.0.0/24", "except": ["192.168.0.0/25"]}}]}]}
-    (sources, _), = allowed([netpol(spec)], target, [target])
+    ((sources, _),) = allowed([netpol(spec)], target, [target])
     assert sources == ["192.168.0.128/25"]
 
 

@@ -30,7 +30,9 @@ def nodes_text(me: int, ips=IPS, slots=SLOTS, extra: dict[int, str] | None = Non
 def healthy_states(**kw) -> list[PodState]:
     return [
         PodState(
-            pod=f"redis-cluster-{i}", address=IPS[i], node=f"node-{i}",
+            pod=f"redis-cluster-{i}",
+            address=IPS[i],
+            node=f"node-{i}",
             nodes=parse_cluster_nodes(nodes_text(i, **kw)),
             cluster_info={"cluster_state": "ok"},
             replication={"role": "slave", "master_link_status": "up"} if i >= 3 else {"role": "master"},
@@ -44,7 +46,9 @@ def codes(states) -> set[str]:
 
 
 def test_parse_cluster_nodes_reads_addresses_flags_and_slots():
-    entries = parse_cluster_nodes(nodes_text(0) + f"{'9' * 40} 10.0.0.9:6379@16379 master,fail - 0 0 9 disconnected 1 [5->-{'a' * 40}]\n")
+    entries = parse_cluster_nodes(
+        nodes_text(0) + f"{'9' * 40} 10.0.0.9:6379@16379 master,fail - 0 0 9 disconnected 1 [5->-{'a' * 40}]\n"
+    )
     first = entries[0]
     assert (first.ip, first.port, first.bus_port) == ("10.0.0.1", 6379, 16379)
     assert first.hostname.startswith("redis-cluster-0.") and first.is_myself and first.is_master
@@ -65,7 +69,11 @@ def test_parse_info_skips_sections_and_blank_lines():
 def test_shards_reply_flat_and_dict_forms_agree():
     flat = [["slots", [0, 5460], "nodes", [["id", "x", "role", "master"]]]]
     as_dict = [{"slots": [0, 5460], "nodes": [{"id": "x", "role": "master"}]}]
-    assert shards_from_reply(flat) == shards_from_reply(as_dict) == [{"slots": [(0, 5460)], "nodes": [{"id": "x", "role": "master"}]}]
+    assert (
+        shards_from_reply(flat)
+        == shards_from_reply(as_dict)
+        == [{"slots": [(0, 5460)], "nodes": [{"id": "x", "role": "master"}]}]
+    )
 
 
 def test_healthy_cluster_has_no_violations():
@@ -82,7 +90,9 @@ def test_overlapping_slots_fail():
 
 def test_pods_disagreeing_about_slots_fail():
     states = healthy_states()
-    states[1] = dataclasses.replace(states[1], nodes=parse_cluster_nodes(nodes_text(1, slots=["0-5000", "5001-10922", "10923-16383"])))
+    states[1] = dataclasses.replace(
+        states[1], nodes=parse_cluster_nodes(nodes_text(1, slots=["0-5000", "5001-10922", "10923-16383"]))
+    )
     assert "slots-disagree" in codes(states)
 
 

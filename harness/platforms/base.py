@@ -80,12 +80,12 @@ class Platform(abc.ABC):
         raise KeyError(f"no pod named {name}")
 
     # --- clients ----------------------------------------------------------------
-    def client(self, user: str = "app", **options) -> "RedisCluster":
+    def client(self, user: str = "app", **options) -> RedisCluster:
         from harness.clients import cluster_client
 
         return cluster_client(self, user=user, **options)
 
-    def node_client(self, pod: str, user: str = "admin", **options) -> "redis.Redis":
+    def node_client(self, pod: str, user: str = "admin", **options) -> redis.Redis:
         from harness.clients import node_client
 
         return node_client(self, self.pod(pod), user=user, **options)

@@ -27,7 +27,7 @@ REPORTS_DIR = Path(os.environ.get("REDIS_HARNESS_REPORTS", Path(__file__).resolv
 
 
 def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def new_run_dir(kind: str, root: Path | None = None, now: dt.datetime | None = None) -> Path:

@@ -44,7 +44,7 @@ class Ledger:
     processes: list[dict] = field(default_factory=list)  # helper processes: {"pid", "start_time"}
 
     @classmethod
-    def load(cls, path: Path) -> "Ledger | None":
+    def load(cls, path: Path) -> Ledger | None:
         if not path.is_file():
             return None
         raw = json.loads(path.read_text())

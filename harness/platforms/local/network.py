@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import subprocess
-from typing import Sequence
+from collections.abc import Sequence
 
 from harness.errors import HarnessError, NeedsRoot
 from harness.platforms.local.ledger import Ledger, PodRecord

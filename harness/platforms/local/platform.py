@@ -16,12 +16,14 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness import certs, reference
 from harness.errors import HarnessError, NeedsRoot
@@ -153,8 +155,12 @@ class LocalPlatform(Platform):
         self._manifests = reference.render(self.overlay)
         fresh_volumes = not (self.root / "volumes").exists()
         self._ledger = Ledger(
-            cluster=self.cluster, overlay=self.overlay, network=self.network_kind,
-            owner_pid=os.getpid(), detached=detached, subnet=self.subnet,
+            cluster=self.cluster,
+            overlay=self.overlay,
+            network=self.network_kind,
+            owner_pid=os.getpid(),
+            detached=detached,
+            subnet=self.subnet,
         )
         self._save()
         atexit.register(self._atexit)
@@ -186,10 +192,7 @@ class LocalPlatform(Platform):
         if ledger is not None:
             self._ledger = ledger
             grace = self._grace_seconds() if self._manifests or self.ledger_path.exists() else 10
-            threads = [
-                threading.Thread(target=terminate, args=(rec.pid, rec.start_time, grace))
-                for rec in ledger.pods.values()
-            ]
+            threads = [threading.Thread(target=terminate, args=(rec.pid, rec.start_time, grace)) for rec in ledger.pods.values()]
             for t in threads:
                 t.start()
             for t in threads:
@@ -233,8 +236,14 @@ class LocalPlatform(Platform):
     def pods(self) -> list[Pod]:
         port = self._port()
         return [
-            Pod(name=r.name, address=r.address, labels=dict(r.labels), node=r.node,
-                running=is_alive(r.pid, r.start_time), port=port)
+            Pod(
+                name=r.name,
+                address=r.address,
+                labels=dict(r.labels),
+                node=r.node,
+                running=is_alive(r.pid, r.start_time),
+                port=port,
+            )
             for r in self._redis_records()
         ]
 
@@ -242,8 +251,9 @@ class LocalPlatform(Platform):
         tls_dir = self.root / "client-tls"
         return Credentials(
             tls=TlsFiles(ca=tls_dir / "ca.crt", cert=tls_dir / "tls.crt", key=tls_dir / "tls.key"),
-            passwords={f.name.removesuffix("-password"): f.read_text().strip()
-                       for f in (self.root / "secrets").glob("*-password")},
+            passwords={
+                f.name.removesuffix("-password"): f.read_text().strip() for f in (self.root / "secrets").glob("*-password")
+            },
         )
 
     def versions(self) -> dict[str, str]:
@@ -309,8 +319,12 @@ class LocalPlatform(Platform):
             dns.append(self._fqdn(rec.name))
             ips.append(rec.address)
         leaf = certs.issue(
-            self._ca_pair(), spec.get("commonName", rec.name), sorted(set(dns)), sorted(set(ips)),
-            server="server auth" in usages, client="client auth" in usages,
+            self._ca_pair(),
+            spec.get("commonName", rec.name),
+            sorted(set(dns)),
+            sorted(set(ips)),
+            server="server auth" in usages,
+            client="client auth" in usages,
         )
         certs.write_tls_dir(directory, self._ca_pair(), leaf)
 
@@ -362,8 +376,10 @@ class LocalPlatform(Platform):
     def _env(self, rec: PodRecord, container: dict[str, Any], dirs: dict[str, Path]) -> dict[str, str]:
         """The container's environment as Kubernetes would give it, plus local mount locations."""
         fields = {
-            "metadata.name": rec.name, "metadata.namespace": rec.namespace,
-            "status.podIP": rec.address, "spec.nodeName": rec.node,
+            "metadata.name": rec.name,
+            "metadata.namespace": rec.namespace,
+            "status.podIP": rec.address,
+            "spec.nodeName": rec.node,
         }
         env: dict[str, str] = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/tmp"}
         for mount in container.get("volumeMounts", []):
@@ -383,25 +399,29 @@ class LocalPlatform(Platform):
 
     def _script(self, dirs: dict[str, Path], container: dict[str, Any]) -> list[str]:
         """The container's command, with its script path mapped to the local config directory."""
-        mounts = sorted(((m["mountPath"].rstrip("/") + "/", dirs[m["name"]]) for m in container.get("volumeMounts", [])
-                         if m["name"] in dirs), key=lambda m: -len(m[0]))
+        mounts = sorted(
+            ((m["mountPath"].rstrip("/") + "/", dirs[m["name"]]) for m in container.get("volumeMounts", []) if m["name"] in dirs),
+            key=lambda m: -len(m[0]),
+        )
 
         def local(arg: str) -> str:
             for prefix, directory in mounts:
                 if arg.startswith(prefix):
-                    return f"{directory}/{arg[len(prefix):]}"
+                    return f"{directory}/{arg[len(prefix) :]}"
             return arg
 
         return [local(arg) for arg in container.get("command") or []]
 
-    def _launch(self, rec: PodRecord, pod_spec: dict[str, Any], container: dict[str, Any],
-                claims: list[dict[str, Any]]) -> subprocess.Popen:
+    def _launch(
+        self, rec: PodRecord, pod_spec: dict[str, Any], container: dict[str, Any], claims: list[dict[str, Any]]
+    ) -> subprocess.Popen:
         dirs = self._volumes(rec, pod_spec, claims)
         env = self._env(rec, container, dirs)
         log = open(self.root / "pods" / rec.name / "log", "ab")
         argv = self._network().wrap(rec, self._script(dirs, container))
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         log.close()
         self._children[proc.pid] = proc
         return proc
@@ -413,12 +433,12 @@ class LocalPlatform(Platform):
             return
         policies = self.manifests.network_policies()
         port_names = {p["name"]: int(p["containerPort"]) for p in self.manifests.redis_container().get("ports", [])}
+        records = [r for r in self.ledger.pods.values() if r.address]
         peers = [
-            policy.PolicyPod(r.name, r.namespace, r.labels, r.address,
-                             named_ports=port_names if r.kind == "redis" else {})
-            for r in self.ledger.pods.values() if r.address
+            policy.PolicyPod(r.name, r.namespace, r.labels, r.address, named_ports=port_names if r.kind == "redis" else {})
+            for r in records
         ]
-        for rec, peer in zip([r for r in self.ledger.pods.values() if r.address], peers):
+        for rec, peer in zip(records, peers, strict=True):
             if rec.netns:
                 network.apply_ruleset(rec, policy.ingress_ruleset(policies, peer, peers, str(self.ledger.gateway)))
 
@@ -432,6 +452,9 @@ class LocalPlatform(Platform):
             for name in names:
                 network.attach(self.ledger.pods[name])
             self._save()
+            if self.ledger.network == "loopback":
+                for name in names:
+                    self._check_free(self.ledger.pods[name].address)
             self._write_hosts()
             self._refresh_policies()
             for name in names:
@@ -440,6 +463,15 @@ class LocalPlatform(Platform):
                 rec.pid, rec.start_time, rec.paused = proc.pid, process_start_time(proc.pid), False
             self._save()
         self._wait(lambda: all(self._answers(self.ledger.pods[n]) for n in names), f"{', '.join(names)} to answer")
+
+    def _check_free(self, address: str) -> None:
+        """Pods sharing the host's network need their ports free on their own address."""
+        for port in (self._port(), self._port() + 10000):
+            with socket.socket() as sock:
+                try:
+                    sock.bind((address, port))
+                except OSError:
+                    raise HarnessError(f"{address}:{port} is already in use: choose another range with --subnet") from None
 
     def _stop(self, names: list[str], graceful: bool) -> None:
         grace = self._grace_seconds() if graceful else 0.0
@@ -470,11 +502,17 @@ class LocalPlatform(Platform):
     def _probe(self, rec: PodRecord, kind: str) -> bool:
         """The reference's own probe script, run inside the pod's network."""
         tls = self.root / "pods" / rec.name / "tls"
-        env = {"PATH": os.environ.get("PATH", ""), "REDIS_PORT": str(self._port()), "POD_IP": rec.address,
-               "REDIS_TLS_DIR": str(tls), "REDIS_SECRETS_DIR": str(self.root / "pods" / rec.name / "auth")}
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "REDIS_PORT": str(self._port()),
+            "POD_IP": rec.address,
+            "REDIS_TLS_DIR": str(tls),
+            "REDIS_SECRETS_DIR": str(self.root / "pods" / rec.name / "auth"),
+        }
         script = self.root / "pods" / rec.name / "config" / "probe.sh"
-        proc = subprocess.run(self._network().wrap(rec, ["/bin/sh", str(script), kind]), env=env,
-                              capture_output=True, text=True, timeout=15)
+        proc = subprocess.run(
+            self._network().wrap(rec, ["/bin/sh", str(script), kind]), env=env, capture_output=True, text=True, timeout=15
+        )
         return proc.returncode == 0
 
     def _wait(self, condition: Callable[[], bool], what: str) -> None:
@@ -488,16 +526,27 @@ class LocalPlatform(Platform):
     # --- the bootstrap Job ----------------------------------------------------------------
     def _run_bootstrap_job(self) -> str:
         """Run the reference's bootstrap Job in a pod (namespace) of its own; returns its log."""
-        job = next((j for j in self.manifests.of_kind("Job")
-                    if j["spec"]["template"]["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "bootstrap"),
-                   None)
+        job = next(
+            (
+                j
+                for j in self.manifests.of_kind("Job")
+                if j["spec"]["template"]["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "bootstrap"
+            ),
+            None,
+        )
         if job is None:
             raise HarnessError("the reference has no bootstrap Job (component=bootstrap)")
         template = job["spec"]["template"]
         container = template["spec"]["containers"][0]
         name = job["metadata"]["name"]
-        rec = PodRecord(name=name, address="", labels=dict(template["metadata"].get("labels", {})),
-                        namespace=self.manifests.namespace(), kind="job", node="local-job")
+        rec = PodRecord(
+            name=name,
+            address="",
+            labels=dict(template["metadata"].get("labels", {})),
+            namespace=self.manifests.namespace(),
+            kind="job",
+            node="local-job",
+        )
         network = self._network()
         with self._lock:
             self.ledger.pods[name] = rec
@@ -531,8 +580,24 @@ class LocalPlatform(Platform):
         rec = self._record(pod)
         tls = self.root / "pods" / rec.name / "tls"
         creds = self.credentials()
-        argv = ["redis-cli", "--no-auth-warning", "--tls", "--cacert", str(tls / "ca.crt"), "--cert", str(tls / "tls.crt"),
-                "--key", str(tls / "tls.key"), "--user", user, "-h", rec.address, "-p", str(self._port()), *args]
+        argv = [
+            "redis-cli",
+            "--no-auth-warning",
+            "--tls",
+            "--cacert",
+            str(tls / "ca.crt"),
+            "--cert",
+            str(tls / "tls.crt"),
+            "--key",
+            str(tls / "tls.key"),
+            "--user",
+            user,
+            "-h",
+            rec.address,
+            "-p",
+            str(self._port()),
+            *args,
+        ]
         env = {"PATH": os.environ.get("PATH", ""), "REDISCLI_AUTH": creds.password(user)}
         proc = subprocess.run(self._network().wrap(rec, argv), env=env, capture_output=True, text=True, timeout=30)
         if proc.returncode != 0:
@@ -577,25 +642,34 @@ class LocalPlatform(Platform):
         self._stop(names, graceful)
         self._start(names)
 
-    def connect_probe(self, from_labels: dict[str, str], to_pod: str, port: int, namespace: str | None = None,
-                      timeout: float = 1.5) -> bool:
+    def connect_probe(
+        self, from_labels: dict[str, str], to_pod: str, port: int, namespace: str | None = None, timeout: float = 1.5
+    ) -> bool:
         """Open a TCP connection from a throwaway pod with these labels (in `namespace`)."""
         target = self._record(to_pod)
         network = self._network()
         if not network.enforces_policy:
             raise NeedsRoot("a probe pod needs its own network namespace: run as root on Linux")
         name = f"probe-{secrets.token_hex(3)}"
-        rec = PodRecord(name=name, address="", labels=dict(from_labels), namespace=namespace or target.namespace,
-                        kind="probe", node="local-probe")
+        rec = PodRecord(
+            name=name,
+            address="",
+            labels=dict(from_labels),
+            namespace=namespace or target.namespace,
+            kind="probe",
+            node="local-probe",
+        )
         with self._lock:
             self.ledger.pods[name] = rec
             network.attach(rec)
             self._save()
             self._refresh_policies()
         try:
-            code = ("import socket,sys\n"
-                    f"s=socket.socket(); s.settimeout({timeout})\n"
-                    f"sys.exit(0 if s.connect_ex(({target.address!r}, {int(port)})) == 0 else 1)")
+            code = (
+                "import socket,sys\n"
+                f"s=socket.socket(); s.settimeout({timeout})\n"
+                f"sys.exit(0 if s.connect_ex(({target.address!r}, {int(port)})) == 0 else 1)"
+            )
             proc = subprocess.run(network.wrap(rec, [sys.executable, "-c", code]), capture_output=True, timeout=timeout + 10)
             return proc.returncode == 0
         finally:

@@ -128,7 +128,9 @@ def _ports(rule: dict[str, Any], target: PolicyPod) -> list[tuple[str, str]] | N
     return result
 
 
-def allowed(policies: list[dict[str, Any]], target: PolicyPod, pods: list[PolicyPod]) -> list[tuple[list[str] | None, list[tuple[str, str]] | None]]:
+def allowed(
+    policies: list[dict[str, Any]], target: PolicyPod, pods: list[PolicyPod]
+) -> list[tuple[list[str] | None, list[tuple[str, str]] | None]]:
     """(sources or None=any, ports or None=any) the target admits; [] means deny all; None if not isolated."""
     rules = []
     for policy in selecting_policies(policies, target):
