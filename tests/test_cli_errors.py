@@ -74,7 +74,7 @@ def test_port_already_in_use_is_explained(tmp_path):
 
 @pytest.mark.netns
 def test_address_range_already_in_use_is_explained(tmp_path):
-    subprocess.run(["ip", "link", "add", "rhtestbusy", "type", "dummy"], check=True)
+    subprocess.run(["ip", "link", "add", "rhtestbusy", "type", "bridge"], check=True)
     try:
         subprocess.run(["ip", "addr", "add", "198.18.200.1/24", "dev", "rhtestbusy"], check=True)
         subprocess.run(["ip", "link", "set", "rhtestbusy", "up"], check=True)
