@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
 from redis.retry import Retry
 
@@ -65,5 +65,7 @@ def cluster_client(
 def node_client(
     platform: Platform, pod: Pod, user: str = "admin", socket_timeout: float = 2.0, tls: bool = True, **extra: Any
 ) -> redis.Redis:
-    """A plain client for one node (admin commands, INFO, CLUSTER NODES)."""
+    """A plain client for one node (admin commands, INFO, CLUSTER NODES). It does not retry:
+    an observer must see a node that does not answer, not wait for it."""
+    extra.setdefault("retry", Retry(NoBackoff(), 0))
     return redis.Redis(host=pod.address, port=pod.port, **_connection_options(platform, user, tls, socket_timeout), **extra)

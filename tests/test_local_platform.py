@@ -246,3 +246,24 @@ def test_parse_own_cluster_nodes_line_format(healthy):
     raw = healthy.exec_redis_cli(healthy.pods()[0].name, "CLUSTER", "NODES")
     entries = parse_cluster_nodes(raw)
     assert all(e.hostname.endswith(".svc.cluster.local") and e.bus_port == e.port + 10000 for e in entries)
+
+
+def test_killed_replica_stays_down_until_started_then_rejoins(healthy):
+    replica = next(s for s in snapshot(healthy) if s.myself().is_replica)
+    healthy.kill(replica.pod)
+    assert not healthy.pod(replica.pod).running
+    with pytest.raises(Exception, match="not healthy"):
+        wait_healthy(healthy, timeout=2)
+    healthy.start(replica.pod)
+    assert healthy.pod(replica.pod).address != replica.address
+    wait_healthy(healthy, timeout=60)
+
+
+def test_paused_pod_answers_nothing_until_resumed(healthy):
+    pod = healthy.pods()[3]
+    healthy.pause(pod.name, seconds=4)
+    client = healthy.node_client(pod.name, socket_timeout=0.3)  # with its retries, well under 4 s
+    with pytest.raises(redis.exceptions.TimeoutError):
+        client.ping()
+    time.sleep(4.5)
+    assert healthy.node_client(pod.name).ping()
