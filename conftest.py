@@ -7,6 +7,9 @@ import pytest
 from harness.observe import wait_healthy
 from harness.platforms import get_platform
 from harness.platforms.local.network import have_root
+from harness.report.pytest_plugin import note_platform
+
+pytest_plugins = ["harness.report.pytest_plugin"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,6 +37,7 @@ def platform(request: pytest.FixtureRequest):
     p = get_platform(name, **options)
     p.up()
     try:
+        note_platform(request.config, p)
         wait_healthy(p, timeout=90)
         yield p
     finally:

@@ -100,7 +100,8 @@ def status(
     p = _platform(platform, overlay, cluster, "auto", None, state_dir)
     states = observe.snapshot(p)
     out.print(status_table(states))
-    violations = check_invariants(states)
+    masters, replicas = p.layout()
+    violations = check_invariants(states, expected_masters=masters, replicas_per_master=replicas)
     for v in violations:
         out.print(f"[red]✗[/] {v.code}: {v.message}")
     if violations:

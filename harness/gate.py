@@ -59,7 +59,9 @@ def run_gate(
         progress("waiting for the cluster to settle")
         waited, states = observe.wait_healthy(platform)
         timings["settle_s"] = waited
-        checks.append(_check("topology-invariants", [v.__dict__ for v in check_invariants(states)]))
+        masters, replicas = platform.layout()
+        violations = check_invariants(states, expected_masters=masters, replicas_per_master=replicas)
+        checks.append(_check("topology-invariants", [v.__dict__ for v in violations]))
     except HarnessError as exc:
         error = str(exc)
     finally:

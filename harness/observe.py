@@ -34,13 +34,15 @@ def snapshot(platform: Platform) -> list[PodState]:
         return list(pool.map(lambda p: pod_state(platform, p), pods))
 
 
-def wait_healthy(platform: Platform, timeout: float = 60.0, masters: int = 3) -> tuple[float, list[PodState]]:
-    """Poll until every invariant holds; returns (seconds waited, final snapshot)."""
+def wait_healthy(platform: Platform, timeout: float = 60.0) -> tuple[float, list[PodState]]:
+    """Poll until every invariant holds for the layout the overlay asks for; returns
+    (seconds waited, final snapshot)."""
+    masters, replicas = platform.layout()
     start = time.monotonic()
     violations: list[Violation] = []
     while True:
         states = snapshot(platform)
-        violations = check_invariants(states, expected_masters=masters)
+        violations = check_invariants(states, expected_masters=masters, replicas_per_master=replicas)
         if not violations:
             return time.monotonic() - start, states
         if time.monotonic() - start > timeout:

@@ -103,5 +103,14 @@ class Manifests:
     def certificate_for_secret(self, secret_name: str) -> dict[str, Any] | None:
         return next((c for c in self.of_kind("Certificate") if c["spec"].get("secretName") == secret_name), None)
 
+    def cluster_layout(self) -> tuple[int, int]:
+        """(masters, replicas per master) the bootstrap Job forms."""
+        job = next((j for j in self.of_kind("Job") if j["metadata"]["name"].endswith("bootstrap")), None)
+        env = {e["name"]: e.get("value") for e in (job or {}).get("spec", {}).get("template", {}).get("spec", {})
+               .get("containers", [{}])[0].get("env", []) if "value" in e}
+        pods = int(env.get("REDIS_POD_COUNT") or self.redis_statefulset()["spec"]["replicas"])
+        replicas = int(env.get("REDIS_REPLICAS_PER_MASTER") or 1)
+        return pods // (replicas + 1), replicas
+
     def network_policies(self) -> list[dict[str, Any]]:
         return list(self.of_kind("NetworkPolicy"))

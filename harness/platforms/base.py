@@ -50,6 +50,7 @@ class Platform(abc.ABC):
     """Stand the reference up, tear it down, and fault single pods."""
 
     name: str = "abstract"
+    overlay: str = "kind"
 
     # --- lifecycle ----------------------------------------------------------
     @abc.abstractmethod
@@ -72,6 +73,12 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def versions(self) -> dict[str, str]:
         """Redis version the platform runs, and the image the manifests pin."""
+
+    def layout(self) -> tuple[int, int]:
+        """(masters, replicas per master) the overlay's bootstrap forms."""
+        from harness import reference
+
+        return reference.render(self.overlay).cluster_layout()
 
     def pod(self, name: str) -> Pod:
         for pod in self.pods():

@@ -261,6 +261,9 @@ class LocalPlatform(Platform):
         match = re.search(r"v=(\S+)", out)
         return {"redis_server": match.group(1) if match else "unknown", "image": self.manifests.redis_container()["image"]}
 
+    def layout(self) -> tuple[int, int]:
+        return self.manifests.cluster_layout()
+
     def _port(self) -> int:
         for port in self.manifests.redis_container().get("ports", []):
             if port.get("name") == "redis":

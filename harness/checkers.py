@@ -1,0 +1,121 @@
+"""Checkers: pure functions from a history (and a final read) to figures and a verdict.
+They never touch a live cluster."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from harness.history import FAIL, INFO, OK, History, Op
+
+
+@dataclass
+class SetResult:
+    """Jepsen's set checker, split by whether writes were WAITed for replicas."""
+
+    attempted: int
+    acknowledged: int
+    lost: list[str]  # acknowledged, absent from the final read
+    lost_waited: list[str]  # ... of which WAITed and acknowledged by the replicas asked for
+    lost_unwaited: list[str]
+    unexpected: list[str]  # present, never attempted
+    recovered: list[str]  # outcome unknown (info), present
+    failed_but_present: list[str]  # reported as surely not applied, yet present
+
+    @property
+    def valid(self) -> bool:
+        return not (self.lost or self.unexpected or self.failed_but_present)
+
+    def summary(self) -> dict:
+        out = asdict(self)
+        for key in ("lost", "lost_waited", "lost_unwaited", "unexpected", "recovered", "failed_but_present"):
+            out[f"{key}_count"] = len(out[key])
+            out[key] = out[key][:50]  # examples; the counts are complete
+        out["valid"] = self.valid
+        return out
+
+
+def check_set(history: History, present: set[str], wait_replicas: int = 1) -> SetResult:
+    """Compare every write the history attempted with the keys a final read found."""
+    writes = [op for op in history.ops if op.f == "write"]
+    attempted = {op.key for op in writes}
+    ok = [op for op in writes if op.outcome == OK]
+    waited_ok = {op.key for op in ok if op.waited and (op.acks or 0) >= wait_replicas}
+    lost = sorted(op.key for op in ok if op.key not in present)
+    return SetResult(
+        attempted=len(attempted),
+        acknowledged=len(ok),
+        lost=lost,
+        lost_waited=[k for k in lost if k in waited_ok],
+        lost_unwaited=[k for k in lost if k not in waited_ok],
+        unexpected=sorted(present - attempted),
+        recovered=sorted(op.key for op in writes if op.outcome == INFO and op.key in present),
+        failed_but_present=sorted(op.key for op in writes if op.outcome == FAIL and op.key in present),
+    )
+
+
+@dataclass
+class Availability:
+    ok_fraction: float
+    ops: int
+    windows: list[tuple[float, float]] = field(default_factory=list)  # (start, end) of runs of non-ok ops
+
+    @property
+    def longest(self) -> float:
+        return max((end - start for start, end in self.windows), default=0.0)
+
+    @property
+    def total(self) -> float:
+        return sum(end - start for start, end in self.windows)
+
+    def summary(self) -> dict:
+        return {"ok_fraction": self.ok_fraction, "ops": self.ops, "windows": self.windows,
+                "longest_s": self.longest, "total_s": self.total}
+
+
+def availability(history: History, f: str | None = None) -> Availability:
+    """Windows in which operations did not succeed: from the invoke of the first non-ok op
+    after a success to the completion of the next success (or of the last op)."""
+    ops = sorted((op for op in history.completed() if f is None or op.f == f), key=lambda o: o.invoke)
+    if not ops:
+        return Availability(ok_fraction=0.0, ops=0)
+    windows: list[tuple[float, float]] = []
+    start: float | None = None
+    for op in ops:
+        if op.outcome != OK and start is None:
+            start = op.invoke
+        elif op.outcome == OK and start is not None and op.invoke >= start:
+            windows.append((start, op.complete or op.invoke))
+            start = None
+    if start is not None:
+        windows.append((start, max(op.complete or op.invoke for op in ops)))
+    return Availability(ok_fraction=sum(op.outcome == OK for op in ops) / len(ops), ops=len(ops), windows=windows)
+
+
+def recovery_time(probe: History | list[Op], fault: float) -> float | None:
+    """Seconds from the fault to the first success of the probe after its first failure
+    following the fault; 0.0 when the probe never failed after it; None when it never
+    succeeded again."""
+    ops = probe.ops if isinstance(probe, History) else probe
+    after = sorted((op for op in ops if op.outcome is not None and op.invoke >= fault), key=lambda o: o.invoke)
+    first_bad = next((op for op in after if op.outcome != OK), None)
+    if first_bad is None:
+        return 0.0
+    first_good = next((op for op in after if op.outcome == OK and op.invoke >= first_bad.invoke), None)
+    if first_good is None:
+        return None
+    return (first_good.complete or first_good.invoke) - fault
+
+
+def probe_rate(probe: History | list[Op]) -> float:
+    """Operations per second the probe actually achieved (it must be ≥ 100 Hz to time recovery)."""
+    ops = [op for op in (probe.ops if isinstance(probe, History) else probe) if op.outcome is not None]
+    if len(ops) < 2:
+        return 0.0
+    span = max(op.invoke for op in ops) - min(op.invoke for op in ops)
+    return (len(ops) - 1) / span if span > 0 else 0.0
+
+
+def acknowledged_after(history: History, since: float, keys_on: set[str] | None = None) -> list[Op]:
+    """Writes acknowledged (ok) with an invoke time after `since` — e.g. by a master already demoted."""
+    return [op for op in history.ops if op.f == "write" and op.outcome == OK and op.invoke >= since
+            and (keys_on is None or op.key in keys_on)]

@@ -1,0 +1,177 @@
+"""pytest plugin: every gating suite (a module under scenarios/) writes its run directory
+reports/<UTC timestamp>-<suite>/ with report.json, junit.xml (pytest's own) and index.html.
+
+Tests add evidence through the `evidence` fixture: figures (checker results, timings)
+and histories (written as JSON lines, plotted as timelines)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.history import History
+from harness.report import html, rundir, timeline
+
+SCENARIOS = "scenarios"
+RECORDER = pytest.StashKey["Recorder"]()
+
+
+@dataclass
+class TestRecord:
+    name: str
+    outcome: str = "pending"
+    duration_s: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
+    plots: list[str] = field(default_factory=list)
+    failure: str | None = None
+
+
+@dataclass
+class SuiteRun:
+    name: str
+    root: Path | None
+    started: Any = field(default_factory=rundir.utc_now)
+    tests: dict[str, TestRecord] = field(default_factory=dict)
+    _dir: Path | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        if self._dir is None:
+            self._dir = rundir.new_run_dir(self.name, self.root, self.started)
+        return self._dir
+
+
+class Evidence:
+    """What one test leaves in its suite's run directory."""
+
+    def __init__(self, suite: SuiteRun, record: TestRecord):
+        self.suite, self.record = suite, record
+
+    def figure(self, **figures: Any) -> None:
+        self.record.figures.update(figures)
+
+    def path(self, name: str) -> Path:
+        return self.suite.run_dir / f"{self.record.name}-{name}"
+
+    def history(self, name: str, history: History, probe: History | None = None) -> None:
+        history.write_jsonl(self.path(f"{name}.jsonl"))
+        if probe is not None:
+            probe.write_jsonl(self.path(f"{name}-probe.jsonl"))
+        png = timeline.plot(history, self.path(f"{name}.png"), f"{self.record.name}: {name}", probe)
+        self.record.plots.append(png.name)
+
+
+class Recorder:
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.root = Path(config.getoption("--reports")) if config.getoption("--reports") else None
+        self.suites: dict[str, SuiteRun] = {}
+        self.environment: dict[str, Any] = {"platform": config.getoption("--platform"), "overlay": config.getoption("--overlay"),
+                                            "versions": {}}
+        self.secrets: list[str] = []
+
+    def suite_of(self, item: pytest.Item) -> SuiteRun | None:
+        path = Path(str(item.fspath))
+        if path.parent.name != SCENARIOS:
+            return None
+        name = path.stem.removeprefix("test_")
+        return self.suites.setdefault(name, SuiteRun(name, self.root))
+
+    def record_of(self, item: pytest.Item) -> tuple[SuiteRun, TestRecord] | None:
+        suite = self.suite_of(item)
+        if suite is None:
+            return None
+        return suite, suite.tests.setdefault(item.nodeid, TestRecord(item.name))
+
+    def finish(self) -> None:
+        from harness import slo
+
+        try:
+            slos = slo.load().raw
+        except Exception as exc:  # the report still gets written
+            slos = {"error": str(exc)}
+        junit = self.config.getoption("xmlpath", None)
+        for suite in self.suites.values():
+            tests = list(suite.tests.values())
+            if not tests:
+                continue
+            finished = rundir.utc_now()
+            outcomes = {t.outcome for t in tests}
+            outcome = "fail" if outcomes & {"failed", "error"} else "pass"
+            env = rundir.environment(self.environment["platform"], self.environment["overlay"], self.environment["versions"])
+            report = {
+                "kind": suite.name, "started": suite.started.isoformat(), "finished": finished.isoformat(),
+                "duration_s": (finished - suite.started).total_seconds(), "environment": env, "slo": slos,
+                "outcome": outcome,
+                "counts": {o: sum(t.outcome == o for t in tests) for o in ("passed", "failed", "error", "skipped")},
+                "tests": [t.__dict__ for t in tests],
+            }
+            rundir.write_report(suite.run_dir, report, self.secrets)
+            html.write_html(suite.run_dir, rundir.scrub(report, self.secrets))
+            if junit and Path(junit).is_file():
+                shutil.copy(junit, suite.run_dir / "junit.xml")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("redis-harness").addoption("--reports", default=None, help="reports directory (default: reports/)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[RECORDER] = Recorder(config)
+    if not config.getoption("xmlpath", None):
+        # pytest's own junit.xml, copied into every suite's run directory at the end
+        config.option.xmlpath = str(Path(config.rootpath) / ".pytest-junit.xml")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    outcome = yield
+    report = outcome.get_result()
+    found = item.config.stash[RECORDER].record_of(item)
+    if found is None:
+        return
+    _, rec = found
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        rec.duration_s += report.duration
+        if report.skipped:
+            rec.outcome = "skipped"
+        elif report.when == "setup" and report.failed:
+            rec.outcome = "error"
+        else:
+            rec.outcome = "passed" if report.passed else "failed"
+        if report.failed:
+            rec.failure = report.longreprtext[-6000:]
+    elif report.when == "teardown" and report.failed and rec.outcome == "passed":
+        rec.outcome, rec.failure = "error", report.longreprtext[-6000:]
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    found = request.config.stash[RECORDER].record_of(request.node)
+    if found is None:
+        suite = SuiteRun("adhoc", request.config.stash[RECORDER].root)
+        found = (suite, TestRecord(request.node.name))
+    started = time.monotonic()
+    ev = Evidence(*found)
+    yield ev
+    ev.figure(test_s=round(time.monotonic() - started, 3))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[RECORDER].finish()
+
+
+def note_platform(config: pytest.Config, platform) -> None:
+    """Called by the platform fixture: versions for the report, passwords to scrub."""
+    recorder = config.stash[RECORDER]
+    try:
+        recorder.environment["versions"] = platform.versions()
+        recorder.secrets = list(platform.credentials().passwords.values())
+    except Exception:
+        pass

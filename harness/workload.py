@@ -1,0 +1,240 @@
+"""Recording workloads: threads that write distinct keys through the cluster and log
+every operation into a History, bounded in count and time, stopping by themselves.
+
+Writes go to the master of the key's slot, following MOVED and ASK like a cluster
+client, optionally followed by WAIT on the same connection. Outcomes are honest:
+a refusal by the server is `fail` (not applied), a timeout or a dropped
+connection is `info` (unknown), a reply of OK is `ok`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import AskError, MovedError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from harness.history import FAIL, INFO, OK, History
+from harness.platforms.base import Platform
+
+NETWORK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class ClusterWriter:
+    """One write at a time, with redirects followed and the outcome classified."""
+
+    def __init__(self, client: RedisCluster, wait_replicas: int = 0, wait_timeout_ms: int = 1000, max_redirects: int = 5):
+        self.client = client
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self.max_redirects = max_redirects
+        self._last_refresh = 0.0
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload the slot map (at most every 100 ms unless forced)."""
+        now = time.monotonic()
+        if force or now - self._last_refresh > 0.1:
+            self._last_refresh = now
+            try:
+                self.client.nodes_manager.initialize()
+            except RedisError:
+                pass  # the next operation finds out
+
+    def _send(self, node: ClusterNode, commands: list[tuple]) -> list:
+        redis_client = self.client.get_redis_connection(node)
+        pool = redis_client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
+    def _node(self, host: str, port: int) -> ClusterNode | None:
+        node = self.client.get_node(host=host, port=port)
+        if node is None:
+            self.refresh(force=True)
+            node = self.client.get_node(host=host, port=port)
+        return node
+
+    def write(self, key: str, value: str) -> tuple[str, str | None, int | None]:
+        """(outcome, error, acks): SET, and WAIT when replicas are asked for."""
+        waited = self.wait_replicas > 0
+        try:
+            node = self.client.get_node_from_key(key)
+        except RedisError as exc:
+            self.refresh()
+            return FAIL, f"no route: {exc}", None
+        asking = False
+        for _ in range(self.max_redirects):
+            commands: list[tuple] = [("ASKING",)] if asking else []
+            commands.append(("SET", key, value))
+            if waited:
+                commands.append(("WAIT", self.wait_replicas, self.wait_timeout_ms))
+            try:
+                replies = self._send(node, commands)
+            except NETWORK_ERRORS as exc:
+                self.refresh()
+                return INFO, f"{type(exc).__name__}: {exc}", None
+            reply = replies[1 if asking else 0]
+            if isinstance(reply, MovedError):
+                self.refresh(force=True)
+                node = self._node(reply.host, reply.port) or node
+                asking = False
+                continue
+            if isinstance(reply, AskError):
+                node = self._node(reply.host, reply.port) or node
+                asking = True
+                continue
+            if isinstance(reply, ResponseError):
+                # The server refused: CLUSTERDOWN, TRYAGAIN, READONLY (a demoted master), NOPERM, OOM...
+                self.refresh()
+                return FAIL, str(reply), None
+            acks = replies[-1] if waited else None
+            if waited and isinstance(acks, ResponseError):
+                return OK, f"WAIT: {acks}", 0
+            return OK, None, acks
+        return FAIL, "too many redirects", None
+
+
+def key_on_master(client: RedisCluster, address: str, prefix: str = "app:probe") -> str:
+    """A key whose slot the master at `address` serves (via a hash tag)."""
+    for i in range(100_000):
+        key = f"{prefix}:{{t{i}}}"
+        if client.get_node_from_key(key).host == address:
+            return key
+    raise RuntimeError(f"no slot of {address} found")
+
+
+@dataclass
+class WorkloadLimits:
+    max_ops: int = 100_000  # per worker
+    max_seconds: float = 120.0
+
+
+class WriteWorkload:
+    """Workers writing distinct keys app:w:<run>:<worker>:<n>, recorded in `history`.
+
+    rate: operations per second per worker (None: as fast as the server answers).
+    """
+
+    def __init__(
+        self,
+        platform: Platform,
+        history: History,
+        run: str,
+        workers: int = 4,
+        rate: float | None = 200.0,
+        wait_replicas: int = 0,
+        limits: WorkloadLimits | None = None,
+        socket_timeout: float = 0.5,
+        f: str = "write",
+        key_of=None,
+    ):
+        self.platform = platform
+        self.history = history
+        self.run = run
+        self.workers = workers
+        self.rate = rate
+        self.wait_replicas = wait_replicas
+        self.limits = limits or WorkloadLimits()
+        self.socket_timeout = socket_timeout
+        self.f = f
+        self.key_of = key_of or (lambda worker, n: f"app:w:{run}:{worker}:{n}")
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+
+    def _client(self) -> RedisCluster:
+        return self.platform.client(socket_timeout=self.socket_timeout, retries=0)
+
+    def _worker(self, worker: int) -> None:
+        try:
+            client = self._client()
+        except Exception as exc:
+            self.errors.append(f"worker {worker}: no client: {exc}")
+            return
+        writer = ClusterWriter(client, wait_replicas=self.wait_replicas)
+        started = time.monotonic()
+        interval = 1.0 / self.rate if self.rate else 0.0
+        next_at = started
+        try:
+            for n in range(self.limits.max_ops):
+                if self._stop.is_set() or time.monotonic() - started > self.limits.max_seconds:
+                    break
+                if interval:
+                    delay = next_at - time.monotonic()
+                    if delay > 0 and self._stop.wait(delay):
+                        break
+                    next_at += interval
+                key = self.key_of(worker, n)
+                op = self.history.invoke(worker, self.f, key, n, waited=self.wait_replicas > 0)
+                outcome, error, acks = writer.write(key, str(n))
+                self.history.complete(op, outcome, error, acks)
+        except Exception as exc:  # a bug in the workload must not pass silently
+            self.errors.append(f"worker {worker}: {type(exc).__name__}: {exc}")
+        finally:
+            client.close()
+
+    def start(self) -> WriteWorkload:
+        for worker in range(self.workers):
+            t = threading.Thread(target=self._worker, args=(worker,), name=f"workload-{worker}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=self.socket_timeout * 10 + 5)
+
+    def __enter__(self) -> WriteWorkload:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class Probe(WriteWorkload):
+    """One worker writing one key at ≥100 Hz: the clock that times recovery."""
+
+    def __init__(self, platform: Platform, history: History, key: str, rate: float = 200.0, socket_timeout: float = 0.2,
+                 max_seconds: float = 120.0):
+        super().__init__(platform, history, run="probe", workers=1, rate=rate, socket_timeout=socket_timeout,
+                         limits=WorkloadLimits(max_ops=int(rate * max_seconds) + 1, max_seconds=max_seconds), f="probe",
+                         key_of=lambda worker, n: key)
+
+
+def read_keys(platform: Platform, keys: list[str], batch: int = 1000, attempts: int = 20) -> set[str]:
+    """The subset of `keys` present now, read through the cluster (retried while it recovers)."""
+    client = platform.client(socket_timeout=2.0)
+    present: set[str] = set()
+    try:
+        for i in range(0, len(keys), batch):
+            chunk = keys[i : i + batch]
+            for attempt in range(attempts):
+                try:
+                    values = client.mget_nonatomic(chunk)
+                    break
+                except RedisError:
+                    if attempt == attempts - 1:
+                        raise
+                    time.sleep(0.5)
+                    client.nodes_manager.initialize()
+            present.update(k for k, v in zip(chunk, values, strict=True) if v is not None)
+    finally:
+        client.close()
+    return present

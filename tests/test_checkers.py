@@ -1,0 +1,109 @@
+"""Checkers on synthetic histories, including histories that must fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import slo
+from harness.checkers import availability, check_set, probe_rate, recovery_time
+from harness.errors import HarnessError
+from harness.history import FAIL, INFO, OK, History, Op
+
+
+def w(key, outcome, t=0.0, waited=False, acks=None, f="write"):
+    return Op(process=0, f=f, key=key, value=None, invoke=t, complete=t + 0.001, outcome=outcome, waited=waited, acks=acks)
+
+
+def test_set_checker_passes_when_every_acknowledged_write_is_present():
+    h = History.of([w("a", OK), w("b", OK), w("c", FAIL), w("d", INFO)])
+    r = check_set(h, {"a", "b"})
+    assert r.valid and r.acknowledged == 2 and r.attempted == 4 and r.lost == [] and r.recovered == []
+
+
+def test_set_checker_reports_lost_writes_split_by_wait():
+    h = History.of([w("a", OK, waited=True, acks=1), w("b", OK), w("c", OK, waited=True, acks=0)])
+    r = check_set(h, set())
+    assert not r.valid
+    assert r.lost == ["a", "b", "c"]
+    assert r.lost_waited == ["a"]  # "c" was WAITed but no replica acknowledged it
+    assert r.lost_unwaited == ["b", "c"]
+
+
+def test_set_checker_reports_unexpected_recovered_and_failed_but_present():
+    h = History.of([w("a", INFO), w("b", FAIL)])
+    r = check_set(h, {"a", "b", "zzz"})
+    assert r.recovered == ["a"]
+    assert r.failed_but_present == ["b"]
+    assert r.unexpected == ["zzz"]
+    assert not r.valid
+    assert r.summary()["unexpected_count"] == 1
+
+
+def test_availability_finds_the_outage_window():
+    ops = [w(str(i), OK, t=i * 0.1) for i in range(10)]
+    ops += [w(f"x{i}", INFO, t=1.0 + i * 0.1) for i in range(5)]
+    ops += [w(f"y{i}", OK, t=1.5 + i * 0.1) for i in range(5)]
+    a = availability(History.of(ops))
+    assert len(a.windows) == 1
+    start, end = a.windows[0]
+    assert start == pytest.approx(1.0) and end == pytest.approx(1.501)
+    assert a.ok_fraction == pytest.approx(15 / 20)
+
+
+def test_availability_of_an_outage_that_never_ends():
+    a = availability(History.of([w("a", OK, t=0), w("b", FAIL, t=1), w("c", FAIL, t=2)]))
+    assert a.windows == [(1, 2.001)] and a.longest == pytest.approx(1.001)
+
+
+def test_recovery_time_from_fault_to_first_success_after_failure():
+    ops = [w("p", OK, t=t / 100, f="probe") for t in range(0, 100)]  # 0.00 .. 0.99 ok
+    ops += [w("p", INFO, t=1.0 + t / 100, f="probe") for t in range(0, 300)]  # 1.00 .. 3.99 failing
+    ops += [w("p", OK, t=4.0 + t / 100, f="probe") for t in range(0, 50)]
+    assert recovery_time(ops, fault=0.995) == pytest.approx(4.001 - 0.995)
+    assert probe_rate(ops) == pytest.approx(100, rel=0.01)
+
+
+def test_recovery_time_without_an_outage_is_zero_and_without_recovery_is_none():
+    ok = [w("p", OK, t=t / 100, f="probe") for t in range(100)]
+    assert recovery_time(ok, fault=0.5) == 0.0
+    never = ok[:50] + [w("p", FAIL, t=0.5 + t / 100, f="probe") for t in range(50)]
+    assert recovery_time(never, fault=0.5) is None
+
+
+def test_history_round_trips_through_jsonl(tmp_path):
+    h = History()
+    op = h.invoke(1, "write", "k", 1, waited=True)
+    h.complete(op, OK, acks=1)
+    h.mark("kill", pod="redis-cluster-0")
+    h.write_jsonl(tmp_path / "h.jsonl")
+    back = History.read_jsonl(tmp_path / "h.jsonl")
+    assert back.ops[0].key == "k" and back.ops[0].acks == 1 and back.events[0]["name"] == "kill"
+
+
+def test_reference_slo_file_loads():
+    s = slo.load()
+    assert s.lost_writes(waited=True) == 0 and s.recovery("kill_master") > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("version: 2\n", "version: 1"),
+        ("[not, a, mapping", "not valid YAML"),
+        ("version: 1\nrecovery_seconds: {}\n", "section 'lost_writes'"),
+        ("version: 1\nrecovery_seconds: {kill_master: fast}\nlost_writes: {}\nmax_unavailability_seconds: {}\n"
+         "persistence: {}\nsharding: {}\n", "'recovery_seconds.kill_master' must be a non-negative number"),
+    ],
+)
+def test_malformed_slo_file_is_one_clear_error(tmp_path, text, says):
+    path = tmp_path / "slo.yaml"
+    path.write_text(text)
+    with pytest.raises(HarnessError, match=says.replace("(", r"\(").replace("'", "'")):
+        slo.load(path)
+
+
+def test_missing_slo_key_is_one_clear_error(tmp_path):
+    path = tmp_path / "slo.yaml"
+    path.write_text("version: 1\nrecovery_seconds: {}\nlost_writes: {}\nmax_unavailability_seconds: {}\npersistence: {}\nsharding: {}\n")
+    with pytest.raises(HarnessError, match="'recovery_seconds.kill_master' is missing"):
+        slo.load(path).recovery("kill_master")
