@@ -7,7 +7,6 @@ import pytest
 from harness.observe import wait_healthy
 from harness.platforms import get_platform
 from harness.platforms.local.network import have_root
-from harness.report.pytest_plugin import note_platform
 
 pytest_plugins = ["harness.report.pytest_plugin"]
 
@@ -37,6 +36,8 @@ def platform(request: pytest.FixtureRequest):
     p = get_platform(name, **options)
     p.up()
     try:
+        from harness.report.pytest_plugin import note_platform
+
         note_platform(request.config, p)
         wait_healthy(p, timeout=90)
         yield p
@@ -49,3 +50,11 @@ def healthy(platform):
     """The session's cluster, healthy again before the test starts (a previous test may have faulted it)."""
     wait_healthy(platform, timeout=90)
     return platform
+
+
+@pytest.fixture(scope="session")
+def slo():
+    """The SLO file every suite judges against."""
+    from harness import slo as slo_file
+
+    return slo_file.load()

@@ -68,8 +68,13 @@ class Availability:
         return sum(end - start for start, end in self.windows)
 
     def summary(self) -> dict:
-        return {"ok_fraction": self.ok_fraction, "ops": self.ops, "windows": self.windows,
-                "longest_s": self.longest, "total_s": self.total}
+        return {
+            "ok_fraction": self.ok_fraction,
+            "ops": self.ops,
+            "windows": self.windows,
+            "longest_s": self.longest,
+            "total_s": self.total,
+        }
 
 
 def availability(history: History, f: str | None = None) -> Availability:
@@ -117,5 +122,8 @@ def probe_rate(probe: History | list[Op]) -> float:
 
 def acknowledged_after(history: History, since: float, keys_on: set[str] | None = None) -> list[Op]:
     """Writes acknowledged (ok) with an invoke time after `since` — e.g. by a master already demoted."""
-    return [op for op in history.ops if op.f == "write" and op.outcome == OK and op.invoke >= since
-            and (keys_on is None or op.key in keys_on)]
+    return [
+        op
+        for op in history.ops
+        if op.f == "write" and op.outcome == OK and op.invoke >= since and (keys_on is None or op.key in keys_on)
+    ]

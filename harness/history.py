@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 OK, FAIL, INFO = "ok", "fail", "info"
 
@@ -32,6 +32,7 @@ class Op:
     error: str | None = None
     waited: bool = False  # sent with WAIT
     acks: int | None = None  # replicas that acknowledged a WAITed write
+    node: str | None = None  # address of the node that answered (or was last tried)
 
     @property
     def latency(self) -> float | None:
@@ -57,8 +58,8 @@ class History:
             self.ops.append(op)
         return op
 
-    def complete(self, op: Op, outcome: str, error: str | None = None, acks: int | None = None) -> Op:
-        op.complete, op.outcome, op.error, op.acks = self.now(), outcome, error, acks
+    def complete(self, op: Op, outcome: str, error: str | None = None, acks: int | None = None, node: str | None = None) -> Op:
+        op.complete, op.outcome, op.error, op.acks, op.node = self.now(), outcome, error, acks, node
         return op
 
     def mark(self, name: str, **details) -> float:
@@ -78,7 +79,7 @@ class History:
                 f.write(json.dumps(asdict(op)) + "\n")
 
     @classmethod
-    def read_jsonl(cls, path: Path) -> "History":
+    def read_jsonl(cls, path: Path) -> History:
         lines = path.read_text().splitlines()
         header = json.loads(lines[0])
         h = cls(t0=0.0, wall_t0=header["t0_wall"], events=header["events"])
@@ -86,6 +87,6 @@ class History:
         return h
 
     @classmethod
-    def of(cls, ops: Iterable[Op], events: list[dict] | None = None) -> "History":
+    def of(cls, ops: Iterable[Op], events: list[dict] | None = None) -> History:
         """A history from given operations (for checkers' tests)."""
         return cls(t0=0.0, ops=list(ops), events=list(events or []))

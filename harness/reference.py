@@ -106,8 +106,11 @@ class Manifests:
     def cluster_layout(self) -> tuple[int, int]:
         """(masters, replicas per master) the bootstrap Job forms."""
         job = next((j for j in self.of_kind("Job") if j["metadata"]["name"].endswith("bootstrap")), None)
-        env = {e["name"]: e.get("value") for e in (job or {}).get("spec", {}).get("template", {}).get("spec", {})
-               .get("containers", [{}])[0].get("env", []) if "value" in e}
+        env = {
+            e["name"]: e.get("value")
+            for e in (job or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("env", [])
+            if "value" in e
+        }
         pods = int(env.get("REDIS_POD_COUNT") or self.redis_statefulset()["spec"]["replicas"])
         replicas = int(env.get("REDIS_REPLICAS_PER_MASTER") or 1)
         return pods // (replicas + 1), replicas

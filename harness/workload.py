@@ -70,14 +70,14 @@ class ClusterWriter:
             node = self.client.get_node(host=host, port=port)
         return node
 
-    def write(self, key: str, value: str) -> tuple[str, str | None, int | None]:
-        """(outcome, error, acks): SET, and WAIT when replicas are asked for."""
+    def write(self, key: str, value: str) -> tuple[str, str | None, int | None, str | None]:
+        """(outcome, error, acks, node address): SET, and WAIT when replicas are asked for."""
         waited = self.wait_replicas > 0
         try:
             node = self.client.get_node_from_key(key)
         except RedisError as exc:
             self.refresh()
-            return FAIL, f"no route: {exc}", None
+            return FAIL, f"no route: {exc}", None, None
         asking = False
         for _ in range(self.max_redirects):
             commands: list[tuple] = [("ASKING",)] if asking else []
@@ -88,7 +88,7 @@ class ClusterWriter:
                 replies = self._send(node, commands)
             except NETWORK_ERRORS as exc:
                 self.refresh()
-                return INFO, f"{type(exc).__name__}: {exc}", None
+                return INFO, f"{type(exc).__name__}: {exc}", None, node.host
             reply = replies[1 if asking else 0]
             if isinstance(reply, MovedError):
                 self.refresh(force=True)
@@ -102,12 +102,12 @@ class ClusterWriter:
             if isinstance(reply, ResponseError):
                 # The server refused: CLUSTERDOWN, TRYAGAIN, READONLY (a demoted master), NOPERM, OOM...
                 self.refresh()
-                return FAIL, str(reply), None
+                return FAIL, str(reply), None, node.host
             acks = replies[-1] if waited else None
             if waited and isinstance(acks, ResponseError):
-                return OK, f"WAIT: {acks}", 0
-            return OK, None, acks
-        return FAIL, "too many redirects", None
+                return OK, f"WAIT: {acks}", 0, node.host
+            return OK, None, acks, node.host
+        return FAIL, "too many redirects", None, node.host
 
 
 def key_on_master(client: RedisCluster, address: str, prefix: str = "app:probe") -> str:
@@ -143,6 +143,7 @@ class WriteWorkload:
         socket_timeout: float = 0.5,
         f: str = "write",
         key_of=None,
+        first_process: int = 0,
     ):
         self.platform = platform
         self.history = history
@@ -154,6 +155,7 @@ class WriteWorkload:
         self.socket_timeout = socket_timeout
         self.f = f
         self.key_of = key_of or (lambda worker, n: f"app:w:{run}:{worker}:{n}")
+        self.first_process = first_process
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.errors: list[str] = []
@@ -179,11 +181,12 @@ class WriteWorkload:
                     delay = next_at - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):
                         break
-                    next_at += interval
+                    # A worker that fell behind (a stalled shard) resumes at its rate, without a burst.
+                    next_at = max(next_at, time.monotonic()) + interval
                 key = self.key_of(worker, n)
-                op = self.history.invoke(worker, self.f, key, n, waited=self.wait_replicas > 0)
-                outcome, error, acks = writer.write(key, str(n))
-                self.history.complete(op, outcome, error, acks)
+                op = self.history.invoke(self.first_process + worker, self.f, key, n, waited=self.wait_replicas > 0)
+                outcome, error, acks, node = writer.write(key, str(n))
+                self.history.complete(op, outcome, error, acks, node)
         except Exception as exc:  # a bug in the workload must not pass silently
             self.errors.append(f"worker {worker}: {type(exc).__name__}: {exc}")
         finally:
@@ -211,11 +214,26 @@ class WriteWorkload:
 class Probe(WriteWorkload):
     """One worker writing one key at ≥100 Hz: the clock that times recovery."""
 
-    def __init__(self, platform: Platform, history: History, key: str, rate: float = 200.0, socket_timeout: float = 0.2,
-                 max_seconds: float = 120.0):
-        super().__init__(platform, history, run="probe", workers=1, rate=rate, socket_timeout=socket_timeout,
-                         limits=WorkloadLimits(max_ops=int(rate * max_seconds) + 1, max_seconds=max_seconds), f="probe",
-                         key_of=lambda worker, n: key)
+    def __init__(
+        self,
+        platform: Platform,
+        history: History,
+        key: str,
+        rate: float = 200.0,
+        socket_timeout: float = 0.2,
+        max_seconds: float = 120.0,
+    ):
+        super().__init__(
+            platform,
+            history,
+            run="probe",
+            workers=1,
+            rate=rate,
+            socket_timeout=socket_timeout,
+            limits=WorkloadLimits(max_ops=int(rate * max_seconds) + 1, max_seconds=max_seconds),
+            f="probe",
+            key_of=lambda worker, n: key,
+        )
 
 
 def read_keys(platform: Platform, keys: list[str], batch: int = 1000, attempts: int = 20) -> set[str]:

@@ -91,8 +91,11 @@ def test_reference_slo_file_loads():
         ("version: 2\n", "version: 1"),
         ("[not, a, mapping", "not valid YAML"),
         ("version: 1\nrecovery_seconds: {}\n", "section 'lost_writes'"),
-        ("version: 1\nrecovery_seconds: {kill_master: fast}\nlost_writes: {}\nmax_unavailability_seconds: {}\n"
-         "persistence: {}\nsharding: {}\n", "'recovery_seconds.kill_master' must be a non-negative number"),
+        (
+            "version: 1\nrecovery_seconds: {kill_master: fast}\nlost_writes: {}\nmax_unavailability_seconds: {}\n"
+            "persistence: {}\nsharding: {}\n",
+            "'recovery_seconds.kill_master' must be a non-negative number",
+        ),
     ],
 )
 def test_malformed_slo_file_is_one_clear_error(tmp_path, text, says):
@@ -104,6 +107,8 @@ def test_malformed_slo_file_is_one_clear_error(tmp_path, text, says):
 
 def test_missing_slo_key_is_one_clear_error(tmp_path):
     path = tmp_path / "slo.yaml"
-    path.write_text("version: 1\nrecovery_seconds: {}\nlost_writes: {}\nmax_unavailability_seconds: {}\npersistence: {}\nsharding: {}\n")
+    path.write_text(
+        "version: 1\nrecovery_seconds: {}\nlost_writes: {}\nmax_unavailability_seconds: {}\npersistence: {}\nsharding: {}\n"
+    )
     with pytest.raises(HarnessError, match="'recovery_seconds.kill_master' is missing"):
         slo.load(path).recovery("kill_master")

@@ -98,8 +98,9 @@ class Platform(abc.ABC):
         return node_client(self, self.pod(pod), user=user, **options)
 
     @abc.abstractmethod
-    def exec_redis_cli(self, pod: str, *args: str, user: str = "admin") -> str:
-        """redis-cli inside the pod (its network, its certificate), as `user`; returns stdout."""
+    def exec_redis_cli(self, pod: str, *args: str, user: str = "admin", bare: bool = False, timeout: float = 30) -> str:
+        """redis-cli inside the pod (its network, its certificate), as `user`; returns stdout.
+        With bare, no -h/-p is added (for `--cluster` subcommands that name their own target)."""
 
     # --- faults -------------------------------------------------------------
     @abc.abstractmethod

@@ -55,7 +55,7 @@ class KubernetesPlatform(Platform):
     def versions(self) -> dict[str, str]:
         return {"image": reference.render(self.overlay).redis_container()["image"]}
 
-    def exec_redis_cli(self, pod: str, *args: str, user: str = "admin") -> str:
+    def exec_redis_cli(self, pod: str, *args: str, user: str = "admin", bare: bool = False, timeout: float = 30) -> str:
         self._unsupported("exec_redis_cli")
         return ""
 

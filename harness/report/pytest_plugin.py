@@ -71,8 +71,11 @@ class Recorder:
         self.config = config
         self.root = Path(config.getoption("--reports")) if config.getoption("--reports") else None
         self.suites: dict[str, SuiteRun] = {}
-        self.environment: dict[str, Any] = {"platform": config.getoption("--platform"), "overlay": config.getoption("--overlay"),
-                                            "versions": {}}
+        self.environment: dict[str, Any] = {
+            "platform": config.getoption("--platform"),
+            "overlay": config.getoption("--overlay"),
+            "versions": {},
+        }
         self.secrets: list[str] = []
 
     def suite_of(self, item: pytest.Item) -> SuiteRun | None:
@@ -105,8 +108,12 @@ class Recorder:
             outcome = "fail" if outcomes & {"failed", "error"} else "pass"
             env = rundir.environment(self.environment["platform"], self.environment["overlay"], self.environment["versions"])
             report = {
-                "kind": suite.name, "started": suite.started.isoformat(), "finished": finished.isoformat(),
-                "duration_s": (finished - suite.started).total_seconds(), "environment": env, "slo": slos,
+                "kind": suite.name,
+                "started": suite.started.isoformat(),
+                "finished": finished.isoformat(),
+                "duration_s": (finished - suite.started).total_seconds(),
+                "environment": env,
+                "slo": slos,
                 "outcome": outcome,
                 "counts": {o: sum(t.outcome == o for t in tests) for o in ("passed", "failed", "error", "skipped")},
                 "tests": [t.__dict__ for t in tests],

@@ -579,7 +579,7 @@ class LocalPlatform(Platform):
         return self._run_bootstrap_job()
 
     # --- contract: faults ------------------------------------------------------------------
-    def exec_redis_cli(self, pod: str, *args: str, user: str = "admin") -> str:
+    def exec_redis_cli(self, pod: str, *args: str, user: str = "admin", bare: bool = False, timeout: float = 30) -> str:
         rec = self._record(pod)
         tls = self.root / "pods" / rec.name / "tls"
         creds = self.credentials()
@@ -595,16 +595,14 @@ class LocalPlatform(Platform):
             str(tls / "tls.key"),
             "--user",
             user,
-            "-h",
-            rec.address,
-            "-p",
-            str(self._port()),
+            *([] if bare else ["-h", rec.address, "-p", str(self._port())]),
             *args,
         ]
         env = {"PATH": os.environ.get("PATH", ""), "REDISCLI_AUTH": creds.password(user)}
-        proc = subprocess.run(self._network().wrap(rec, argv), env=env, capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(self._network().wrap(rec, argv), env=env, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
-            raise HarnessError(f"redis-cli on {pod} failed: {proc.stderr.strip()}")
+            detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:]
+            raise HarnessError(f"redis-cli on {pod} failed: {' '.join(detail)}")
         return proc.stdout
 
     def restart(self, pod: str, graceful: bool = True) -> None:
