@@ -15,6 +15,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("redis-harness")
     group.addoption("--platform", default="local", help="platform to test: local (default) or kubernetes")
     group.addoption("--overlay", default="kind", help="overlay under reference/overlays to stand up")
+    group.addoption("--cluster", default="rh-test", help="name of the local test cluster")
+    group.addoption("--subnet", default="198.18.0.0/24", help="address range of the local test cluster")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -32,7 +34,7 @@ def platform(request: pytest.FixtureRequest):
     options = {"overlay": request.config.getoption("--overlay")}
     name = request.config.getoption("--platform")
     if name == "local":
-        options.update(cluster="rh-test", subnet="198.18.0.0/24")
+        options.update(cluster=request.config.getoption("--cluster"), subnet=request.config.getoption("--subnet"))
     p = get_platform(name, **options)
     p.up()
     try:

@@ -35,9 +35,10 @@ def _sts(m: Manifests) -> dict[str, Any] | None:
 
 
 def _redis_conf(m: Manifests) -> dict[str, str]:
-    """Directive → value of the redis.conf in the redis-config ConfigMap (last one wins)."""
+    """Directive → value of redis.conf and an overlay's redis-overrides.conf, as Redis reads them (last one wins)."""
     cm = m.find_prefixed("ConfigMap", "redis-config")
-    text = (cm or {}).get("data", {}).get("redis.conf", "")
+    data = (cm or {}).get("data", {})
+    text = data.get("redis.conf", "") + "\n" + data.get("redis-overrides.conf", "") if "redis.conf" in data else ""
     conf = {}
     for line in text.splitlines():
         line = line.strip()

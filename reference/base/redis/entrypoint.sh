@@ -79,6 +79,10 @@ sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
 # pod's private run directory (an in-memory emptyDir on Kubernetes).
 {
   echo "include $REDIS_CONFIG_DIR/redis.conf"
+  # An overlay may add redis-overrides.conf to its redis-config ConfigMap.
+  if [ -r "$REDIS_CONFIG_DIR/redis-overrides.conf" ]; then
+    echo "include $REDIS_CONFIG_DIR/redis-overrides.conf"
+  fi
   echo "dir $REDIS_DATA_DIR"
   echo "tls-port $REDIS_PORT"
   echo "cluster-port $REDIS_BUS_PORT"
