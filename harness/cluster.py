@@ -71,6 +71,19 @@ def reshard(platform: Platform, anchor: str, source_id: str, target_id: str, slo
     """Move `slots` slots from one master to another with redis-cli --cluster reshard."""
     pod = platform.pod(anchor)
     return platform.exec_redis_cli(
-        anchor, "--cluster", "reshard", f"{pod.address}:{pod.port}", "--cluster-from", source_id, "--cluster-to", target_id,
-        "--cluster-slots", str(slots), "--cluster-yes", "--cluster-pipeline", "100", bare=True, timeout=300,
+        anchor,
+        "--cluster",
+        "reshard",
+        f"{pod.address}:{pod.port}",
+        "--cluster-from",
+        source_id,
+        "--cluster-to",
+        target_id,
+        "--cluster-slots",
+        str(slots),
+        "--cluster-yes",
+        "--cluster-pipeline",
+        "100",
+        bare=True,
+        timeout=300,
     )

@@ -58,8 +58,9 @@ def start_recording(
     if waited_workers:
         rec.workloads.append(WriteWorkload(platform, history, f"{run}w", waited_workers, rate, wait_replicas=1, limits=limits))
     if unwaited_workers:
-        rec.workloads.append(WriteWorkload(platform, history, f"{run}u", unwaited_workers, rate, limits=limits,
-                                           first_process=waited_workers))
+        rec.workloads.append(
+            WriteWorkload(platform, history, f"{run}u", unwaited_workers, rate, limits=limits, first_process=waited_workers)
+        )
     if probe_master_address is not None:
         client = platform.client()
         key = key_on_master(client, probe_master_address, prefix=f"app:probe:{run}")

@@ -72,11 +72,22 @@ def test_paused_master_is_replaced_and_stops_accepting_writes(healthy, slo, evid
         rec.stop()
     figures = judge(rec, fault)
     # Writes the old master acknowledged after its replica had taken over.
-    late = [op for op in rec.history.ops if op.f == "write" and op.outcome == "ok" and op.node == old_address
-            and op.complete is not None and op.complete >= promoted]
+    late = [
+        op
+        for op in rec.history.ops
+        if op.f == "write"
+        and op.outcome == "ok"
+        and op.node == old_address
+        and op.complete is not None
+        and op.complete >= promoted
+    ]
     still_accepting = [op for op in late if op.complete >= resumed + 1.0]
-    evidence.figure(acknowledged_by_demoted_master=len(late), acknowledged_1s_after_resume=len(still_accepting),
-                    paused_s=round(resumed - fault, 3), **figures)
+    evidence.figure(
+        acknowledged_by_demoted_master=len(late),
+        acknowledged_1s_after_resume=len(still_accepting),
+        paused_s=round(resumed - fault, 3),
+        **figures,
+    )
     evidence.history("pause-master", rec.history, rec.probe_history)
     assert figures["workload_errors"] == []
     assert resumed - fault > NODE_TIMEOUT_S
@@ -128,7 +139,11 @@ def test_losing_a_master_and_its_replica_stops_the_cluster_until_they_return(hea
         healthy.start(pod)
     waited, _ = wait_healthy(healthy, timeout=90)
     present = len([v for v in healthy.client().mget_nonatomic(keys) if v is not None])
-    evidence.figure(cluster_fail_after_s=round(fail_after, 3), healed_after_s=round(waited, 3), keys_present=present,
-                    total_s=round(time.monotonic() - start, 3))
+    evidence.figure(
+        cluster_fail_after_s=round(fail_after, 3),
+        healed_after_s=round(waited, 3),
+        keys_present=present,
+        total_s=round(time.monotonic() - start, 3),
+    )
     assert fail_after < NODE_TIMEOUT_S * 4
     assert present == len(keys)

@@ -39,8 +39,13 @@ def test_graceful_restart_with_a_new_address_keeps_every_key(healthy, evidence):
     healthy.restart(master, graceful=True)
     waited, _ = wait_healthy(healthy, timeout=60)
     present = read_keys(healthy, keys)
-    evidence.figure(keys=len(keys), present=len(present), old_address=before, new_address=healthy.pod(master).address,
-                    healthy_after_s=round(waited, 3))
+    evidence.figure(
+        keys=len(keys),
+        present=len(present),
+        old_address=before,
+        new_address=healthy.pod(master).address,
+        healthy_after_s=round(waited, 3),
+    )
     assert healthy.pod(master).address != before
     assert len(present) == len(keys)
 
@@ -64,8 +69,13 @@ def test_kill9_loses_at_most_the_appendfsync_window(healthy, slo, evidence):
     lost = set(check_set(rec.history, read_keys(healthy, [op.key for op in on_master])).lost)
     lost_ops = [op for op in on_master if op.key in lost]
     window = max((kill_at - op.complete for op in lost_ops), default=0.0)
-    evidence.figure(acknowledged_on_killed_master=len(on_master), lost_on_killed_master=len(lost_ops),
-                    loss_window_s=round(window, 3), appendfsync="everysec", **figures)
+    evidence.figure(
+        acknowledged_on_killed_master=len(on_master),
+        lost_on_killed_master=len(lost_ops),
+        loss_window_s=round(window, 3),
+        appendfsync="everysec",
+        **figures,
+    )
     evidence.history("kill9", rec.history)
     assert figures["workload_errors"] == []
     assert len(on_master) > 100, "too few writes reached the killed master to judge"

@@ -1,0 +1,127 @@
+"""Sharding gate: slots covered by three masters with replicas elsewhere, keys spread
+evenly, hash tags co-locate, the client follows MOVED and ASK, and moving slots under
+a live workload loses nothing."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from harness.cluster import reshard, shards
+from harness.experiment import judge, start_recording
+from harness.observe import snapshot
+from harness.topology import SLOTS
+
+SPREAD_KEYS = 30_000
+
+
+def test_every_master_has_a_replica_on_another_node(healthy, evidence):
+    states = snapshot(healthy)
+    layout = shards(states)
+    node = {s.pod: s.node for s in states}
+    evidence.figure(
+        shards=[{"master": s.master, "replicas": list(s.replicas), "slots": sum(b - a + 1 for a, b in s.slots)} for s in layout]
+    )
+    assert len(layout) == 3
+    assert sum(b - a + 1 for s in layout for a, b in s.slots) == SLOTS
+    for shard in layout:
+        assert shard.replicas, f"master {shard.master} has no replica"
+        assert all(node[r] != node[shard.master] for r in shard.replicas)
+
+
+def test_keys_spread_evenly_over_the_shards(healthy, slo, evidence):
+    masters = [s.master for s in shards(snapshot(healthy))]
+    before = {m: healthy.node_client(m).dbsize() for m in masters}
+    client = healthy.client()
+    keys = [f"app:spread:{i}" for i in range(SPREAD_KEYS)]
+    for i in range(0, SPREAD_KEYS, 2000):
+        client.mset_nonatomic({k: "x" for k in keys[i : i + 2000]})
+    client.close()
+    added = {m: healthy.node_client(m).dbsize() - before[m] for m in masters}
+    ratio = max(added.values()) / max(1, min(added.values()))
+    evidence.figure(keys_per_master=added, max_min_ratio=round(ratio, 4))
+    assert sum(added.values()) == SPREAD_KEYS
+    assert ratio <= slo.value("sharding", "max_shard_imbalance")
+
+
+def test_hash_tags_put_keys_in_one_slot(healthy):
+    client = healthy.client()
+    keys = [f"app:{{user:42}}:{field}" for field in ("name", "email", "cart")]
+    assert len({client.keyslot(k) for k in keys}) == 1
+    # A multi-key command only works when every key lives in one slot.
+    client.mset({k: k for k in keys})
+    assert client.mget(keys) == keys
+    with pytest.raises(redis.exceptions.RedisClusterException):
+        client.mset({"app:a": "1", "app:b": "2"})
+
+
+def _migrate_slot_with_one_key(platform, key: str, value: str):
+    """Start moving the key's slot between masters (MIGRATING/IMPORTING) and migrate only the key."""
+    client = platform.client()
+    slot = client.keyslot(key)
+    client.set(key, value)
+    layout = shards(snapshot(platform))
+    source = next(s for s in layout if any(a <= slot <= b for a, b in s.slots))
+    target = next(s for s in layout if s is not source)
+    target_pod = platform.pod(target.master)
+    platform.exec_redis_cli(target.master, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source.master_id)
+    platform.exec_redis_cli(source.master, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target.master_id)
+    password = platform.credentials().password("admin")
+    platform.exec_redis_cli(
+        source.master,
+        "MIGRATE",
+        target_pod.address,
+        str(target_pod.port),
+        "",
+        "0",
+        "5000",
+        "AUTH2",
+        "admin",
+        password,
+        "KEYS",
+        key,
+    )
+    return client, slot, source, target
+
+
+def test_client_follows_ask_during_migration_and_moved_after(healthy):
+    key, value = "app:migrating:key", "moved-value"
+    client, slot, source, target = _migrate_slot_with_one_key(healthy, key, value)
+    plain = healthy.node_client(source.master, user="app")
+    try:
+        with pytest.raises(redis.exceptions.AskError):
+            plain.get(key)
+        assert client.get(key) == value  # ASK → ASKING on the target
+        client.set("app:migrating:key", "again")  # a write that must land on the target too
+        for shard in shards(snapshot(healthy)):
+            healthy.exec_redis_cli(shard.master, "CLUSTER", "SETSLOT", str(slot), "NODE", target.master_id)
+        with pytest.raises(redis.exceptions.MovedError):
+            plain.get(key)
+        assert client.get(key) == "again"  # the client's map is stale: MOVED is followed
+    finally:
+        client.close()
+
+
+def test_resharding_under_a_live_workload_loses_nothing(healthy, slo, evidence):
+    layout = shards(snapshot(healthy))
+    source, target = layout[0], layout[1]
+    rec = start_recording(healthy, waited_workers=2, unwaited_workers=2, rate=100)
+    try:
+        rec.run_for(1.0)
+        start = rec.mark("reshard", slots=500, source=source.master, target=target.master)
+        reshard(healthy, source.master, source.master_id, target.master_id, 500)
+        rec.mark("resharded")
+        rec.run_for(1.0)
+    finally:
+        rec.stop()
+    figures = judge(rec, start)
+    moved = shards(snapshot(healthy))
+    evidence.figure(**figures)
+    evidence.history("reshard", rec.history)
+    assert figures["workload_errors"] == []
+    assert (
+        sum(b - a + 1 for a, b in next(s for s in moved if s.master == target.master).slots)
+        >= sum(b - a + 1 for a, b in target.slots) + 500
+    )
+    assert figures["fail_ops"] == 0, "the workload saw writes refused while slots moved"
+    assert figures["lost"] == 0 and figures["unexpected"] == 0
