@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import redis
 
-from harness.cluster import reshard, shards
+from harness.cluster import reshard, shards, wait_for
 from harness.experiment import judge, start_recording
 from harness.observe import snapshot
-from harness.topology import SLOTS
+from harness.topology import SLOTS, check_invariants
 
 SPREAD_KEYS = 30_000
 
@@ -124,4 +124,64 @@ def test_resharding_under_a_live_workload_loses_nothing(healthy, slo, evidence):
         >= sum(b - a + 1 for a, b in target.slots) + 500
     )
     assert figures["fail_ops"] == 0, "the workload saw writes refused while slots moved"
+    assert figures["lost"] == 0 and figures["unexpected"] == 0
+
+
+def _all_know(platform, n: int, outside: tuple[str, ...] = ()) -> bool:
+    """Every running member pod lists n nodes, none still in handshake."""
+    states = [s for s in snapshot(platform) if s.error is None and s.pod not in outside]
+    return all(len(s.nodes) == n and not any("handshake" in node.flags for node in s.nodes) for s in states)
+
+
+def _healthy_with(platform, masters: int) -> bool:
+    return not check_invariants(snapshot(platform), expected_masters=masters)
+
+
+def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(healthy, slo, evidence):
+    anchor = shards(snapshot(healthy))[0].master
+    at = f"{healthy.pod(anchor).address}:{healthy.pod(anchor).port}"
+
+    def cli(*args: str) -> str:
+        return healthy.exec_redis_cli(anchor, "--cluster", *args, bare=True, timeout=300)
+
+    rec = start_recording(healthy, waited_workers=2, unwaited_workers=2, rate=100)
+    try:
+        rec.run_for(1.0)
+        start = rec.mark("scale 6→8")
+        new_master, new_replica = healthy.scale(8)
+        master_id = healthy.exec_redis_cli(new_master, "CLUSTER", "MYID").strip()
+        cli("add-node", f"{healthy.pod(new_master).address}:6379", at)
+        wait_for(lambda: _all_know(healthy, 7, outside=(new_replica,)), 30, f"{new_master} to be known everywhere")
+        cli("add-node", f"{healthy.pod(new_replica).address}:6379", at, "--cluster-slave", "--cluster-master-id", master_id)
+        wait_for(lambda: _all_know(healthy, 8), 30, f"{new_replica} to be known everywhere")
+        rec.mark("rebalance onto 4 masters")
+        cli("rebalance", at, "--cluster-use-empty-masters", "--cluster-pipeline", "100")
+        _, grown_after = wait_for(lambda: _healthy_with(healthy, 4), 60, "a healthy 4-shard cluster")
+        four = shards(snapshot(healthy))
+        rec.run_for(1.0)
+        rec.mark("drain the 4th master")
+        cli("rebalance", at, "--cluster-weight", f"{master_id}=0", "--cluster-pipeline", "100")
+        for pod in (new_replica, new_master):
+            node_id = healthy.exec_redis_cli(pod, "CLUSTER", "MYID").strip()
+            cli("del-node", at, node_id)
+        healthy.scale(6)
+        rec.mark("scale 8→6")
+        _, shrunk_after = wait_for(lambda: _healthy_with(healthy, 3), 60, "a healthy 3-shard cluster")
+        rec.run_for(1.0)
+    finally:
+        rec.stop()
+        if len(healthy.pods()) > 6:
+            healthy.scale(6)
+    figures = judge(rec, start)
+    evidence.figure(
+        grown_after_s=round(grown_after, 3),
+        shrunk_after_s=round(shrunk_after, 3),
+        slots_per_master_at_4=[sum(b - a + 1 for a, b in s.slots) for s in four],
+        **figures,
+    )
+    evidence.history("scale", rec.history)
+    assert figures["workload_errors"] == []
+    assert len(four) == 4 and all(s.replicas for s in four)
+    assert min(sum(b - a + 1 for a, b in s.slots) for s in four) >= SLOTS // 4 - 2
+    assert figures["fail_ops"] == 0, "the workload saw writes refused while the cluster scaled"
     assert figures["lost"] == 0 and figures["unexpected"] == 0

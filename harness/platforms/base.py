@@ -127,6 +127,10 @@ class Platform(abc.ABC):
     def restart_all(self, graceful: bool = True) -> None:
         """Stop every pod at once, start them all again (new addresses), wait until they answer."""
 
+    def scale(self, replicas: int) -> list[str]:
+        """Scale the StatefulSet to `replicas` pods; returns the pods added or removed."""
+        raise NotSupported("scale", self.name)
+
     def partition(self, groups: list[list[str]]) -> None:
         raise NotSupported("partition", self.name)
 

@@ -169,16 +169,8 @@ class LocalPlatform(Platform):
             network.setup()
             self._save()
             self._prepare_secrets()
-            sts = self.manifests.redis_statefulset()
-            prefix, count = sts["metadata"]["name"], int(sts["spec"]["replicas"])
-            labels = dict(sts["spec"]["template"]["metadata"]["labels"])
-            for i in range(count):
-                name = f"{prefix}-{i}"
-                labels_i = {**labels, "statefulset.kubernetes.io/pod-name": name, "apps.kubernetes.io/pod-index": str(i)}
-                self.ledger.pods[name] = PodRecord(
-                    name=name, address="", labels=labels_i, namespace=self.manifests.namespace(), node=f"local-{name}"
-                )
-            self._start(list(self.ledger.pods))
+            count = int(self.manifests.redis_statefulset()["spec"]["replicas"])
+            self._start(self._add_records(count))
             self._run_bootstrap_job()
             self._wait(lambda: all(self._probe(p, "readiness") for p in self._redis_records()), "pods to become ready")
         except BaseException:
@@ -601,7 +593,8 @@ class LocalPlatform(Platform):
         env = {"PATH": os.environ.get("PATH", ""), "REDISCLI_AUTH": creds.password(user)}
         proc = subprocess.run(self._network().wrap(rec, argv), env=env, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
-            detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:]
+            lines = (proc.stderr.strip() + "\n" + proc.stdout.strip()).strip().splitlines()
+            detail = [line for line in lines if "ERR" in line][:3] or lines[-3:]
             raise HarnessError(f"redis-cli on {pod} failed: {' '.join(detail)}")
         return proc.stdout
 
@@ -637,6 +630,44 @@ class LocalPlatform(Platform):
             os.kill(int(rec.pid), signal.SIGCONT)  # type: ignore[arg-type]
         rec.paused = False
         self._save()
+
+    def _add_records(self, count: int) -> list[str]:
+        """Pod records up to `count` StatefulSet ordinals; returns the names added."""
+        sts = self.manifests.redis_statefulset()
+        prefix, labels = sts["metadata"]["name"], dict(sts["spec"]["template"]["metadata"]["labels"])
+        added = []
+        for i in range(count):
+            name = f"{prefix}-{i}"
+            if name in self.ledger.pods:
+                continue
+            pod_labels = {**labels, "statefulset.kubernetes.io/pod-name": name, "apps.kubernetes.io/pod-index": str(i)}
+            self.ledger.pods[name] = PodRecord(
+                name=name, address="", labels=pod_labels, namespace=self.manifests.namespace(), node=f"local-{name}"
+            )
+            added.append(name)
+        return added
+
+    def scale(self, replicas: int) -> list[str]:
+        """Scale the StatefulSet: new pods start empty (not yet cluster members); removed pods
+        stop and keep their volumes, as a StatefulSet keeps its PersistentVolumeClaims."""
+        records = self._redis_records()
+        if replicas < 1:
+            raise HarnessError("a StatefulSet of Redis pods needs at least one replica")
+        if replicas > len(records):
+            added = self._add_records(replicas)
+            self._start(added)
+            return added
+        removed = [r.name for r in records[replicas:]]
+        self._stop(removed, graceful=True)
+        network = self._network()
+        with self._lock:
+            for name in removed:
+                network.detach(self.ledger.pods[name])
+                del self.ledger.pods[name]
+            self._save()
+            self._write_hosts()
+            self._refresh_policies()
+        return removed
 
     def restart_all(self, graceful: bool = True) -> None:
         names = [r.name for r in self._redis_records()]
