@@ -127,6 +127,10 @@ class Platform(abc.ABC):
     def restart_all(self, graceful: bool = True) -> None:
         """Stop every pod at once, start them all again (new addresses), wait until they answer."""
 
+    def logs(self, pod: str) -> str:
+        """Everything the pod's Redis container wrote to stdout/stderr."""
+        raise NotSupported("logs", self.name)
+
     def scale(self, replicas: int) -> list[str]:
         """Scale the StatefulSet to `replicas` pods; returns the pods added or removed."""
         raise NotSupported("scale", self.name)
@@ -137,6 +141,10 @@ class Platform(abc.ABC):
     def heal(self) -> None:
         raise NotSupported("heal", self.name)
 
+    def reach(self, from_labels: dict[str, str], to_pod: str, ports: list[int], namespace: str | None = None) -> dict[int, str]:
+        """From a new pod with these labels: port → "open", "refused" (admitted, nothing listens) or "filtered"."""
+        raise NotSupported("reach", self.name)
+
     def connect_probe(self, from_labels: dict[str, str], to_pod: str, port: int, namespace: str | None = None) -> bool:
         """Can a pod with these labels open a TCP connection to `to_pod`:`port`?"""
-        raise NotSupported("connect_probe", self.name)
+        return self.reach(from_labels, to_pod, [port], namespace)[port] == "open"

@@ -48,6 +48,10 @@ MOUNT_ENV = {
     "/run/redis": "REDIS_RUN_DIR",
 }
 AUTH_SECRET = "redis-auth"
+ERROR_REPLY = re.compile(
+    r"^(ERR|WRONGTYPE|NOPERM|NOAUTH|WRONGPASS|MOVED|ASK|CLUSTERDOWN|LOADING|BUSY|READONLY|MASTERDOWN|MISCONF"
+    r"|NOREPLICAS|OOM|TRYAGAIN|CROSSSLOT|EXECABORT|NOSCRIPT|UNBLOCKED)\b"
+)
 CLIENT_TLS_SECRET = "redis-client-tls"
 DEFAULT_STATE_DIR = Path(os.environ.get("REDIS_HARNESS_STATE_DIR", Path.home() / ".local" / "state" / "redis-harness"))
 
@@ -592,11 +596,17 @@ class LocalPlatform(Platform):
         ]
         env = {"PATH": os.environ.get("PATH", ""), "REDISCLI_AUTH": creds.password(user)}
         proc = subprocess.run(self._network().wrap(rec, argv), env=env, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0:
+        # redis-cli exits 0 after an error reply; a command's error must not pass as output.
+        if proc.returncode != 0 or (not bare and ERROR_REPLY.match(proc.stdout)):
             lines = (proc.stderr.strip() + "\n" + proc.stdout.strip()).strip().splitlines()
             detail = [line for line in lines if "ERR" in line][:3] or lines[-3:]
-            raise HarnessError(f"redis-cli on {pod} failed: {' '.join(detail)}")
+            raise HarnessError(f"redis-cli {' '.join(args[:2])} on {pod} failed: {' '.join(detail)}")
         return proc.stdout
+
+    def logs(self, pod: str) -> str:
+        self._record(pod)
+        path = self.root / "pods" / pod / "log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def restart(self, pod: str, graceful: bool = True) -> None:
         self._stop([pod], graceful)
@@ -674,10 +684,11 @@ class LocalPlatform(Platform):
         self._stop(names, graceful)
         self._start(names)
 
-    def connect_probe(
-        self, from_labels: dict[str, str], to_pod: str, port: int, namespace: str | None = None, timeout: float = 1.5
-    ) -> bool:
-        """Open a TCP connection from a throwaway pod with these labels (in `namespace`)."""
+    def reach(
+        self, from_labels: dict[str, str], to_pod: str, ports: list[int], namespace: str | None = None, timeout: float = 1.0
+    ) -> dict[int, str]:
+        """From a throwaway pod with these labels (in `namespace`), try each port of `to_pod`:
+        "open" (connected), "refused" (admitted, nothing listens) or "filtered" (dropped)."""
         target = self._record(to_pod)
         network = self._network()
         if not network.enforces_policy:
@@ -698,15 +709,21 @@ class LocalPlatform(Platform):
             self._refresh_policies()
         try:
             code = (
-                "import socket,sys\n"
-                f"s=socket.socket(); s.settimeout({timeout})\n"
-                f"sys.exit(0 if s.connect_ex(({target.address!r}, {int(port)})) == 0 else 1)"
+                "import errno, socket, sys\n"
+                "for port in sys.argv[2:]:\n"
+                f"    s = socket.socket(); s.settimeout({timeout})\n"
+                "    rc = s.connect_ex((sys.argv[1], int(port)))\n"
+                "    print(port, 'open' if rc == 0 else 'refused' if rc == errno.ECONNREFUSED else 'filtered')\n"
             )
-            proc = subprocess.run(network.wrap(rec, [sys.executable, "-c", code]), capture_output=True, timeout=timeout + 10)
-            return proc.returncode == 0
+            argv = [sys.executable, "-c", code, target.address, *map(str, ports)]
+            proc = subprocess.run(network.wrap(rec, argv), capture_output=True, text=True, timeout=timeout * len(ports) + 10)
+            return {int(port): state for port, state in (line.split() for line in proc.stdout.splitlines())}
         finally:
             with self._lock:
                 network.detach(rec)
                 del self.ledger.pods[name]
                 self._save()
                 self._refresh_policies()
+
+    def connect_probe(self, from_labels: dict[str, str], to_pod: str, port: int, namespace: str | None = None) -> bool:
+        return self.reach(from_labels, to_pod, [port], namespace)[port] == "open"

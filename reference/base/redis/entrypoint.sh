@@ -79,10 +79,6 @@ sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
 # pod's private run directory (an in-memory emptyDir on Kubernetes).
 {
   echo "include $REDIS_CONFIG_DIR/redis.conf"
-  # An overlay may add redis-overrides.conf to its redis-config ConfigMap.
-  if [ -r "$REDIS_CONFIG_DIR/redis-overrides.conf" ]; then
-    echo "include $REDIS_CONFIG_DIR/redis-overrides.conf"
-  fi
   echo "dir $REDIS_DATA_DIR"
   echo "tls-port $REDIS_PORT"
   echo "cluster-port $REDIS_BUS_PORT"
@@ -95,6 +91,10 @@ sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
   echo "cluster-announce-ip $POD_IP"
   echo "cluster-announce-hostname $POD_FQDN"
   if [ -n "$REDIS_BIND" ]; then echo "bind $REDIS_BIND"; fi
+  # An overlay may add redis-overrides.conf to its redis-config ConfigMap; it comes last.
+  if [ -r "$REDIS_CONFIG_DIR/redis-overrides.conf" ]; then
+    echo "include $REDIS_CONFIG_DIR/redis-overrides.conf"
+  fi
 } > "$REDIS_RUN_DIR/redis.conf"
 
 # nodes.conf repair. Line format: <id> <ip>:<port>@<bus>[,<hostname>] <flags> ...
