@@ -18,11 +18,17 @@ CLIENT = {"role": "client"}
 
 
 @pytest.fixture(scope="module")
-def enforced(healthy):
-    """The canary: a pod no policy admits must be blocked, or nothing here means anything."""
-    target = healthy.pods()[0].name
-    if healthy.reach(STRANGER, target, [DATA])[DATA] != "filtered":
-        raise HarnessError(f"this platform does not enforce NetworkPolicy ({healthy.name}): a pod without labels reached Redis")
+def canary(platform):
+    """Before anything here means something: a deny-all policy must actually block a connection."""
+    result = platform.policy_canary()
+    if result != {"without_policy": "open", "with_deny_all": "filtered"}:
+        raise HarnessError(f"this platform does not enforce NetworkPolicy ({platform.name}): canary {result}")
+    return result
+
+
+@pytest.fixture
+def enforced(canary, healthy, evidence):
+    evidence.figure(canary=canary)
     return healthy
 
 
@@ -32,7 +38,7 @@ def redis_labels(platform) -> dict[str, str]:
 
 
 def test_client_pods_reach_the_redis_port_and_nothing_else(enforced, evidence):
-    results = {pod.name: enforced.reach(CLIENT, pod.name, [DATA, BUS, METRICS, SSH]) for pod in enforced.pods()}
+    results = enforced.reach_all(CLIENT, [DATA, BUS, METRICS, SSH])
     evidence.figure(client=results)
     for pod, ports in results.items():
         assert ports[DATA] == "open", f"a client cannot reach {pod}:{DATA}"
@@ -41,22 +47,18 @@ def test_client_pods_reach_the_redis_port_and_nothing_else(enforced, evidence):
 
 
 def test_pods_without_the_client_label_reach_nothing(enforced, evidence):
-    results = {pod.name: enforced.reach(STRANGER, pod.name, [DATA, BUS, METRICS]) for pod in enforced.pods()}
+    results = enforced.reach_all(STRANGER, [DATA, BUS, METRICS])
     evidence.figure(stranger=results)
     assert all(state == "filtered" for ports in results.values() for state in ports.values()), results
 
 
 def test_redis_pods_reach_each_other_on_data_and_bus_ports(enforced):
-    for pod in enforced.pods():
-        ports = enforced.reach(redis_labels(enforced), pod.name, [DATA, BUS])
-        assert ports == {DATA: "open", BUS: "open"}, f"{pod.name}: {ports}"
+    for pod, ports in enforced.reach_all(redis_labels(enforced), [DATA, BUS]).items():
+        assert ports == {DATA: "open", BUS: "open"}, f"{pod}: {ports}"
 
 
 def test_monitoring_namespace_reaches_the_metrics_port_only(enforced, evidence):
-    results = {
-        pod.name: enforced.reach({"app": "prometheus"}, pod.name, [METRICS, DATA, BUS], namespace="monitoring")
-        for pod in enforced.pods()
-    }
+    results = enforced.reach_all({"app": "prometheus"}, [METRICS, DATA, BUS], namespace="monitoring")
     evidence.figure(monitoring=results)
     for pod, ports in results.items():
         assert ports[METRICS] != "filtered", f"monitoring cannot reach {pod}:{METRICS}"

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -61,46 +59,6 @@ def test_up_gives_a_healthy_cluster_over_tls_with_auth(healthy):
     client = healthy.client()
     client.set("app:hello", "world")
     assert client.get("app:hello") == "world"
-
-
-def test_plaintext_client_port_is_refused(healthy):
-    for pod in healthy.pods():
-        plain = redis.Redis(host=pod.address, port=pod.port, socket_timeout=2, socket_connect_timeout=2)
-        with pytest.raises(redis.exceptions.ConnectionError):
-            plain.ping()
-
-
-def test_client_without_password_is_refused(healthy):
-    pod = healthy.pods()[0]
-    creds = healthy.credentials()
-    anonymous = redis.Redis(
-        host=pod.address,
-        port=pod.port,
-        ssl=True,
-        ssl_ca_certs=str(creds.tls.ca),
-        ssl_certfile=str(creds.tls.cert),
-        ssl_keyfile=str(creds.tls.key),
-        ssl_check_hostname=False,
-        socket_timeout=2,
-    )
-    with pytest.raises((redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
-        anonymous.get("app:x")
-    wrong = healthy.node_client(pod.name, user="app")
-    wrong.connection_pool.connection_kwargs["password"] = "not-the-password"
-    with pytest.raises(redis.exceptions.AuthenticationError):
-        wrong.ping()
-
-
-def test_client_without_certificate_is_refused(healthy):
-    pod = healthy.pods()[0]
-    ctx = ssl.create_default_context(cafile=str(healthy.credentials().tls.ca))
-    ctx.check_hostname = False
-    with socket.create_connection((pod.address, pod.port), timeout=3) as sock:
-        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-            with ctx.wrap_socket(sock) as tls:
-                tls.sendall(b"PING\r\n")
-                if not tls.recv(64):
-                    raise ConnectionError("closed without a certificate")
 
 
 # --- the bootstrap Job is idempotent -----------------------------------------------------

@@ -145,6 +145,16 @@ class Platform(abc.ABC):
         """From a new pod with these labels: port → "open", "refused" (admitted, nothing listens) or "filtered"."""
         raise NotSupported("reach", self.name)
 
+    def reach_all(
+        self, from_labels: dict[str, str], ports: list[int], namespace: str | None = None, pods: list[str] | None = None
+    ) -> dict[str, dict[int, str]]:
+        """`reach` against every Redis pod (or `pods`) from one new pod."""
+        return {p: self.reach(from_labels, p, ports, namespace) for p in (pods or [pod.name for pod in self.pods()])}
+
+    def policy_canary(self) -> dict[str, str]:
+        """Reach a listener before and after a deny-all policy selects it: {"without_policy": ..., "with_deny_all": ...}."""
+        raise NotSupported("policy_canary", self.name)
+
     def connect_probe(self, from_labels: dict[str, str], to_pod: str, port: int, namespace: str | None = None) -> bool:
         """Can a pod with these labels open a TCP connection to `to_pod`:`port`?"""
         return self.reach(from_labels, to_pod, [port], namespace)[port] == "open"

@@ -10,6 +10,7 @@ running the reference's bootstrap Job script in a namespace of its own.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import re
@@ -88,6 +89,7 @@ class LocalPlatform(Platform):
         self._children: dict[int, subprocess.Popen] = {}
         self._timers: list[threading.Timer] = []
         self._lock = threading.RLock()
+        self._extra_policies: list[dict[str, Any]] = []  # the policy canary's, while it runs
 
     # --- paths and persistent state -------------------------------------------------
     @property
@@ -430,7 +432,7 @@ class LocalPlatform(Platform):
         network = self._network()
         if not network.enforces_policy:
             return
-        policies = self.manifests.network_policies()
+        policies = self.manifests.network_policies() + self._extra_policies
         port_names = {p["name"]: int(p["containerPort"]) for p in self.manifests.redis_container().get("ports", [])}
         records = [r for r in self.ledger.pods.values() if r.address]
         peers = [
@@ -684,46 +686,90 @@ class LocalPlatform(Platform):
         self._stop(names, graceful)
         self._start(names)
 
-    def reach(
-        self, from_labels: dict[str, str], to_pod: str, ports: list[int], namespace: str | None = None, timeout: float = 1.0
-    ) -> dict[int, str]:
-        """From a throwaway pod with these labels (in `namespace`), try each port of `to_pod`:
-        "open" (connected), "refused" (admitted, nothing listens) or "filtered" (dropped)."""
-        target = self._record(to_pod)
+    @contextlib.contextmanager
+    def _helper_pod(self, labels: dict[str, str], namespace: str, kind: str = "probe"):
+        """A throwaway pod (a namespace of its own) with these labels, removed on exit."""
         network = self._network()
         if not network.enforces_policy:
             raise NeedsRoot("a probe pod needs its own network namespace: run as root on Linux")
-        name = f"probe-{secrets.token_hex(3)}"
-        rec = PodRecord(
-            name=name,
-            address="",
-            labels=dict(from_labels),
-            namespace=namespace or target.namespace,
-            kind="probe",
-            node="local-probe",
-        )
+        name = f"{kind}-{secrets.token_hex(3)}"
+        rec = PodRecord(name=name, address="", labels=dict(labels), namespace=namespace, kind=kind, node=f"local-{kind}")
         with self._lock:
             self.ledger.pods[name] = rec
             network.attach(rec)
             self._save()
             self._refresh_policies()
         try:
-            code = (
-                "import errno, socket, sys\n"
-                "for port in sys.argv[2:]:\n"
-                f"    s = socket.socket(); s.settimeout({timeout})\n"
-                "    rc = s.connect_ex((sys.argv[1], int(port)))\n"
-                "    print(port, 'open' if rc == 0 else 'refused' if rc == errno.ECONNREFUSED else 'filtered')\n"
-            )
-            argv = [sys.executable, "-c", code, target.address, *map(str, ports)]
-            proc = subprocess.run(network.wrap(rec, argv), capture_output=True, text=True, timeout=timeout * len(ports) + 10)
-            return {int(port): state for port, state in (line.split() for line in proc.stdout.splitlines())}
+            yield rec
         finally:
             with self._lock:
                 network.detach(rec)
                 del self.ledger.pods[name]
                 self._save()
                 self._refresh_policies()
+
+    def _tcp(self, source: PodRecord, targets: list[tuple[str, int]], timeout: float = 0.7) -> dict[tuple[str, int], str]:
+        """From inside `source`, all at once: (address, port) → "open", "refused" (admitted, nothing
+        listens) or "filtered" (dropped)."""
+        code = (
+            "import errno, socket, sys, concurrent.futures as cf\n"
+            "def probe(target):\n"
+            "    host, port = target.rsplit(':', 1)\n"
+            f"    s = socket.socket(); s.settimeout({timeout})\n"
+            "    rc = s.connect_ex((host, int(port))); s.close()\n"
+            "    return target, 'open' if rc == 0 else 'refused' if rc == errno.ECONNREFUSED else 'filtered'\n"
+            "with cf.ThreadPoolExecutor(32) as pool:\n"
+            "    for target, state in pool.map(probe, sys.argv[1:]):\n"
+            "        print(target, state)\n"
+        )
+        argv = [sys.executable, "-c", code, *(f"{a}:{p}" for a, p in targets)]
+        proc = subprocess.run(self._network().wrap(source, argv), capture_output=True, text=True, timeout=timeout * 4 + 10)
+        result = {}
+        for line in proc.stdout.splitlines():
+            target, state = line.split()
+            host, port = target.rsplit(":", 1)
+            result[(host, int(port))] = state
+        return result
+
+    def reach(self, from_labels: dict[str, str], to_pod: str, ports: list[int], namespace: str | None = None) -> dict[int, str]:
+        return self.reach_all(from_labels, ports, namespace, pods=[to_pod])[to_pod]
+
+    def reach_all(
+        self, from_labels: dict[str, str], ports: list[int], namespace: str | None = None, pods: list[str] | None = None
+    ) -> dict[str, dict[int, str]]:
+        targets = [self._record(p) for p in (pods or [r.name for r in self._redis_records()])]
+        with self._helper_pod(from_labels, namespace or targets[0].namespace) as source:
+            states = self._tcp(source, [(t.address, port) for t in targets for port in ports])
+        return {t.name: {port: states[(t.address, port)] for port in ports} for t in targets}
+
+    def policy_canary(self) -> dict[str, str]:
+        """A listener in a namespace of its own, reached before and after a deny-all policy selects it."""
+        port = 8080
+        deny_all = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "canary-deny-all", "namespace": "rh-canary"},
+            "spec": {"podSelector": {"matchLabels": {"canary": "target"}}, "policyTypes": ["Ingress"]},
+        }
+        listen = (
+            "import socket, time\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            f"s.bind(('0.0.0.0', {port})); s.listen(16); time.sleep(60)\n"
+        )
+        with self._helper_pod({"canary": "target"}, "rh-canary", kind="canary") as target:
+            listener = subprocess.Popen(self._network().wrap(target, [sys.executable, "-c", listen]))
+            try:
+                goal = (target.address, port)
+                self._wait(lambda: self._tcp(target, [goal])[goal] == "open", "the canary listener")
+                with self._helper_pod({"canary": "source"}, "rh-canary") as source:
+                    before = self._tcp(source, [goal])[goal]
+                    self._extra_policies = [deny_all]
+                    self._refresh_policies()
+                    after = self._tcp(source, [goal])[goal]
+            finally:
+                self._extra_policies = []
+                listener.kill()
+                listener.wait()
+        return {"without_policy": before, "with_deny_all": after}
 
     def connect_probe(self, from_labels: dict[str, str], to_pod: str, port: int, namespace: str | None = None) -> bool:
         return self.reach(from_labels, to_pod, [port], namespace)[port] == "open"
