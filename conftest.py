@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from harness.observe import wait_healthy
@@ -44,7 +46,10 @@ def platform(request: pytest.FixtureRequest):
         wait_healthy(p, timeout=90)
         yield p
     finally:
-        p.down()
+        if os.environ.get("REDIS_HARNESS_KEEP") and hasattr(p, "detach"):
+            p.detach()  # redis-harness run --keep: left up for inspection
+        else:
+            p.down()
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness import gate, observe
+from harness import gate, observe, reference
 from harness.errors import HarnessError
 from harness.platforms import get_platform
 from harness.platforms.base import Platform
@@ -128,27 +129,58 @@ def down(
 def run(
     platform: PlatformOpt = "local",
     overlay: OverlayOpt = "kind",
+    suite: Annotated[
+        list[str] | None, typer.Option("--suite", help=f"a gating suite ({', '.join(gate.SUITES)}); repeatable")
+    ] = None,
     cluster: ClusterOpt = "redis-harness-run",
-    network: NetworkOpt = "auto",
     subnet: SubnetOpt = None,
-    state_dir: StateOpt = None,
     keep: Annotated[bool, typer.Option("--keep", help="leave the cluster up for inspection")] = False,
     reports: Annotated[Path | None, typer.Option("--reports", help="reports directory")] = None,
 ) -> None:
-    """The gating job: static checks, stand up, check the invariants, tear down, report; exit 1 on any failure."""
-    p = _platform(platform, overlay, cluster, network, subnet, state_dir)
-    with console.status("starting") as display:
-        result = gate.run_gate(p, platform, overlay, reports, keep, progress=lambda what: display.update(what))
-    if result.states:
-        out.print(status_table(result.states))
-    for check in result.report["checks"]:
-        mark = "[green]✓[/]" if check["outcome"] == "pass" else "[red]✗[/]"
-        out.print(f"{mark} {check['name']}")
-        for detail in check["details"]:
-            out.print(f"    {detail.get('check', detail.get('code'))}: {detail['message']}")
-    console.print(f"report: {result.run_dir / 'report.json'}")
+    """The gating job: every gating suite against one stood-up reference, one report; exit 1 when a gate fails."""
+    gate.suite_paths(suite)  # bad input fails before anything starts
+    reference.overlay_path(overlay)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed} tests"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        task = progress.add_task("standing the reference up", total=None)
+        result = gate.run_gate(
+            platform,
+            overlay,
+            suite,
+            reports,
+            keep,
+            cluster,
+            subnet,
+            progress=lambda test, done: progress.update(task, description=test, completed=done),
+        )
+    table = Table(title=f"gate: {result.outcome}")
+    for col in ("suite", "outcome", "passed", "failed", "error", "skipped", "seconds"):
+        table.add_column(col)
+    for s in result.report["suites"]:
+        c = s["counts"]
+        colour = "green" if s["outcome"] == "pass" else "red"
+        table.add_row(
+            s["suite"],
+            f"[{colour}]{s['outcome']}[/]",
+            str(c["passed"]),
+            str(c["failed"]),
+            str(c["error"]),
+            str(c["skipped"]),
+            f"{s['duration_s']:.0f}",
+        )
+    out.print(table)
+    for s in result.report["suites"]:
+        for failure in s["failures"]:
+            out.print(f"[red]✗[/] {s['suite']}: {failure['test']} ({failure['outcome']})")
+    console.print(f"report: {result.run_dir / 'index.html'}")
     if result.outcome == "error":
-        raise HarnessError(result.report["error"])
+        raise HarnessError(f"the gate could not run; see {result.run_dir / 'pytest.log'}")
     if result.outcome != "pass":
         raise typer.Exit(1)
 

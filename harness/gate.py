@@ -1,19 +1,28 @@
-"""The gating job behind `redis-harness run`: static checks of the overlay, then
-stand it up, check the topology invariants, tear down, and write one report."""
+"""The gating job behind `redis-harness run`: every gating suite (pytest over scenarios/,
+in its own process) against one stood-up reference, then one run directory:
+reports/<UTC timestamp>-run/ with report.json, junit.xml, index.html and each suite's own
+run directory under suites/."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import observe, reference, static_checks
+from harness import reference
 from harness.errors import HarnessError
-from harness.platforms.base import Platform
-from harness.report import rundir
-from harness.topology import PodState, check_invariants
+from harness.report import html, rundir
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITES = ("static", "sharding", "failover", "persistence", "security", "network_policy", "negative_controls")
+RESULT_LINE = re.compile(r"^(scenarios/\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)")
 
 
 @dataclass
@@ -21,69 +30,106 @@ class GateResult:
     run_dir: Path
     outcome: str  # pass | fail | error
     report: dict[str, Any]
-    states: list[PodState] = field(default_factory=list)
 
 
-def _check(name: str, findings: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"name": name, "outcome": "fail" if findings else "pass", "details": findings}
+def suite_paths(suites: list[str] | None) -> list[str]:
+    chosen = list(suites or SUITES)
+    unknown = [s for s in chosen if s not in SUITES]
+    if unknown:
+        raise HarnessError(f"unknown suite '{unknown[0]}': choose from {', '.join(SUITES)}")
+    return [f"scenarios/test_{s}.py" for s in chosen]
 
 
 def run_gate(
-    platform: Platform,
-    platform_name: str,
+    platform: str,
     overlay: str,
+    suites: list[str] | None = None,
     reports: Path | None = None,
     keep: bool = False,
-    progress: Callable[[str], None] = lambda _: None,
+    cluster: str = "redis-harness-run",
+    subnet: str | None = None,
+    progress: Callable[[str, int], None] = lambda test, done: None,
 ) -> GateResult:
-    run_dir = rundir.new_run_dir("up", reports)
+    reference.overlay_path(overlay)
+    paths = suite_paths(suites)
+    if platform not in ("local", "kubernetes"):
+        raise HarnessError(f"unknown platform '{platform}': choose one of local, kubernetes")
+    run_dir = rundir.new_run_dir("run", reports)
     started = rundir.utc_now()
-    timings: dict[str, float] = {}
-    checks: list[dict[str, Any]] = []
-    secrets: list[str] = []
-    versions: dict[str, str] = {}
-    states: list[PodState] = []
-    error = None
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *paths,
+        "-rA",
+        "-v",
+        "-p",
+        "no:cacheprovider",
+        "--platform",
+        platform,
+        "--overlay",
+        overlay,
+        "--cluster",
+        cluster,
+        "--reports",
+        str(run_dir / "suites"),
+        f"--junitxml={run_dir / 'junit.xml'}",
+    ]
+    if subnet:
+        argv += ["--subnet", subnet]
+    env = {**os.environ, **({"REDIS_HARNESS_KEEP": "1"} if keep else {})}
+    log = open(run_dir / "pytest.log", "w")
+    t = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = 0
     try:
-        progress("static checks")
-        t = time.monotonic()
-        findings = static_checks.run_all(reference.render(overlay))
-        checks.append(_check("static-checks", [{"check": f.check, "message": f.message} for f in findings]))
-        timings["static_s"] = time.monotonic() - t
-        progress("standing the reference up")
-        t = time.monotonic()
-        platform.up()
-        timings["up_s"] = time.monotonic() - t
-        secrets = list(platform.credentials().passwords.values())
-        versions = platform.versions()
-        progress("waiting for the cluster to settle")
-        waited, states = observe.wait_healthy(platform)
-        timings["settle_s"] = waited
-        masters, replicas = platform.layout()
-        violations = check_invariants(states, expected_masters=masters, replicas_per_master=replicas)
-        checks.append(_check("topology-invariants", [v.__dict__ for v in violations]))
-    except HarnessError as exc:
-        error = str(exc)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            match = RESULT_LINE.match(line)
+            if match:
+                done += 1
+                progress(match.group(1).split("::")[1], done)
+        code = proc.wait()
+    except BaseException:
+        proc.terminate()  # pytest tears the cluster down on its way out
+        proc.wait(timeout=120)
+        raise
     finally:
-        if keep and error is None and hasattr(platform, "detach"):
-            platform.detach()
-        else:
-            progress("tearing down")
-            t = time.monotonic()
-            platform.down()
-            timings["down_s"] = time.monotonic() - t
-    outcome = "error" if error else ("fail" if any(c["outcome"] == "fail" for c in checks) else "pass")
+        log.close()
+    suites_report = []
+    for path in sorted((run_dir / "suites").glob("*/report.json")):
+        body = json.loads(path.read_text())
+        failures = [
+            {"test": t["name"], "outcome": t["outcome"], "failure": (t.get("failure") or "")[-1500:]}
+            for t in body["tests"]
+            if t["outcome"] in ("failed", "error")
+        ]
+        suites_report.append(
+            {
+                "suite": body["kind"],
+                "outcome": body["outcome"],
+                "counts": body["counts"],
+                "duration_s": body["duration_s"],
+                "index": str(path.parent.relative_to(run_dir) / "index.html"),
+                "failures": failures,
+                "environment": body["environment"],
+            }
+        )
+    outcome = "pass" if code == 0 else ("error" if not suites_report or code not in (0, 1) else "fail")
     finished = rundir.utc_now()
+    environment = suites_report[0]["environment"] if suites_report else rundir.environment(platform, overlay, {})
     report = {
-        "kind": "up",
+        "kind": "run",
         "started": started.isoformat(),
         "finished": finished.isoformat(),
-        "duration_s": (finished - started).total_seconds(),
-        "environment": rundir.environment(platform_name, overlay, versions),
+        "duration_s": round(time.monotonic() - t, 3),
+        "environment": environment,
         "outcome": outcome,
-        "timings": timings,
-        "checks": checks,
-        "error": error,
+        "pytest_exit_code": code,
+        "suites": suites_report,
+        "counts": {k: sum(s["counts"].get(k, 0) for s in suites_report) for k in ("passed", "failed", "error", "skipped")},
     }
-    rundir.write_report(run_dir, report, secrets)
-    return GateResult(run_dir, outcome, report, states)
+    rundir.write_report(run_dir, report, [])
+    html.write_run_html(run_dir, report)
+    return GateResult(run_dir, outcome, report)

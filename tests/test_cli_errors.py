@@ -32,6 +32,8 @@ def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         (["up", "--cluster", "rh-badnet", "--network", "loopback", "--subnet", "10.0.0.0/16"], "inside 127.0.0.0/8"),
         (["up", "--platform", "kubernetes"], "no Kubernetes cluster is reachable"),
         (["up", "--no-such-flag"], "No such option"),
+        (["run", "--suite", "nope"], "unknown suite 'nope'"),
+        (["run", "--overlay", "nope"], "unknown overlay 'nope'"),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence(args, says, tmp_path):
