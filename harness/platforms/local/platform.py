@@ -469,8 +469,11 @@ class LocalPlatform(Platform):
         """Pods sharing the host's network need their ports free on their own address."""
         for port in (self._port(), self._port() + 10000):
             with socket.socket() as sock:
+                # As Redis does: TIME_WAIT leftovers of an earlier run do not count as "in use".
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     sock.bind((address, port))
+                    sock.listen(1)
                 except OSError:
                     raise HarnessError(f"{address}:{port} is already in use: choose another range with --subnet") from None
 
