@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import AskError, MovedError, RedisError, ResponseError
+from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -79,7 +79,7 @@ class ClusterWriter:
             self.refresh()
             return FAIL, f"no route: {exc}", None, None
         asking = False
-        for _ in range(self.max_redirects):
+        for attempt in range(self.max_redirects):
             commands: list[tuple] = [("ASKING",)] if asking else []
             commands.append(("SET", key, value))
             if waited:
@@ -98,6 +98,14 @@ class ClusterWriter:
             if isinstance(reply, AskError):
                 node = self._node(reply.host, reply.port) or node
                 asking = True
+                continue
+            if isinstance(reply, (ClusterDownError, TryAgainError)) and attempt < self.max_redirects - 1:
+                # Not applied, and transient (a node reset by del-node, a slot mid-migration): like
+                # redis-py, refresh the slot map and try again within this operation.
+                time.sleep(0.025)
+                self.refresh(force=True)
+                node = self.client.get_node_from_key(key) or node
+                asking = False
                 continue
             if isinstance(reply, ResponseError):
                 # The server refused: CLUSTERDOWN, TRYAGAIN, READONLY (a demoted master), NOPERM, OOM...

@@ -38,7 +38,7 @@ def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 )
 def test_bad_input_exits_2_with_one_sentence(args, says, tmp_path):
     kube = {"KUBECONFIG": str(tmp_path / "none")}
-    state = [] if "--platform" in args else ["--state-dir", str(tmp_path)]
+    state = ["--state-dir", str(tmp_path)] if args[0] in ("up", "status") and "--platform" not in args else []
     proc = harness(*args, *state, env=kube)
     assert proc.returncode == 2, proc.stderr
     assert says in " ".join(proc.stderr.split())

@@ -36,6 +36,7 @@ class SuiteRun:
     name: str
     root: Path | None
     started: Any = field(default_factory=rundir.utc_now)
+    finished: Any = None
     tests: dict[str, TestRecord] = field(default_factory=dict)
     _dir: Path | None = None
 
@@ -89,6 +90,8 @@ class Recorder:
         suite = self.suite_of(item)
         if suite is None:
             return None
+        if not suite.tests:
+            suite.started = rundir.utc_now()  # the suite starts with its first test, not at collection
         return suite, suite.tests.setdefault(item.nodeid, TestRecord(item.name))
 
     def finish(self) -> None:
@@ -103,7 +106,7 @@ class Recorder:
             tests = list(suite.tests.values())
             if not tests:
                 continue
-            finished = rundir.utc_now()
+            finished = suite.finished or rundir.utc_now()
             outcomes = {t.outcome for t in tests}
             outcome = "fail" if outcomes & {"failed", "error"} else "pass"
             env = rundir.environment(self.environment["platform"], self.environment["overlay"], self.environment["versions"])
@@ -142,7 +145,8 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     found = item.config.stash[RECORDER].record_of(item)
     if found is None:
         return
-    _, rec = found
+    suite, rec = found
+    suite.finished = rundir.utc_now()
     if report.when == "call" or (report.when == "setup" and not report.passed):
         rec.duration_s += report.duration
         if report.skipped:
