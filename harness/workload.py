@@ -220,7 +220,8 @@ class WriteWorkload:
 
 
 class Probe(WriteWorkload):
-    """One worker writing one key at ≥100 Hz: the clock that times recovery."""
+    """Writers of one key at ≥100 Hz together: the clock that times recovery. Several workers,
+    so that one stuck on a silent node (up to its socket timeout) does not stop the clock."""
 
     def __init__(
         self,
@@ -230,15 +231,16 @@ class Probe(WriteWorkload):
         rate: float = 200.0,
         socket_timeout: float = 0.2,
         max_seconds: float = 120.0,
+        workers: int = 4,
     ):
         super().__init__(
             platform,
             history,
             run="probe",
-            workers=1,
-            rate=rate,
+            workers=workers,
+            rate=rate / workers,
             socket_timeout=socket_timeout,
-            limits=WorkloadLimits(max_ops=int(rate * max_seconds) + 1, max_seconds=max_seconds),
+            limits=WorkloadLimits(max_ops=int(rate * max_seconds / workers) + 1, max_seconds=max_seconds),
             f="probe",
             key_of=lambda worker, n: key,
         )
