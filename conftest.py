@@ -19,6 +19,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--overlay", default="kind", help="overlay under reference/overlays to stand up")
     group.addoption("--cluster", default="rh-test", help="name of the local test cluster")
     group.addoption("--subnet", default="198.18.0.0/24", help="address range of the local test cluster")
+    group.addoption("--startup-timeout", type=float, default=120.0, help="seconds the local cluster may take to form")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -36,7 +37,11 @@ def platform(request: pytest.FixtureRequest):
     options = {"overlay": request.config.getoption("--overlay")}
     name = request.config.getoption("--platform")
     if name == "local":
-        options.update(cluster=request.config.getoption("--cluster"), subnet=request.config.getoption("--subnet"))
+        options.update(
+            cluster=request.config.getoption("--cluster"),
+            subnet=request.config.getoption("--subnet"),
+            startup_timeout=request.config.getoption("--startup-timeout"),
+        )
     p = get_platform(name, **options)
     p.up()
     try:

@@ -1,5 +1,6 @@
-"""Meta-test: every negative control (reference/overlays/broken-*) makes the tests it
-names in its expected-failures.yaml fail — proof that the suites can fail."""
+"""Meta-test: every negative control (reference/overlays/broken-*) makes exactly the tests
+its expected-failures.yaml names fail — and every other test of those suites pass —
+proof that the suites can fail, and fail for the right reason."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BROKEN = [o for o in reference.overlays() if o.startswith("broken-")]
 
 
-def expected_failures(overlay: str) -> list[str]:
+def expected(overlay: str) -> dict[str, list[str]]:
+    """{"must_fail": [node ids], "must_error": [node ids]}"""
     path = reference.overlay_path(overlay) / "expected-failures.yaml"
-    must_fail = yaml.safe_load(path.read_text())["must_fail"]
-    assert must_fail, f"{path} names no test"
-    return must_fail
+    body = yaml.safe_load(path.read_text())
+    assert body.get("must_fail"), f"{path} names no test that must fail"
+    return {"must_fail": body["must_fail"], "must_error": body.get("must_error", [])}
 
 
 def outcomes(junit: Path) -> dict[str, str]:
@@ -36,27 +38,30 @@ def outcomes(junit: Path) -> dict[str, str]:
 def test_every_broken_overlay_names_its_expected_failures():
     assert BROKEN, "there is no negative control"
     for overlay in BROKEN:
-        for node_id in expected_failures(overlay):
+        for node_id in sum(expected(overlay).values(), []):
             file, _, name = node_id.partition("::")
             assert (ROOT / file).is_file() and f"def {name}(" in (ROOT / file).read_text(), f"{overlay}: no test {node_id}"
 
 
 @pytest.mark.parametrize("overlay", BROKEN)
-def test_negative_control_fails_the_tests_it_names(overlay, tmp_path, evidence):
-    must_fail = expected_failures(overlay)
+def test_negative_control_fails_exactly_the_tests_it_names(overlay, tmp_path, evidence):
+    named = expected(overlay)
+    suites = sorted({node_id.partition("::")[0] for node_id in sum(named.values(), [])})
     junit = tmp_path / "junit.xml"
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "pytest",
-            *must_fail,
+            *suites,
             "--overlay",
             overlay,
             "--cluster",
             "rh-negative",
             "--subnet",
             "198.18.6.0/24",
+            "--startup-timeout",
+            "45",
             "--reports",
             str(tmp_path / "reports"),
             "-p",
@@ -67,10 +72,11 @@ def test_negative_control_fails_the_tests_it_names(overlay, tmp_path, evidence):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=1800,
     )
     seen = outcomes(junit)
-    evidence.figure(overlay=overlay, outcomes=seen)
-    names = [node_id.partition("::")[2] for node_id in must_fail]
-    assert set(names) <= set(seen), proc.stdout[-2000:]
-    assert {name: seen[name] for name in names} == {name: "failed" for name in names}, proc.stdout[-3000:]
+    evidence.figure(overlay=overlay, suites=suites, outcomes=seen)
+    want = {name: "passed" for name in seen}
+    want.update({node_id.partition("::")[2]: "failed" for node_id in named["must_fail"]})
+    want.update({node_id.partition("::")[2]: "error" for node_id in named["must_error"]})
+    assert seen == want, proc.stdout[-3000:]
