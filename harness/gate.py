@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -80,7 +81,11 @@ def run_gate(
     env = {**os.environ, **({"REDIS_HARNESS_KEEP": "1"} if keep else {})}
     log = open(run_dir / "pytest.log", "w")
     t = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A session of its own: on Ctrl-C exactly one SIGINT reaches pytest (from us), and pytest
+    # tears the cluster down on its way out.
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     done = 0
     try:
         assert proc.stdout is not None
@@ -92,8 +97,11 @@ def run_gate(
                 progress(match.group(1).split("::")[1], done)
         code = proc.wait()
     except BaseException:
-        proc.terminate()  # pytest tears the cluster down on its way out
-        proc.wait(timeout=120)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         raise
     finally:
         log.close()

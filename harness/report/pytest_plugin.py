@@ -7,6 +7,8 @@ and histories (written as JSON lines, plotted as timelines)."""
 from __future__ import annotations
 
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +133,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("redis-harness").addoption("--reports", default=None, help="reports directory (default: reports/)")
 
 
+def _interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM (a CI timeout, `kill`) tears clusters down like Ctrl-C instead of leaving them behind.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     config.stash[RECORDER] = Recorder(config)
     if not config.getoption("xmlpath", None):
         # pytest's own junit.xml, copied into every suite's run directory at the end
