@@ -33,6 +33,11 @@ class GateResult:
     report: dict[str, Any]
 
 
+def _default_sigint() -> None:
+    """In the pytest child: SIGINT must interrupt even when this process was started with it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def suite_paths(suites: list[str] | None) -> list[str]:
     chosen = list(suites or SUITES)
     unknown = [s for s in chosen if s not in SUITES]
@@ -84,7 +89,14 @@ def run_gate(
     # A session of its own: on Ctrl-C exactly one SIGINT reaches pytest (from us), and pytest
     # tears the cluster down on its way out.
     proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
     )
     done = 0
     try:

@@ -149,34 +149,42 @@ def test_up_sweeps_what_a_crashed_run_left_behind(tmp_path):
 
 @pytest.mark.netns
 def test_ctrl_c_during_up_removes_everything(tmp_path):
+    argv = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "up",
+        "--cluster",
+        "rh-test-int",
+        "--state-dir",
+        str(tmp_path),
+        "--subnet",
+        "198.18.3.0/24",
+    ]
+    # Where this suite runs in the background, SIGINT arrives ignored; a terminal's Ctrl-C does not.
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "up",
-            "--cluster",
-            "rh-test-int",
-            "--state-dir",
-            str(tmp_path),
-            "--subnet",
-            "198.18.3.0/24",
-        ],
+        argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     p = LocalPlatform(cluster="rh-test-int", state_dir=tmp_path)
-    deadline = time.monotonic() + 60
-    started = 0
-    while time.monotonic() < deadline and started < 6:
-        started = sum(1 for x in leftovers(p) if x.startswith("process"))
-        time.sleep(0.1)
-    assert started >= 6, "the cluster never started"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert leftovers(p) == [], err
+    try:
+        deadline = time.monotonic() + 60
+        started = 0
+        while time.monotonic() < deadline and started < 6:
+            started = sum(1 for x in leftovers(p) if x.startswith("process"))
+            time.sleep(0.1)
+        assert started >= 6, "the cluster never started"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert leftovers(p) == [], err
+    finally:
+        proc.kill()
+        proc.wait()
+        p.down()
 
 
 def test_parse_own_cluster_nodes_line_format(healthy):
