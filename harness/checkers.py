@@ -118,12 +118,3 @@ def probe_rate(probe: History | list[Op]) -> float:
         return 0.0
     span = max(op.invoke for op in ops) - min(op.invoke for op in ops)
     return (len(ops) - 1) / span if span > 0 else 0.0
-
-
-def acknowledged_after(history: History, since: float, keys_on: set[str] | None = None) -> list[Op]:
-    """Writes acknowledged (ok) with an invoke time after `since` — e.g. by a master already demoted."""
-    return [
-        op
-        for op in history.ops
-        if op.f == "write" and op.outcome == OK and op.invoke >= since and (keys_on is None or op.key in keys_on)
-    ]

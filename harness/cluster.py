@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.observe import snapshot
 from harness.platforms.base import Platform
 from harness.topology import NodeEntry, PodState
 
@@ -53,13 +52,6 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
         if time.monotonic() - start > timeout:
             raise HarnessError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
-
-
-def serves_slots(platform: Platform, pod: str, slots: tuple[tuple[int, int], ...]) -> bool:
-    """Does `pod` answer as a master of (at least the first of) these slots?"""
-    states = snapshot(platform)
-    me = next(s for s in states if s.pod == pod).myself()
-    return bool(me and me.is_master and slots[0][0] in {s for a, b in me.slots for s in range(a, b + 1)})
 
 
 def cluster_state(platform: Platform, pod: str) -> str:
