@@ -19,6 +19,7 @@ SECTIONS = {
     "max_unavailability_seconds": dict,
     "persistence": dict,
     "sharding": dict,
+    "steady_state": dict,
 }
 
 

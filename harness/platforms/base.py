@@ -136,10 +136,31 @@ class Platform(abc.ABC):
         raise NotSupported("scale", self.name)
 
     def partition(self, groups: list[list[str]]) -> None:
+        """Pods in different groups (pods named in none form one more) stop reaching each other;
+        clients keep reaching every pod, so an isolated master still hears its clients."""
         raise NotSupported("partition", self.name)
 
     def heal(self) -> None:
+        """Undo `partition`."""
         raise NotSupported("heal", self.name)
+
+    def degrade_network(
+        self, pod: str, delay_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0, rate_kbit: int | None = None
+    ) -> None:
+        """Slow the pod's network: added delay (± jitter), random loss, a bandwidth limit."""
+        raise NotSupported("degrading the network", self.name)
+
+    def restore_network(self, pod: str) -> None:
+        """Undo `degrade_network`."""
+        raise NotSupported("degrading the network", self.name)
+
+    def fill_volume(self, pod: str) -> None:
+        """Take every free block of the pod's data volume."""
+        raise NotSupported("filling a volume", self.name)
+
+    def free_volume(self, pod: str) -> None:
+        """Undo `fill_volume`."""
+        raise NotSupported("filling a volume", self.name)
 
     def reach(self, from_labels: dict[str, str], to_pod: str, ports: list[int], namespace: str | None = None) -> dict[int, str]:
         """From a new pod with these labels: port → "open", "refused" (admitted, nothing listens) or "filtered"."""

@@ -76,3 +76,23 @@ class KubernetesPlatform(Platform):
 
     def restart_all(self, graceful: bool = True) -> None:
         self._unsupported("restart_all")
+
+    def partition(self, groups: list[list[str]]) -> None:
+        self._unsupported("partition")
+
+    def heal(self) -> None:
+        self._unsupported("heal")
+
+    def degrade_network(
+        self, pod: str, delay_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0, rate_kbit=None
+    ) -> None:
+        self._unsupported("degrading the network")
+
+    def restore_network(self, pod: str) -> None:
+        self._unsupported("degrading the network")
+
+    def fill_volume(self, pod: str) -> None:
+        self._unsupported("filling a volume")
+
+    def free_volume(self, pod: str) -> None:
+        self._unsupported("filling a volume")

@@ -1,4 +1,5 @@
-"""Timeline plots of a history: successful and failed operations per 100 ms, with faults marked."""
+"""Timeline plots of a history: successful and failed operations per 100 ms, optionally p99
+latency per second, with faults and heals marked."""
 
 from __future__ import annotations
 
@@ -31,21 +32,55 @@ def buckets(history: History, bucket: float = BUCKET) -> tuple[list[float], list
     return [i * bucket for i in range(n)], ok, bad
 
 
-def plot(history: History, path: Path, title: str, probe: History | None = None) -> Path:
-    fig, ax = plt.subplots(figsize=(10, 3.2), dpi=90)
+def p99_per_second(history: History) -> tuple[list[float], list[float]]:
+    """(second, p99 latency in ms of the operations that succeeded in that second)."""
+    by_second: dict[int, list[float]] = {}
+    for op in history.completed():
+        if op.outcome == OK and op.complete is not None:
+            by_second.setdefault(int(op.complete), []).append(op.complete - op.invoke)
+    seconds = sorted(by_second)
+    p99 = []
+    for sec in seconds:
+        values = sorted(by_second[sec])
+        p99.append(values[min(len(values) - 1, int(len(values) * 0.99))] * 1000)
+    return [float(sec) for sec in seconds], p99
+
+
+def _mark_events(ax, history: History, label: bool) -> None:
+    for event in history.events:
+        colour = "tab:red" if event["name"].startswith("fault") else "tab:green" if event["name"].startswith("heal") else "black"
+        ax.axvline(event["time"], color=colour, linestyle="--", linewidth=0.8)
+        if label:
+            ax.annotate(event["name"], (event["time"], ax.get_ylim()[1] * 0.92), fontsize=8, rotation=90, ha="right")
+
+
+def plot(history: History, path: Path, title: str, probe: History | None = None, latency: bool = False) -> Path:
+    """Operations per second (ok and not) in 100 ms buckets, faults and heals marked;
+    with `latency`, a second panel of p99 latency per second."""
+    if latency:
+        fig, (ax, lax) = plt.subplots(2, 1, figsize=(10, 5.2), dpi=90, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    else:
+        fig, ax = plt.subplots(figsize=(10, 3.2), dpi=90)
     t, ok, bad = buckets(history)
     ax.plot(t, [v / BUCKET for v in ok], color="tab:green", linewidth=1, label="ok ops/s")
     ax.plot(t, [v / BUCKET for v in bad], color="tab:red", linewidth=1, label="fail/info ops/s")
     if probe is not None:
         pt, pok, pbad = buckets(probe)
         ax.plot(pt, [v / BUCKET for v in pok], color="tab:blue", linewidth=0.8, alpha=0.7, label="probe ok/s")
-    for event in history.events:
-        ax.axvline(event["time"], color="black", linestyle="--", linewidth=0.8)
-        ax.annotate(event["name"], (event["time"], ax.get_ylim()[1] * 0.92), fontsize=8, rotation=90, ha="right")
-    ax.set_xlabel("seconds")
+    _mark_events(ax, history, label=True)
     ax.set_ylabel("operations / s")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower left", fontsize=8)
+    if latency:
+        seconds, p99 = p99_per_second(history)
+        lax.step(seconds, p99, where="post", color="tab:purple", linewidth=1, label="write p99 (ms), per second")
+        lax.set_yscale("log")
+        lax.set_ylabel("p99 ms")
+        lax.legend(loc="upper left", fontsize=8)
+        _mark_events(lax, history, label=False)
+        lax.set_xlabel("seconds")
+    else:
+        ax.set_xlabel("seconds")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

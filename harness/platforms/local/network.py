@@ -19,8 +19,9 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from harness.errors import HarnessError, NeedsRoot
+from harness.errors import HarnessError, NeedsRoot, NotSupported
 from harness.platforms.local.ledger import Ledger, PodRecord
+from harness.platforms.local.policy import TABLE as POLICY_TABLE
 
 DEFAULT_SUBNET = "198.18.0.0/15"
 DEFAULT_LOOPBACK_SUBNET = "127.18.0.0/16"
@@ -189,10 +190,26 @@ class NamespaceNetwork:
         return ["ip", "netns", "exec", netns, *argv]
 
     def apply_ruleset(self, pod: PodRecord, ruleset: str | None) -> None:
+        self.apply_table(pod, POLICY_TABLE, ruleset)
+
+    def apply_table(self, pod: PodRecord, table: str, ruleset: str | None) -> None:
+        """Replace one nftables table of the pod's namespace (None: remove it); other tables stay."""
         inside = ["ip", "netns", "exec", str(pod.netns), "nft"]
-        run([*inside, "flush", "ruleset"])
+        run([*inside, "delete", "table", "inet", table], check=False)
         if ruleset is not None:
             run([*inside, "-f", "-"], input=ruleset)
+
+    def set_qdisc(self, pod: PodRecord, qdisc: list[str] | None) -> None:
+        """Replace the egress qdisc of the pod's eth0 (None: back to the default)."""
+        inside = ["ip", "netns", "exec", str(pod.netns), "tc", "qdisc"]
+        run([*inside, "del", "dev", "eth0", "root"], check=False)
+        if qdisc is not None:
+            proc = run([*inside, "add", "dev", "eth0", "root", *qdisc], check=False)
+            if proc.returncode != 0:
+                reason = proc.stderr.strip() or proc.stdout.strip()
+                if "unknown" in reason.lower():
+                    raise NotSupported(f"tc {qdisc[0]} (this kernel lacks it: {reason})", "local")
+                raise HarnessError(f"tc qdisc add {' '.join(qdisc)} failed: {reason}")
 
 
 def delete_netns(netns: str) -> None:

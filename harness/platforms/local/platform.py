@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import certs, reference
-from harness.errors import HarnessError, NeedsRoot
+from harness.errors import HarnessError, NeedsRoot, NotSupported
 from harness.platforms.base import Credentials, Platform, Pod, TlsFiles
-from harness.platforms.local import policy
+from harness.platforms.local import faults, policy
 from harness.platforms.local.ledger import Ledger, PodRecord, is_alive, owner_alive, process_start_time, terminate
 from harness.platforms.local.network import (
     DEFAULT_LOOPBACK_SUBNET,
@@ -148,6 +148,7 @@ class LocalPlatform(Platform):
             for proc in old.processes:
                 terminate(proc["pid"], proc.get("start_time"), grace=2)
             self.ledger_path.unlink()
+        removed += [f"mount {m}" for m in faults.unmount_volumes(self.root)]
         if have_root():
             removed += sweep_namespaces(self.tag)
         shutil.rmtree(self.root / "pods", ignore_errors=True)
@@ -205,6 +206,7 @@ class LocalPlatform(Platform):
             self.ledger_path.unlink(missing_ok=True)
         if have_root() and shutil.which("ip"):
             sweep_namespaces(self.tag)
+            faults.unmount_volumes(self.root)
         self._ledger = None
         if keep_volumes:
             shutil.rmtree(self.root / "pods", ignore_errors=True)
@@ -352,6 +354,10 @@ class LocalPlatform(Platform):
         for claim in claims:
             d = self.root / "volumes" / rec.name / claim["metadata"]["name"]
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self.ledger.network == "netns":
+                # A filesystem of the claim's size (capped), so that a volume can fill up.
+                request = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "1Gi")
+                faults.mount_volume(d.with_suffix(".img"), d, faults.quantity_bytes(request))
             dirs[claim["metadata"]["name"]] = d
         for vol in pod_spec.get("volumes", []):
             d = pod_dir / vol["name"]
@@ -442,6 +448,17 @@ class LocalPlatform(Platform):
         for rec, peer in zip(records, peers, strict=True):
             if rec.netns:
                 network.apply_ruleset(rec, policy.ingress_ruleset(policies, peer, peers, str(self.ledger.gateway)))
+        self._apply_partition()
+
+    def _apply_partition(self) -> None:
+        """The partition's drops in every Redis pod's namespace (addresses change on restarts)."""
+        network = self._network()
+        redis = [r for r in self._redis_records() if r.netns]
+        address = {r.name: r.address for r in redis}
+        cuts = faults.partition_cuts(self.ledger.partition, list(address)) if self.ledger.partition else {}
+        for rec in redis:
+            cut = [address[p] for p in cuts.get(rec.name, []) if address[p]]
+            network.apply_table(rec, faults.PARTITION_TABLE, faults.partition_ruleset(cut))
 
     def _start(self, names: list[str]) -> None:
         """(Re)create the pods' sandboxes with new addresses, then start their Redis."""
@@ -645,6 +662,79 @@ class LocalPlatform(Platform):
             os.kill(int(rec.pid), signal.SIGCONT)  # type: ignore[arg-type]
         rec.paused = False
         self._save()
+
+    # --- network and volume faults ---------------------------------------------------------
+    def _namespaced(self, what: str) -> NamespaceNetwork:
+        network = self._network()
+        if not isinstance(network, NamespaceNetwork):
+            raise NeedsRoot(f"{what} needs network namespaces: run as root on Linux")
+        return network
+
+    def partition(self, groups: list[list[str]]) -> None:
+        """Cut the pods into sides that cannot reach each other; clients (the node) reach all."""
+        self._namespaced("a partition")
+        with self._lock:
+            faults.partition_cuts(groups, [r.name for r in self._redis_records()])  # validates
+            self.ledger.partition = [list(g) for g in groups]
+            self._save()
+            self._apply_partition()
+
+    def heal(self) -> None:
+        with self._lock:
+            self.ledger.partition = []
+            self._save()
+            if isinstance(self._network(), NamespaceNetwork):
+                self._apply_partition()
+
+    def degrade_network(
+        self, pod: str, delay_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0, rate_kbit: int | None = None
+    ) -> None:
+        network = self._namespaced("a degraded network")
+        rec = self._record(pod)
+        qdisc = faults.qdisc_argv(delay_ms, jitter_ms, rate_kbit)
+        loss = faults.loss_ruleset(loss_percent)
+        with self._lock:
+            self.ledger.degraded[pod] = {
+                "delay_ms": delay_ms,
+                "jitter_ms": jitter_ms,
+                "loss_percent": loss_percent,
+                "rate_kbit": rate_kbit,
+            }
+            self._save()
+            network.set_qdisc(rec, qdisc)
+            network.apply_table(rec, faults.DEGRADE_TABLE, loss)
+
+    def restore_network(self, pod: str) -> None:
+        rec = self._record(pod)
+        with self._lock:
+            self.ledger.degraded.pop(pod, None)
+            self._save()
+            if rec.netns:
+                network = self._namespaced("a degraded network")
+                network.set_qdisc(rec, None)
+                network.apply_table(rec, faults.DEGRADE_TABLE, None)
+
+    def _data_volume(self, pod: str) -> Path:
+        self._record(pod)
+        mount = next((m for m in self.manifests.redis_container().get("volumeMounts", []) if m["mountPath"] == "/data"), None)
+        if mount is None:
+            raise HarnessError("the Redis container mounts no volume at /data")
+        return self.root / "volumes" / pod / mount["name"]
+
+    def fill_volume(self, pod: str) -> None:
+        directory = self._data_volume(pod)
+        if not os.path.ismount(directory):
+            raise NotSupported("filling a volume (volumes are plain directories without root)", self.name)
+        with self._lock:
+            self.ledger.filled.append(pod)
+            self._save()
+        faults.fill(directory)
+
+    def free_volume(self, pod: str) -> None:
+        faults.free(self._data_volume(pod))
+        with self._lock:
+            self.ledger.filled = [p for p in self.ledger.filled if p != pod]
+            self._save()
 
     def _add_records(self, count: int) -> list[str]:
         """Pod records up to `count` StatefulSet ordinals; returns the names added."""

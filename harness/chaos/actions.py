@@ -1,0 +1,153 @@
+"""chaostoolkit actions (provider type "python", module harness.chaos.actions).
+
+Every function takes the experiment's `configuration` (which platform, which
+cluster) and returns a JSON-able dict that lands in the journal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.chaos.session import session
+from harness.chaos.verdict import isolated_master_figures
+from harness.experiment import judge, start_recording
+from harness.observe import wait_healthy as wait_until_healthy
+from harness.workload import read_keys
+
+Configuration = dict[str, Any]
+
+
+def start_workload(
+    configuration: Configuration | None = None,
+    shard: int = 0,
+    waited_workers: int = 2,
+    unwaited_workers: int = 2,
+    rate: float = 100.0,
+    max_seconds: float = 240.0,
+) -> dict[str, Any]:
+    """Writers (WAITed and not) across the cluster and a ≥100 Hz probe on `shard`'s master,
+    recorded in the background until stop_workload (or max_seconds)."""
+    s = session(configuration)
+    if s.recording is not None:
+        return {"started": False, "reason": "a workload is already recording"}
+    s.target_shard = shard
+    master = s.nemesis.shard(shard).master
+    s.recording = start_recording(
+        s.platform,
+        probe_master_address=s.platform.pod(master).address,
+        waited_workers=waited_workers,
+        unwaited_workers=unwaited_workers,
+        rate=rate,
+        max_seconds=max_seconds,
+    )
+    return {"started": True, "probe_master": master}
+
+
+def stop_workload(configuration: Configuration | None = None) -> dict[str, Any]:
+    """Stop recording, read every key back and run the checkers; the figures go to the journal."""
+    s = session(configuration)
+    if s.recording is None:
+        return {"stopped": False}
+    s.recording.stop()
+    history = s.recording.history
+    faults = [e for e in history.events if e["name"].startswith("fault:")]
+    s.figures = judge(s.recording, faults[0]["time"] if faults else None)
+    partition = next((e for e in faults if e["name"] == "fault:partition"), None)
+    if partition is not None:
+        acked = sorted({op.key for op in history.ops if op.f == "write" and op.node == partition["master_address"]})
+        present = read_keys(s.platform, acked)
+        s.figures["isolated_master"] = isolated_master_figures(history, partition["time"], partition["master_address"], present)
+    return {"stopped": True, **{k: v for k, v in s.figures.items() if k not in ("set", "unavailable_windows")}}
+
+
+CLUSTER_WIDE = {"restart_all", "rolling_restart", "kill_random_pods"}  # faults that target no shard
+
+
+def _fault(configuration: Configuration | None, name: str, **arguments: Any) -> dict[str, Any]:
+    s = session(configuration)
+    if name not in CLUSTER_WIDE:
+        arguments.setdefault("shard", s.target_shard)  # the shard the workload probes
+    return getattr(s.nemesis, name)(**arguments)
+
+
+def kill_master(configuration: Configuration | None = None) -> dict[str, Any]:
+    return _fault(configuration, "kill_master")
+
+
+def kill_replica(configuration: Configuration | None = None) -> dict[str, Any]:
+    return _fault(configuration, "kill_replica")
+
+
+def kill_random_pods(configuration: Configuration | None = None, times: int = 5) -> dict[str, Any]:
+    return _fault(configuration, "kill_random_pods", times=times)
+
+
+def pause_master(configuration: Configuration | None = None, seconds: float = 8.0) -> dict[str, Any]:
+    return _fault(configuration, "pause_master", seconds=seconds)
+
+
+def partition_master(configuration: Configuration | None = None) -> dict[str, Any]:
+    return _fault(configuration, "partition_master")
+
+
+def partition_split(configuration: Configuration | None = None) -> dict[str, Any]:
+    return _fault(configuration, "partition_split")
+
+
+def restart_all(configuration: Configuration | None = None, graceful: bool = True) -> dict[str, Any]:
+    return _fault(configuration, "restart_all", graceful=graceful)
+
+
+def rolling_restart(configuration: Configuration | None = None) -> dict[str, Any]:
+    return _fault(configuration, "rolling_restart")
+
+
+def slow_network(
+    configuration: Configuration | None = None,
+    delay_ms: float = 0,
+    jitter_ms: float = 0,
+    loss_percent: float = 0,
+    rate_kbit: int = 0,
+) -> dict[str, Any]:
+    return _fault(
+        configuration,
+        "slow_network",
+        delay_ms=delay_ms,
+        jitter_ms=jitter_ms,
+        loss_percent=loss_percent,
+        rate_kbit=rate_kbit or None,
+    )
+
+
+def fill_volume(configuration: Configuration | None = None) -> dict[str, Any]:
+    return _fault(configuration, "fill_volume")
+
+
+def heal(configuration: Configuration | None = None, fault: str | None = None) -> dict[str, Any]:
+    """Undo the named fault (every fault still in place when none is named)."""
+    return {"healed": session(configuration).nemesis.heal(fault)}
+
+
+def wait_healthy(configuration: Configuration | None = None, timeout: float = 90.0) -> dict[str, Any]:
+    s = session(configuration)
+    waited, _ = wait_until_healthy(s.platform, timeout=timeout)
+    s.mark("healthy")
+    return {"healthy_after_s": round(waited, 3)}
+
+
+def restart_pod(configuration: Configuration | None = None, fault_pod_of: str = "full_volume") -> dict[str, Any]:
+    """Restart the pod an earlier fault hit (it must come back from its own data)."""
+    s = session(configuration)
+    entry = next((e for e in reversed(s.nemesis.log) if e["event"] == f"fault:{fault_pod_of}" and "pod" in e), None)
+    if entry is None:
+        return {"restarted": None}
+    s.mark("restart", pod=entry["pod"])
+    s.platform.restart(entry["pod"], graceful=True)
+    return {"restarted": entry["pod"]}
+
+
+def rollback(configuration: Configuration | None = None) -> dict[str, Any]:
+    """The rollback of every experiment: heal everything, stop the workload."""
+    s = session(configuration)
+    healed = s.nemesis.heal_all()
+    stopped = stop_workload(configuration) if s.recording is not None and s.recording.stopped_at is None else {}
+    return {"healed": healed, **({"workload": "stopped"} if stopped else {})}

@@ -1,0 +1,68 @@
+"""What the providers of one experiment share: the platform, the recording workload and
+the nemesis. chaostoolkit calls providers as plain functions, so they meet here.
+
+The runner registers the platform it stood up; `chaos run` alone builds one from the
+experiment's configuration (a local cluster already up, or the kubernetes context)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.experiment import Recording
+from harness.nemesis import Nemesis
+from harness.platforms import get_platform
+from harness.platforms.base import Platform
+
+PLATFORM_KEYS = ("platform", "cluster", "overlay", "context")
+
+
+@dataclass
+class Session:
+    platform: Platform
+    nemesis: Nemesis
+    recording: Recording | None = None
+    target_shard: int = 0
+    figures: dict[str, Any] = field(default_factory=dict)  # what stop_workload judged
+
+    def mark(self, name: str, **details: Any) -> float | None:
+        return self.recording.mark(name, **details) if self.recording is not None else None
+
+
+_lock = threading.Lock()
+_platforms: dict[tuple, Platform] = {}
+_sessions: dict[tuple, Session] = {}
+
+
+def _key(configuration: dict[str, Any] | None) -> tuple:
+    configuration = configuration or {}
+    return tuple(str(configuration.get(k, "")) for k in PLATFORM_KEYS)
+
+
+def register(platform: Platform, configuration: dict[str, Any]) -> None:
+    """Use this live platform for experiments whose configuration names it."""
+    with _lock:
+        _platforms[_key(configuration)] = platform
+        _sessions.pop(_key(configuration), None)
+
+
+def session(configuration: dict[str, Any] | None) -> Session:
+    key = _key(configuration)
+    with _lock:
+        if key not in _sessions:
+            platform = _platforms.get(key)
+            if platform is None:
+                conf = dict(configuration or {})
+                options = {k: conf[k] for k in ("cluster", "overlay", "context") if conf.get(k)}
+                platform = get_platform(conf.get("platform", "local"), **options)
+            s = Session(platform, Nemesis(platform))
+            s.nemesis._mark = s.mark
+            _sessions[key] = s
+        return _sessions[key]
+
+
+def finish(configuration: dict[str, Any] | None) -> Session | None:
+    """Forget the experiment's session (the next experiment starts afresh); returns it."""
+    with _lock:
+        return _sessions.pop(_key(configuration), None)

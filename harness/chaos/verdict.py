@@ -1,0 +1,114 @@
+"""Verdicts of chaos experiments: pure functions of the journal, the checkers' figures,
+the experiment's expectations and the SLO file. No live cluster here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.history import OK, History
+from harness.slo import Slo
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """The `redis-harness` extension of an experiment file."""
+
+    slo: str | None = None  # key in recovery_seconds / max_unavailability_seconds
+    unwaited_loss: str = "slo"  # "slo": judged against lost_writes.unwaited; "documented": reported only
+    minority_stops_within_s: float | None = None  # partitions: the isolated master's last acknowledgement
+    must_deviate: bool = False  # negative controls
+
+    @classmethod
+    def of(cls, experiment: dict[str, Any]) -> Expectations:
+        ext = next((e for e in experiment.get("extensions") or [] if e.get("name") == "redis-harness"), {})
+        known = {k: ext[k] for k in ("slo", "unwaited_loss", "minority_stops_within_s", "must_deviate") if k in ext}
+        if known.get("unwaited_loss", "slo") not in ("slo", "documented"):
+            raise ValueError(f"unwaited_loss must be 'slo' or 'documented', not {known['unwaited_loss']!r}")
+        return cls(**known)
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    reasons: list[str] = field(default_factory=list)  # why it failed
+    notes: list[str] = field(default_factory=list)  # what the report must state even when it passed
+
+
+def failed_probes(journal: dict[str, Any]) -> list[str]:
+    """Names of steady-state probes that did not hold, before or after the method."""
+    out = []
+    for phase in ("steady_states",):
+        for when, state in (journal.get(phase) or {}).items():
+            if not state:
+                continue
+            for probe in state.get("probes", []):
+                if not probe.get("tolerance_met", True):
+                    out.append(f"{probe['activity']['name']} ({when})")
+    return out
+
+
+def judge(journal: dict[str, Any], figures: dict[str, Any], expect: Expectations, slo: Slo) -> Verdict:
+    reasons: list[str] = []
+    notes: list[str] = []
+    status = journal.get("status")
+    if journal.get("deviated"):
+        reasons.append("steady state deviated: " + (", ".join(failed_probes(journal)) or "after the method"))
+    elif status != "completed":
+        reasons.append(f"experiment {status}")
+    if figures.get("workload_errors"):
+        reasons.append(f"workload errors: {figures['workload_errors'][:3]}")
+    if not figures:
+        reasons.append("no workload was recorded")
+    else:
+        if expect.slo and expect.slo in slo.raw.get("recovery_seconds", {}):
+            recovery, limit = figures.get("recovery_s"), slo.recovery(expect.slo)
+            if recovery is None:
+                reasons.append("the probed shard never recovered")
+            elif recovery > limit:
+                reasons.append(f"recovery {recovery:.2f} s > SLO {limit:g} s")
+        if expect.slo and expect.slo in slo.raw.get("max_unavailability_seconds", {}):
+            unavailable, limit = figures.get("unavailable_s", 0), slo.unavailability(expect.slo)
+            if unavailable > limit:
+                reasons.append(f"unavailable {unavailable:.2f} s > SLO {limit:g} s")
+        if figures.get("lost_waited", 0) > slo.lost_writes(waited=True):
+            reasons.append(f"{figures['lost_waited']} WAITed writes lost (SLO {slo.lost_writes(waited=True)})")
+        lost_unwaited = figures.get("lost_unwaited", 0)
+        if expect.unwaited_loss == "slo" and lost_unwaited > slo.lost_writes(waited=False):
+            reasons.append(f"{lost_unwaited} un-WAITed writes lost (SLO {slo.lost_writes(waited=False)})")
+        elif expect.unwaited_loss == "documented" and lost_unwaited:
+            notes.append(f"{lost_unwaited} acknowledged un-WAITed writes lost, as Redis Cluster documents for this fault")
+        for key, what in (("unexpected", "values nobody wrote"), ("failed_but_present", "writes reported failed yet present")):
+            if figures.get(key):
+                reasons.append(f"{figures[key]} {what}")
+        isolated = figures.get("isolated_master")
+        if expect.minority_stops_within_s is not None and isolated:
+            last = isolated.get("last_ack_after_s")
+            if last is not None and last > expect.minority_stops_within_s:
+                reasons.append(f"the isolated master acknowledged writes {last:.2f} s into the partition")
+            notes.append(
+                f"the isolated master acknowledged {isolated['acknowledged']} writes after the partition "
+                f"(last {0 if last is None else last:.2f} s in); {isolated['lost']} of them lost"
+            )
+    if expect.must_deviate:
+        # A negative control passes when the experiment caught the weakness.
+        caught = bool(journal.get("deviated")) or bool(reasons)
+        return Verdict(caught, [] if caught else ["the experiment did not deviate"], reasons)
+    return Verdict(not reasons, reasons, notes)
+
+
+def isolated_master_figures(history: History, fault_time: float, address: str, present: set[str]) -> dict[str, Any]:
+    """Writes the isolated master acknowledged after the partition began: how many, until when, how many lost."""
+    acked = [
+        op
+        for op in history.ops
+        if op.f == "write" and op.outcome == OK and op.node == address and op.complete is not None and op.complete >= fault_time
+    ]
+    last = max((op.complete for op in acked), default=None)
+    return {
+        "address": address,
+        "acknowledged": len(acked),
+        "last_ack_after_s": None if last is None else round(last - fault_time, 3),
+        "lost": sum(op.key not in present for op in acked),
+        "lost_waited": sum(op.key not in present and bool(op.acks) for op in acked),
+    }
