@@ -8,6 +8,7 @@ platform cannot do raises NotSupported naming the platform.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -43,9 +44,16 @@ class Nemesis:
         if self._mark is not None:
             self._mark(name, **details)
 
-    def _injected(self, name: str, heal: Callable[[], None], **details: Any) -> dict[str, Any]:
-        self.active.append(ActiveFault(name, heal, details))
+    def _inject(self, name: str, inject: Callable[[], object], heal: Callable[[], None], **details: Any) -> dict[str, Any]:
+        """Register the heal first, then inject: a fault that half-happened is healed too."""
+        fault = ActiveFault(name, heal, details)
+        self.active.append(fault)
         self.mark(f"fault:{name}", **details)
+        try:
+            inject()
+        except BaseException:
+            self.heal(name)
+            raise
         return {"fault": name, **details}
 
     def heal(self, name: str | None = None) -> list[str]:
@@ -93,16 +101,14 @@ class Nemesis:
     # --- process faults --------------------------------------------------------------------
     def kill_master(self, shard: int = 0) -> dict[str, Any]:
         pod = self.shard(shard).master
-        self.platform.kill(pod)
-        return self._injected("kill_master", self._start_if_down(pod), pod=pod)
+        return self._inject("kill_master", lambda: self.platform.kill(pod), self._start_if_down(pod), pod=pod)
 
     def kill_replica(self, shard: int = 0) -> dict[str, Any]:
         target = self.shard(shard)
         if not target.replicas:
             raise HarnessError(f"master {target.master} has no replica to kill")
         pod = target.replicas[0]
-        self.platform.kill(pod)
-        return self._injected("kill_replica", self._start_if_down(pod), pod=pod)
+        return self._inject("kill_replica", lambda: self.platform.kill(pod), self._start_if_down(pod), pod=pod)
 
     def kill_random_pods(self, times: int = 5, timeout: float = 60.0) -> dict[str, Any]:
         """Redis's failover loop: kill a random pod, wait for the cluster to serve every slot
@@ -111,9 +117,9 @@ class Nemesis:
         for i in range(times):
             pod = self.random.choice([p.name for p in self.platform.pods()])
             was_master = node_of(snapshot(self.platform), pod).is_master
-            self._injected("kill_random", self._start_if_down(pod), pod=pod, round=i + 1, master=was_master)
             started = time.monotonic()
-            self.platform.kill(pod)
+            kill = functools.partial(self.platform.kill, pod)
+            self._inject("kill_random", kill, self._start_if_down(pod), pod=pod, round=i + 1, master=was_master)
             wait_for(
                 lambda pod=pod: _survivors_serve_all(self.platform, pod),
                 timeout,
@@ -128,8 +134,8 @@ class Nemesis:
     def pause_master(self, seconds: float, shard: int = 0) -> dict[str, Any]:
         """SIGSTOP (DEBUG SLEEP on Kubernetes) the master for `seconds`; it resumes by itself."""
         pod = self.shard(shard).master
-        self.platform.pause(pod, seconds)
-        return self._injected("pause_master", lambda: self.platform.resume(pod), pod=pod, seconds=seconds)
+        pause = functools.partial(self.platform.pause, pod, seconds)
+        return self._inject("pause_master", pause, lambda: self.platform.resume(pod), pod=pod, seconds=seconds)
 
     def restart_all(self, graceful: bool = True) -> dict[str, Any]:
         self.mark("fault:restart_all", graceful=graceful)
@@ -154,8 +160,8 @@ class Nemesis:
         """One master alone on its side; its clients still reach it (the documented minority case)."""
         pod = self.shard(shard).master
         address = self.platform.pod(pod).address
-        self.platform.partition([[pod]])
-        return self._injected("partition", self.platform.heal, minority=[pod], master=pod, master_address=address)
+        cut = functools.partial(self.platform.partition, [[pod]])
+        return self._inject("partition", cut, self.platform.heal, minority=[pod], master=pod, master_address=address)
 
     def partition_split(self, shard: int = 0) -> dict[str, Any]:
         """A minority of one master and another shard's replica against the majority of the rest."""
@@ -164,8 +170,8 @@ class Nemesis:
         other = next((s for s in found if s.master != target.master and s.replicas), None)
         minority = [target.master] + ([other.replicas[0]] if other else [])
         address = self.platform.pod(target.master).address
-        self.platform.partition([minority])
-        return self._injected("partition", self.platform.heal, minority=minority, master=target.master, master_address=address)
+        cut = functools.partial(self.platform.partition, [minority])
+        return self._inject("partition", cut, self.platform.heal, minority=minority, master=target.master, master_address=address)
 
     def slow_network(
         self, shard: int = 0, delay_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0, rate_kbit: int | None = None
@@ -173,22 +179,25 @@ class Nemesis:
         """Delay (± jitter), loss and a bandwidth limit at the master. Where the platform cannot
         delay (a kernel without tc netem) the rest is still applied and the result says so."""
         pod = self.shard(shard).master
-        details: dict[str, Any] = {"pod": pod, "loss_percent": loss_percent, "rate_kbit": rate_kbit}
-        try:
-            self.platform.degrade_network(pod, delay_ms, jitter_ms, loss_percent, rate_kbit)
-            details.update(delay_ms=delay_ms, jitter_ms=jitter_ms)
-        except NotSupported as exc:
-            if not delay_ms:
-                raise
-            self.platform.degrade_network(pod, 0, 0, loss_percent, rate_kbit)
-            details.update(delay_ms=0, delay_not_applied=str(exc))
-        return self._injected("slow_network", lambda: self.platform.restore_network(pod), **details)
+        details: dict[str, Any] = {"pod": pod, "delay_ms": delay_ms, "jitter_ms": jitter_ms, "loss_percent": loss_percent}
+
+        def degrade() -> None:
+            try:
+                self.platform.degrade_network(pod, delay_ms, jitter_ms, loss_percent, rate_kbit)
+            except NotSupported as exc:
+                if not delay_ms:
+                    raise
+                self.platform.degrade_network(pod, 0, 0, loss_percent, rate_kbit)
+                details.update(delay_ms=0, jitter_ms=0, delay_not_applied=str(exc))
+
+        result = self._inject("slow_network", degrade, lambda: self.platform.restore_network(pod), rate_kbit=rate_kbit, **details)
+        return {**result, **details}
 
     # --- storage faults --------------------------------------------------------------------
     def fill_volume(self, shard: int = 0) -> dict[str, Any]:
         pod = self.shard(shard).master
-        self.platform.fill_volume(pod)
-        return self._injected("full_volume", lambda: self.platform.free_volume(pod), pod=pod)
+        fill = functools.partial(self.platform.fill_volume, pod)
+        return self._inject("full_volume", fill, lambda: self.platform.free_volume(pod), pod=pod)
 
 
 def _survivors_serve_all(platform: Platform, dead: str) -> bool:

@@ -42,6 +42,8 @@ def leftovers(tag_or_cluster: LocalPlatform) -> list[str]:
     found += [f"link {link['ifname']}" for link in links if link["ifname"].startswith(f"rh{tag}")]
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     found += [f"nft {t}" for t in tables.splitlines() if "k8s_network_policy" in t]
+    mounts = open("/proc/mounts").read().split("\n")
+    found += [f"mount {line.split()[1]}" for line in mounts if line and line.split()[1].startswith(root + "/")]
     return found
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.chaos.session import session
-from harness.chaos.verdict import isolated_master_figures
+from harness.chaos.verdict import isolated_master_figures, recoveries
 from harness.experiment import judge, start_recording
 from harness.observe import wait_healthy as wait_until_healthy
 from harness.workload import read_keys
@@ -51,6 +51,11 @@ def stop_workload(configuration: Configuration | None = None) -> dict[str, Any]:
     history = s.recording.history
     faults = [e for e in history.events if e["name"].startswith("fault:")]
     s.figures = judge(s.recording, faults[0]["time"] if faults else None)
+    if len(faults) > 1:
+        # Several faults in a row: each one's recovery, the slowest is the experiment's.
+        each = recoveries(s.recording.probe_history, [e["time"] for e in faults])
+        s.figures["recoveries_s"] = [None if r is None else round(r, 3) for r in each]
+        s.figures["recovery_s"] = None if None in each else round(max(each), 3)
     partition = next((e for e in faults if e["name"] == "fault:partition"), None)
     if partition is not None:
         acked = sorted({op.key for op in history.ops if op.f == "write" and op.node == partition["master_address"]})

@@ -91,7 +91,9 @@ def write_experiment_report(result: ExperimentResult, platform: Platform, record
     if recording is not None:
         recording.history.write_jsonl(run_dir / "history.jsonl")
         recording.probe_history.write_jsonl(run_dir / "probe.jsonl")
-        plot = timeline.plot(recording.history, run_dir / "timeline.png", result.title, recording.probe_history, latency=True).name
+        plot = timeline.plot(
+            recording.history, run_dir / "timeline.png", result.title, recording.probe_history, latency=True
+        ).name
     report = {
         "kind": f"chaos-{result.name}",
         "started": result.journal.get("start"),

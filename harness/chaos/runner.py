@@ -125,6 +125,10 @@ def run_catalogue(paths: list[Path], platform: Platform, reports_root: Path | No
     for path in paths:
         wait_healthy(platform, timeout=120)
         results.append(run_one(path, platform, reports_root))
+        if not results[-1].verdict.passed:
+            # What a failed experiment left behind must not decide the next one.
+            platform.down()
+            platform.up()
     return results, write_summary(results, platform, reports_root)
 
 
@@ -160,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: faults healed, cluster removed", file=sys.stderr)
         return 130
     for r in results:
-        print(f"{r.outcome:4}  {r.name:28} {json.dumps({k: r.figures.get(k) for k in ('recovery_s', 'lost_waited', 'lost_unwaited')})}")
+        print(
+            f"{r.outcome:4}  {r.name:28} {json.dumps({k: r.figures.get(k) for k in ('recovery_s', 'lost_waited', 'lost_unwaited')})}"
+        )
     print(f"summary: {summary / 'index.html'}")
     return 0 if all(r.verdict.passed for r in results) else 1
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.checkers import recovery_time
 from harness.history import OK, History
 from harness.slo import Slo
 
@@ -22,7 +23,10 @@ class Expectations:
     @classmethod
     def of(cls, experiment: dict[str, Any]) -> Expectations:
         ext = next((e for e in experiment.get("extensions") or [] if e.get("name") == "redis-harness"), {})
-        known = {k: ext[k] for k in ("slo", "unwaited_loss", "minority_stops_within_s", "must_deviate") if k in ext}
+        known = {k: v for k, v in ext.items() if k != "name"}
+        unknown = sorted(set(known) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}")
         if known.get("unwaited_loss", "slo") not in ("slo", "documented"):
             raise ValueError(f"unwaited_loss must be 'slo' or 'documented', not {known['unwaited_loss']!r}")
         return cls(**known)
@@ -52,8 +56,9 @@ def judge(journal: dict[str, Any], figures: dict[str, Any], expect: Expectations
     reasons: list[str] = []
     notes: list[str] = []
     status = journal.get("status")
-    if journal.get("deviated"):
-        reasons.append("steady state deviated: " + (", ".join(failed_probes(journal)) or "after the method"))
+    broken = failed_probes(journal)
+    if journal.get("deviated") or broken:
+        reasons.append("steady state did not hold: " + (", ".join(broken) or "after the method"))
     elif status != "completed":
         reasons.append(f"experiment {status}")
     if figures.get("workload_errors"):
@@ -112,3 +117,13 @@ def isolated_master_figures(history: History, fault_time: float, address: str, p
         "lost": sum(op.key not in present for op in acked),
         "lost_waited": sum(op.key not in present and bool(op.acks) for op in acked),
     }
+
+
+def recoveries(probe: History, fault_times: list[float]) -> list[float | None]:
+    """Recovery from each fault, judged on the probe's operations up to the next fault."""
+    times = sorted(fault_times)
+    out = []
+    for i, start in enumerate(times):
+        end = times[i + 1] if i + 1 < len(times) else float("inf")
+        out.append(recovery_time([op for op in probe.ops if op.invoke < end], start))
+    return out

@@ -126,8 +126,14 @@ def fill(directory: Path) -> int:
     stat = os.statvfs(directory)
     free = stat.f_bavail * stat.f_frsize
     with open(directory / BALLAST, "ab") as f:
-        if free > 0:
-            os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, free)
+        # The blocks' own metadata needs room too: ask for a little less, then less again.
+        for margin in (1 << 20, 4 << 20, 16 << 20):
+            try:
+                if free > margin:
+                    os.posix_fallocate(f.fileno(), os.fstat(f.fileno()).st_size, free - margin)
+                break
+            except OSError:
+                continue
     # Whatever fallocate could not place (metadata), fill by writing until the disk refuses.
     try:
         with open(directory / f"{BALLAST}-tail", "ab") as f:

@@ -1,0 +1,204 @@
+"""Pure parts of chaos: partition and degradation rules, verdicts on synthetic journals and
+figures, experiment-file validation. The rules are also parsed by the real nft."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import slo
+from harness.chaos import runner
+from harness.chaos.verdict import Expectations, judge, recoveries
+from harness.chaos.verdict import isolated_master_figures as isolated
+from harness.errors import HarnessError
+from harness.history import FAIL, OK, History, Op
+from harness.platforms.local import faults
+from harness.platforms.local.network import have_root
+
+PODS = [f"redis-cluster-{i}" for i in range(6)]
+GOOD = {"recovery_s": 7.9, "unavailable_s": 7.5, "lost_waited": 0, "lost_unwaited": 0, "unexpected": 0, "workload_errors": []}
+COMPLETED = {"status": "completed", "deviated": False}
+
+
+# --- partitions ---------------------------------------------------------------------------
+def test_one_pod_partitioned_from_the_rest():
+    cuts = faults.partition_cuts([["redis-cluster-0"]], PODS)
+    assert cuts["redis-cluster-0"] == PODS[1:]
+    assert cuts["redis-cluster-3"] == ["redis-cluster-0"]
+
+
+def test_two_named_sides_and_the_implicit_rest():
+    cuts = faults.partition_cuts([["redis-cluster-0", "redis-cluster-4"], ["redis-cluster-1"]], PODS)
+    assert cuts["redis-cluster-4"] == ["redis-cluster-1", "redis-cluster-2", "redis-cluster-3", "redis-cluster-5"]
+    assert cuts["redis-cluster-1"] == [
+        "redis-cluster-0",
+        "redis-cluster-2",
+        "redis-cluster-3",
+        "redis-cluster-4",
+        "redis-cluster-5",
+    ]
+    assert cuts["redis-cluster-2"] == ["redis-cluster-0", "redis-cluster-1", "redis-cluster-4"]
+
+
+@pytest.mark.parametrize(
+    "groups, says",
+    [
+        ([["redis-cluster-9"]], "no pod named redis-cluster-9"),
+        ([["redis-cluster-0"], ["redis-cluster-0"]], "more than one group"),
+        ([PODS], "at least two sides"),
+        ([], "at least two sides"),
+    ],
+)
+def test_impossible_partitions_are_one_clear_error(groups, says):
+    with pytest.raises(HarnessError, match=says):
+        faults.partition_cuts(groups, PODS)
+
+
+def test_degradation_arguments():
+    assert faults.qdisc_argv(0, 0, None) is None
+    assert faults.qdisc_argv(50, 10, 2000) == ["netem", "delay", "50ms", "10ms", "distribution", "normal", "rate", "2000kbit"]
+    assert faults.qdisc_argv(0, 0, 2000)[:3] == ["tbf", "rate", "2000kbit"]
+    assert faults.loss_ruleset(0) is None
+    assert "numgen random mod 1000 < 50 drop" in faults.loss_ruleset(5)
+    with pytest.raises(HarnessError, match="below 100%"):
+        faults.loss_ruleset(100)
+
+
+def test_storage_requests_read_like_kubernetes():
+    assert faults.quantity_bytes("10Gi") == 10 * 1024**3
+    assert faults.quantity_bytes("500M") == 500 * 1000**2
+    with pytest.raises(HarnessError, match="unreadable storage request"):
+        faults.quantity_bytes("ten gigs")
+
+
+@pytest.mark.skipif(not have_root(), reason="nft -c needs root")
+@pytest.mark.parametrize("ruleset", [faults.partition_ruleset(["198.18.0.3", "198.18.0.4"]), faults.loss_ruleset(2.5)])
+def test_rulesets_parse_in_nft(ruleset):
+    proc = subprocess.run(["nft", "-c", "-f", "-"], input=ruleset, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- verdicts -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reference_slo():
+    return slo.load()
+
+
+def test_a_recovery_within_the_slo_passes(reference_slo):
+    verdict = judge(COMPLETED, GOOD, Expectations(slo="kill_master"), reference_slo)
+    assert verdict.passed and verdict.reasons == []
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        ({"recovery_s": 25.0}, "recovery 25.00 s > SLO 20 s"),
+        ({"recovery_s": None}, "never recovered"),
+        ({"unavailable_s": 21.0}, "unavailable 21.00 s"),
+        ({"lost_waited": 1}, "1 WAITed writes lost"),
+        ({"lost_unwaited": 201}, "201 un-WAITed writes lost"),
+        ({"unexpected": 2}, "2 values nobody wrote"),
+        ({"workload_errors": ["worker 0: boom"]}, "workload errors"),
+    ],
+)
+def test_each_breach_fails_with_its_reason(reference_slo, change, says):
+    verdict = judge(COMPLETED, {**GOOD, **change}, Expectations(slo="kill_master"), reference_slo)
+    assert not verdict.passed
+    assert any(says in r for r in verdict.reasons), verdict.reasons
+
+
+def test_a_deviated_steady_state_fails_naming_the_probe(reference_slo):
+    journal = {
+        "status": "failed",
+        "deviated": True,
+        "steady_states": {
+            "before": {"probes": [{"activity": {"name": "every-master-has-a-connected-replica"}, "tolerance_met": False}]},
+            "after": None,
+        },
+    }
+    verdict = judge(journal, GOOD, Expectations(slo="kill_master"), reference_slo)
+    assert not verdict.passed
+    assert verdict.reasons[0] == "steady state did not hold: every-master-has-a-connected-replica (before)"
+
+
+def test_documented_partition_loss_is_stated_not_hidden(reference_slo):
+    figures = {**GOOD, "lost_unwaited": 400, "isolated_master": {"acknowledged": 600, "last_ack_after_s": 5.2, "lost": 400}}
+    expect = Expectations(slo="partition", unwaited_loss="documented", minority_stops_within_s=7.5)
+    verdict = judge(COMPLETED, figures, expect, reference_slo)
+    assert verdict.passed
+    assert any("400 acknowledged un-WAITed writes lost" in n for n in verdict.notes)
+    assert any("acknowledged 600 writes after the partition (last 5.20 s in); 400 of them lost" in n for n in verdict.notes)
+
+
+def test_a_minority_master_acknowledging_past_node_timeout_fails(reference_slo):
+    figures = {**GOOD, "isolated_master": {"acknowledged": 900, "last_ack_after_s": 11.0, "lost": 900}}
+    expect = Expectations(slo="partition", unwaited_loss="documented", minority_stops_within_s=7.5)
+    assert not judge(COMPLETED, figures, expect, reference_slo).passed
+
+
+def test_a_negative_control_passes_only_when_the_experiment_deviates(reference_slo):
+    expect = Expectations(slo="kill_master", must_deviate=True)
+    assert not judge(COMPLETED, GOOD, expect, reference_slo).passed
+    assert judge({"status": "failed", "deviated": True}, GOOD, expect, reference_slo).passed
+
+
+def test_isolated_master_figures_count_acknowledgements_after_the_partition():
+    ops = [
+        Op(0, "write", "a", 1, invoke=0.5, complete=0.6, outcome=OK, node="10.0.0.1"),  # before
+        Op(0, "write", "b", 2, invoke=1.1, complete=1.2, outcome=OK, node="10.0.0.1"),
+        Op(1, "write", "c", 3, invoke=4.0, complete=4.1, outcome=OK, node="10.0.0.1", waited=True, acks=0),
+        Op(1, "write", "d", 4, invoke=6.0, complete=6.5, outcome=FAIL, node="10.0.0.1"),
+        Op(2, "write", "e", 5, invoke=2.0, complete=2.1, outcome=OK, node="10.0.0.2"),  # another master
+    ]
+    figures = isolated(History.of(ops), fault_time=1.0, address="10.0.0.1", present={"a", "b", "e"})
+    assert figures == {"address": "10.0.0.1", "acknowledged": 2, "last_ack_after_s": 3.1, "lost": 1, "lost_waited": 0}
+
+
+# --- experiment files --------------------------------------------------------------------
+def test_every_catalogue_experiment_loads_and_names_its_slo(reference_slo):
+    paths = runner.catalogue()
+    assert len(paths) >= 11
+    for path in paths:
+        expect = Expectations.of(runner.load(path))
+        assert expect.slo in reference_slo.raw["recovery_seconds"], path.name
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("title: [unclosed", "not valid YAML"),
+        ("title: no method\n", "needs a 'title' and a 'method' list"),
+        ("title: t\nmethod: []\nextensions: [{name: redis-harness, unwaited_loss: sometimes}]\n", "bad redis-harness extension"),
+        ("title: t\nmethod: []\nextensions: [{name: redis-harness, colour: red}]\n", "bad redis-harness extension"),
+    ],
+)
+def test_bad_experiment_files_are_one_clear_error(tmp_path, text, says):
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    with pytest.raises(HarnessError, match=says):
+        runner.load(path)
+
+
+def test_the_runner_exits_2_on_a_missing_experiment(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.chaos.runner", str(tmp_path / "nope.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: experiment file {tmp_path / 'nope.yaml'} does not exist"
+
+
+def test_each_fault_of_a_series_has_its_own_recovery():
+    def probe(t, outcome):
+        return Op(0, "probe", "k", None, invoke=t, complete=t + 0.01, outcome=outcome)
+
+    ops = [probe(t / 10, OK) for t in range(0, 10)]  # 0.0-0.9 ok
+    ops += [probe(1.0 + t / 10, FAIL) for t in range(0, 30)]  # first fault at 1.0: down until 4.0
+    ops += [probe(4.0 + t / 10, OK) for t in range(0, 20)]
+    ops += [probe(6.5 + t / 10, OK) for t in range(0, 20)]  # second fault at 6.0: never noticed
+    assert recoveries(History.of(ops), [1.0, 6.0]) == [pytest.approx(3.01), 0.0]
