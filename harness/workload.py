@@ -11,10 +11,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import AskError, ClusterDownError, MovedError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -22,13 +31,22 @@ from harness.history import FAIL, INFO, OK, History
 from harness.platforms.base import Platform
 
 NETWORK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+CLUSTER_ERRORS = (RedisError, RedisClusterException)  # the latter: no known node answers
 
 
 class ClusterWriter:
     """One write at a time, with redirects followed and the outcome classified."""
 
-    def __init__(self, client: RedisCluster, wait_replicas: int = 0, wait_timeout_ms: int = 1000, max_redirects: int = 5):
+    def __init__(
+        self,
+        client: RedisCluster,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        max_redirects: int = 5,
+        discover: Callable[[], list[tuple[str, int]]] | None = None,
+    ):
         self.client = client
+        self.discover = discover  # current pod addresses, as the Service's DNS name would resolve
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self.max_redirects = max_redirects
@@ -41,8 +59,21 @@ class ClusterWriter:
             self._last_refresh = now
             try:
                 self.client.nodes_manager.initialize()
-            except RedisError:
-                pass  # the next operation finds out
+            except CLUSTER_ERRORS:
+                self._rediscover()
+
+    def _rediscover(self) -> None:
+        """Every known node is gone (all pods restarted with new addresses): start again from
+        the pods as they are now, as a client would by resolving the Service again."""
+        if self.discover is None:
+            return
+        try:
+            nodes = [ClusterNode(host, port) for host, port in self.discover()]
+            if nodes:
+                self.client.nodes_manager.startup_nodes = {n.name: n for n in nodes}
+                self.client.nodes_manager.initialize()
+        except CLUSTER_ERRORS:
+            pass  # the next operation finds out
 
     def _send(self, node: ClusterNode, commands: list[tuple]) -> list:
         redis_client = self.client.get_redis_connection(node)
@@ -75,7 +106,7 @@ class ClusterWriter:
         waited = self.wait_replicas > 0
         try:
             node = self.client.get_node_from_key(key)
-        except RedisError as exc:
+        except CLUSTER_ERRORS as exc:
             self.refresh()
             return FAIL, f"no route: {exc}", None, None
         asking = False
@@ -104,7 +135,10 @@ class ClusterWriter:
                 # redis-py, refresh the slot map and try again within this operation.
                 time.sleep(0.025)
                 self.refresh(force=True)
-                node = self.client.get_node_from_key(key) or node
+                try:
+                    node = self.client.get_node_from_key(key) or node
+                except CLUSTER_ERRORS:
+                    pass
                 asking = False
                 continue
             if isinstance(reply, ResponseError):
@@ -177,7 +211,13 @@ class WriteWorkload:
         except Exception as exc:
             self.errors.append(f"worker {worker}: no client: {exc}")
             return
-        writer = ClusterWriter(client, wait_replicas=self.wait_replicas)
+        # WAIT gives up before the socket does: a shard without a replica answers "0 acks", not a timeout.
+        writer = ClusterWriter(
+            client,
+            wait_replicas=self.wait_replicas,
+            wait_timeout_ms=int(self.socket_timeout * 600),
+            discover=lambda: [(p.address, p.port) for p in self.platform.pods() if p.running],
+        )
         started = time.monotonic()
         interval = 1.0 / self.rate if self.rate else 0.0
         next_at = started
