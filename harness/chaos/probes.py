@@ -22,7 +22,7 @@ def _violations(configuration: Configuration | None, kinds: set[str]) -> list[st
     masters, _ = platform.layout()
     # The reference's steady state asks for a replica per master whatever the overlay says.
     found = check_invariants(snapshot(platform), expected_masters=masters, replicas_per_master=1)
-    return [v.message for v in found if v.kind in kinds]
+    return [v.message for v in found if v.code in kinds]
 
 
 def cluster_ok(configuration: Configuration | None = None) -> bool:
