@@ -47,36 +47,37 @@ class Phase:
     stop_reason: str = ""
 
     def summary(self) -> dict:
-        total = histograms.merge(f["total_hist"] for f in self.finals)
+        """Totals come from the interval lines (they partition the run, the final flush included), so a
+        process whose end-of-run summary went missing still counts; per-command figures need the summaries."""
+        total = histograms.merge(x["hist"] for x in self.lines)
         by_command: dict[str, list[str]] = {}
         for f in self.finals:
             for name, h in f["by_command"].items():
                 by_command.setdefault(name, []).append(h)
-        ops = sum(f["total_ops"] for f in self.finals)
-        errors = sum(f["total_errors"] for f in self.finals)
-        wall = max((f["wall_seconds"] for f in self.finals), default=0.0)
-        measured = [x for x in self.lines if not x.get("final")]
-        busy = [x for x in measured if x["ops"]]
+        busy = [x for x in self.lines if x["ops"]]
         span = (max(x["end"] for x in busy) - min(x["start"] for x in busy)) if busy else 0.0
         batches = sum(f["batches"] for f in self.finals)
+        cpu: dict[str, list[tuple[float, float]]] = {}
+        for x in self.lines:
+            cpu.setdefault(str(x["pid"]), []).append((x["cpu"] * (x["end"] - x["start"]), x["end"] - x["start"]))
         return {
             "name": self.name,
             "mode": self.mode,
             "users": self.users,
             "processes": self.processes,
             "rate": self.rate,
-            "ops": ops,
-            "errors": errors,
+            "ops": sum(x["ops"] for x in self.lines),
+            "errors": sum(x["errors"] for x in self.lines),
             "throughput": sum(x["ops"] for x in busy) / span if span else 0.0,
             "latency_ms": histograms.percentiles_ms(total),
             "by_command": {n: histograms.percentiles_ms(histograms.merge(hs)) for n, hs in by_command.items()},
             "histogram": histograms.encode(total),
-            "client_cpu": {str(f["pid"]): f["cpu_seconds"] / max(f["wall_seconds"], 1e-6) for f in self.finals},
-            "client_cpu_peak": max((x["cpu"] for x in measured[len(self.finals) :]), default=0.0),
+            "client_cpu": {pid: sum(c for c, _ in v) / max(sum(w for _, w in v), 1e-6) for pid, v in cpu.items()},
+            "client_cpu_peak": max((x["cpu"] for x in self.lines if x["end"] - x["start"] > 0.5), default=0.0),
             "late_fraction": sum(f["late_batches"] for f in self.finals) / batches if batches else 0.0,
             "max_schedule_lag_ms": max((f["max_schedule_lag_ms"] for f in self.finals), default=0.0),
             "error_samples": {k: v for f in self.finals for k, v in f["error_samples"].items()},
-            "wall_seconds": wall,
+            "wall_seconds": max((f["wall_seconds"] for f in self.finals), default=0.0),
             "stop_reason": self.stop_reason,
         }
 
@@ -154,7 +155,7 @@ def run_locust(
     argv = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", "--skip-log-setup",
         "-u", str(users), "-r", str(users), "-t", f"{int(run_seconds + 0.999)}s", "--stop-timeout", "2",
-        "--processes", str(processes), "--exit-code-on-error", "0",
+        "--processes", str(processes), "--exit-code-on-error", "0", "--master-bind-port", str(free_port()),
         "--workload", str(workload_file(work_dir, workload)), "--cluster", getattr(platform, "cluster", "redis-harness"),
         "--results", str(results), "--rate", str(rate),
         *(["--state-dir", str(platform.root.parent)] if hasattr(platform, "root") else []),
@@ -188,7 +189,7 @@ def run_locust(
             phase.lines.append(entry)
             if entry.get("final"):
                 phase.finals.append(entry)
-    if not phase.finals:
+    if not phase.lines:
         raise LoadError(f"no load process reported results; see {results / 'locust.log'}")
     shape = results / "shape.json"
     if shape.exists():
@@ -197,6 +198,15 @@ def run_locust(
     elif plan:
         phase.stop_reason = "all steps ran"
     return phase
+
+
+def free_port() -> int:
+    """A loopback port for Locust's master and workers, so concurrent runs do not collide on 5557."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def workload_file(work_dir: Path, workload: Workload) -> Path:

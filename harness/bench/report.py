@@ -113,7 +113,8 @@ batch's intended start (no coordinated omission).</p>
 {% for img in r.plots.timelines %}<img src="{{ img }}" alt="throughput and latency over time">{% endfor %}
 {% if r.capacity %}<h2>Capacity search</h2>
 <p>Capacity at p99 ≤ {{ r.capacity.plan.slo_p99_ms }} ms: <b>{{ "%.0f"|format(r.capacity.capacity_at_slo) }} ops/s</b>;
-knee: {% if r.capacity.knee %}<b>{{ "%.0f"|format(r.capacity.knee.throughput) }} ops/s</b> (p99 {{ "%.2f"|format(r.capacity.knee.p99) }} ms){% else %}none{% endif %}.
+knee: {% if r.capacity.knee %}<b>{{ "%.0f"|format(r.capacity.knee.throughput) }} ops/s</b>
+(p99 {{ "%.2f"|format(r.capacity.knee.p99) }} ms){% else %}none{% endif %}.
 Stopped: {{ r.capacity.stop_reason }}. Limited by: <b>{{ r.capacity.saturation.limited_by }}</b> — {{ r.capacity.saturation.why }}.</p>
 <img src="{{ r.plots.capacity }}" alt="latency vs throughput">
 <table><tr><th>step</th><th>offered</th><th>achieved</th><th>p50</th><th>p99</th><th>p99.9</th><th>errors</th><th>client CPU</th><th>machine CPU</th></tr>
