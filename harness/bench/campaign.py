@@ -155,7 +155,7 @@ def run_locust(
     argv = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", "--skip-log-setup",
         "-u", str(users), "-r", str(users), "-t", f"{int(run_seconds + 0.999)}s", "--stop-timeout", "2",
-        "--processes", str(processes), "--exit-code-on-error", "0", "--master-bind-port", str(free_port()),
+        "--processes", str(processes), "--exit-code-on-error", "0", *master_port_args(),
         "--workload", str(workload_file(work_dir, workload)), "--cluster", getattr(platform, "cluster", "redis-harness"),
         "--results", str(results), "--rate", str(rate),
         *(["--state-dir", str(platform.root.parent)] if hasattr(platform, "root") else []),
@@ -198,6 +198,11 @@ def run_locust(
     elif plan:
         phase.stop_reason = "all steps ran"
     return phase
+
+
+def master_port_args() -> list[str]:
+    port = str(free_port())  # the master binds it; --processes workers connect to it
+    return ["--master-bind-port", port, "--master-port", port]
 
 
 def free_port() -> int:

@@ -35,6 +35,13 @@ class Commands:
             self.counter_slots = [slot_of(k) for k in counters]
             self.by_op["incr"] = [encode("INCR", k) for k in counters]
 
+    def shared_sequence(self) -> list[tuple[str, int, bool, bytes, bytes | None]]:
+        """One sequence per process, users replaying it from different offsets: building one per user
+        would block the event loop while users start, and open-loop schedules would start late."""
+        if not hasattr(self, "_shared"):
+            self._shared = self.sequence(0)
+        return self._shared
+
     def sequence(self, user: int) -> list[tuple[str, int, bool, bytes, bytes | None]]:
         """The user's operations: (name, slot, is read, command or SET prefix, value or None)."""
         rng = np.random.default_rng([self.workload.keys, user])
@@ -57,7 +64,7 @@ class UserLoad:
     def __init__(self, commands: Commands, client: ClusterClient, user: int):
         self.client = client
         self.pipeline = commands.workload.pipeline
-        self.sequence = commands.sequence(user)
+        self.sequence = commands.shared_sequence()
         self.position = (user * 7919) % len(self.sequence)
 
     def batch(self) -> tuple[list[str], list[tuple[str, str]]]:
