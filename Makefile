@@ -1,10 +1,11 @@
 # make run   — set up, stand the reference up on the local platform, run the gate, write a report
 # make test  — set up, run the whole test suite (what CI runs)
+# make bench — set up, run the short benchmark campaign (tox -e bench), write reports/
 VENV   ?= .venv
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bootstrap system clean
+.PHONY: run test bench lint bootstrap system clean
 
 run: bootstrap
 	$(VENV)/bin/redis-harness run
@@ -12,8 +13,11 @@ run: bootstrap
 test: bootstrap
 	$(VENV)/bin/tox -e py
 
+bench: bootstrap
+	$(VENV)/bin/tox -e bench
+
 lint: bootstrap
-	$(VENV)/bin/ruff check harness tests scenarios conftest.py
+	$(VENV)/bin/ruff check harness tests scenarios benchmarks conftest.py
 
 bootstrap: system $(STAMP)
 

@@ -185,6 +185,107 @@ def run(
         raise typer.Exit(1)
 
 
+report_app = typer.Typer(no_args_is_help=True, help="Work with run reports.")
+app.add_typer(report_app, name="report")
+
+
+@app.command()
+def bench(
+    workload: Annotated[
+        list[str] | None, typer.Option("--workload", help="a workload under benchmarks/workloads, or a file; repeatable")
+    ] = None,
+    cluster: ClusterOpt = "redis-harness",
+    state_dir: StateOpt = None,
+    duration: Annotated[float, typer.Option("--duration", help="seconds of the closed (or open) loop")] = 10.0,
+    rate: Annotated[float, typer.Option("--rate", help="open loop at this total ops/s instead of closed loop")] = 0.0,
+    capacity: Annotated[
+        str, typer.Option("--capacity", help="capacity search: 'auto' or START[:FACTOR[:STEP_SECONDS[:MAX_STEPS]]]")
+    ] = "",
+    processes: Annotated[int, typer.Option("--processes", help="load processes (0: one per core)")] = 0,
+    users: Annotated[int, typer.Option("--users", help="concurrent users (0: the workload's)")] = 0,
+    pipeline: Annotated[list[int] | None, typer.Option("--pipeline", help="operations per round trip; repeatable")] = None,
+    value_size: Annotated[str | None, typer.Option("--value-size", help="BYTES, MIN-MAX or SIZE:WEIGHT,...")] = None,
+    keys: Annotated[int | None, typer.Option("--keys", help="key space size")] = None,
+    key_distribution: Annotated[str | None, typer.Option("--key-distribution", help="uniform, zipf or hot")] = None,
+    mix: Annotated[str | None, typer.Option("--mix", help="operation weights, e.g. get=90,set=10")] = None,
+    hash_tags: Annotated[int | None, typer.Option("--hash-tags", help="group keys under N hash tags")] = None,
+    read_from_replicas: Annotated[
+        bool | None, typer.Option("--read-from-replicas/--read-from-masters", help="reads to replicas (READONLY)")
+    ] = None,
+    ttl: Annotated[int | None, typer.Option("--ttl", help="SET with EX seconds")] = None,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="run redis-benchmark (and memtier) too")] = True,
+    reports: Annotated[Path | None, typer.Option("--reports", help="reports directory")] = None,
+) -> None:
+    """Benchmark a running local cluster: Locust load, HdrHistogram latency, baselines; one report per workload."""
+    from harness import slo as slo_file
+    from harness.bench import workload as workloads
+    from harness.bench.run import BenchOptions, benchmark, percentile_line
+
+    knobs = {
+        "value_size": workloads.parse_value_size_text(value_size) if value_size else None,
+        "keys.count": keys,
+        "keys.distribution": key_distribution,
+        "mix": workloads.parse_mix(mix) if mix else None,
+        "keys.hash_tags": hash_tags,
+        "read_from_replicas": read_from_replicas,
+        "ttl_seconds": ttl,
+    }
+    chosen = [
+        workloads.load(name, {**knobs, "pipeline": depth}) for name in (workload or ["cache-read-heavy"]) for depth in (pipeline or [None])
+    ]
+    options = BenchOptions(
+        seconds=duration, processes=processes, users=users, rate=rate, capacity=capacity,
+        slo_p99_ms=slo_file.load().benchmark("capacity_p99_ms"), baseline=baseline,
+    )  # fmt: skip
+    options.validate()
+    p = get_platform("local", cluster=cluster, state_dir=state_dir)
+    p.pods()  # a cluster that is not up fails here, in one sentence
+    failed = False
+    for w in chosen:
+        run_dir, body = benchmark(p, w, options, reports, say=lambda msg: console.print(msg, markup=False, highlight=False))
+        for phase in body["phases"]:
+            out.print(f"{body['kind']} {phase['name']}: {phase['throughput']:.0f} ops/s, {phase['errors']} errors, {percentile_line(phase)}")
+        if body["capacity"]:
+            c = body["capacity"]
+            knee = f"{c['knee']['throughput']:.0f} ops/s" if c["knee"] else "none"
+            out.print(f"  capacity at p99 ≤ {options.slo_p99_ms:g} ms: {c['capacity_at_slo']:.0f} ops/s; knee {knee}; "
+                      f"limited by {c['saturation']['limited_by']} ({c['saturation']['why']})")  # fmt: skip
+        if body["baseline"]:
+            for tool, ratio in body["baseline"]["ratios"].items():
+                b = body["baseline"]["tools"][tool]
+                out.print(f"  vs {tool}: {b['rps']:.0f} ops/s p50 {b['p50_ms']:.3f} ms → harness/{tool} throughput "
+                          f"{ratio['throughput']:.2f}, p50 {ratio['p50']:.2f}")  # fmt: skip
+        console.print(f"report: {run_dir / 'index.html'}")
+        failed = failed or body["outcome"] != "pass"
+    if failed:
+        raise typer.Exit(1)
+
+
+@report_app.command("compare")
+def report_compare(
+    old: Annotated[Path, typer.Argument(help="the earlier benchmark run directory")],
+    new: Annotated[Path, typer.Argument(help="the later benchmark run directory")],
+    slo_path: Annotated[Path | None, typer.Option("--slo", help="SLO file with the benchmark thresholds")] = None,
+) -> None:
+    """Deltas between two benchmark reports; exit 1 when throughput dropped or p99 rose past the SLO file's thresholds."""
+    from harness import slo as slo_file
+    from harness.bench import compare
+
+    slo = slo_file.load(slo_path)
+    drop, rise = slo.benchmark("max_throughput_drop_percent"), slo.benchmark("max_p99_rise_percent")
+    results = compare.deltas(compare.load_report(old), compare.load_report(new), drop, rise)
+    table = Table(title=f"{old.name} → {new.name}")
+    for col in ("phase", "metric", "old", "new", "change", "limit", "verdict"):
+        table.add_column(col)
+    for d in results:
+        limit = "" if d.limit_percent is None else (f"-{d.limit_percent:g} %" if d.metric == "throughput" else f"+{d.limit_percent:g} %")
+        verdict = "[red]regression[/]" if d.regressed else ("[green]ok[/]" if d.limit_percent is not None else "")
+        table.add_row(d.phase, d.metric, f"{d.old:.3f}", f"{d.new:.3f}", f"{d.change_percent:+.1f} %", limit, verdict)
+    out.print(table)
+    if any(d.regressed for d in results):
+        raise typer.Exit(1)
+
+
 def _on_sigterm(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 

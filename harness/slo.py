@@ -20,6 +20,7 @@ SECTIONS = {
     "persistence": dict,
     "sharding": dict,
     "steady_state": dict,
+    "benchmark": dict,
 }
 
 
@@ -43,6 +44,10 @@ class Slo:
 
     def lost_writes(self, waited: bool) -> int:
         return int(self._number("lost_writes", "waited" if waited else "unwaited"))
+
+    def benchmark(self, key: str) -> float:
+        """Regression thresholds of `report compare` (percent), and the capacity search's p99 objective (ms)."""
+        return self._number("benchmark", key)
 
     def value(self, section: str, key: str) -> float:
         return self._number(section, key)

@@ -1,0 +1,94 @@
+"""Capacity search results: per-step points from the load processes' interval lines, the knee
+of the latency-vs-throughput curve, the capacity at the objective, and what saturated."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from harness.bench import histograms
+from harness.bench.schedule import CapacityPlan
+
+KNEE_P99_FACTOR = 2.0  # p99 more than twice the light-load p99 …
+KNEE_SHORTFALL = 0.95  # … or achieved throughput below 95 % of the offered rate: past the knee
+CLIENT_SATURATED_CPU = 0.9  # of one core per load process
+SERVER_SATURATED_CPU = 0.9  # of one core per redis-server (single-threaded)
+MACHINE_SATURATED_CPU = 0.95  # of all cores
+
+
+def step_points(intervals: list[dict], wall_start: float, plan: CapacityPlan) -> list[dict]:
+    """One point per step: offered and achieved rate, merged latency percentiles, errors, client CPU.
+    Intervals that straddle a step boundary are left out (the rate changed inside them)."""
+    by_step: dict[int, list[dict]] = defaultdict(list)
+    for line in intervals:
+        first = plan.step_at(line["start"] - wall_start)
+        last = plan.step_at(line["end"] - wall_start - 1e-6)
+        if first == last and first < plan.max_steps:
+            by_step[first].append(line)
+    points = []
+    for step in sorted(by_step):
+        lines = by_step[step]
+        merged = histograms.merge(line["hist"] for line in lines)
+        per_pid: dict[int, list[float]] = defaultdict(list)
+        for line in lines:
+            per_pid[line["pid"]].append(line["cpu"])
+        # achieved: operations per second of each process over its own intervals, summed
+        achieved = sum(
+            sum(x["ops"] for x in lines if x["pid"] == pid) / sum(x["end"] - x["start"] for x in lines if x["pid"] == pid)
+            for pid in per_pid
+        )
+        points.append(
+            {
+                "step": step,
+                "target_rate": plan.rate(step),
+                "throughput": achieved,
+                "errors": sum(x["errors"] for x in lines),
+                "client_cpu_max": max(sum(v) / len(v) for v in per_pid.values()),
+                **histograms.percentiles_ms(merged),
+            }
+        )
+    return points
+
+
+def knee(points: list[dict]) -> int | None:
+    """Index of the last point before latency turns up (p99 > 2× light-load p99) or throughput stops
+    following the offered rate (< 95 %); None when there are no points."""
+    if not points:
+        return None
+    light = min(p["p99"] for p in points[: max(1, min(2, len(points)))]) or 1e-9
+    for i, p in enumerate(points):
+        if p["p99"] > KNEE_P99_FACTOR * light or p["throughput"] < KNEE_SHORTFALL * p["target_rate"] or p["errors"]:
+            return max(0, i - 1)
+    return len(points) - 1
+
+
+def capacity_at_slo(points: list[dict], slo_p99_ms: float) -> float:
+    """The highest achieved throughput of a step with p99 within the objective and no errors."""
+    good = [p["throughput"] for p in points if p["p99"] <= slo_p99_ms and not p["errors"]]
+    return max(good, default=0.0)
+
+
+def saturation(client_cpu: float, server_cpu: dict[str, float], machine_cpu: float, schedule_late_fraction: float) -> dict:
+    """What limited the run at its highest load: the client, a server, or the machine they share."""
+    busiest = max(server_cpu.items(), key=lambda kv: kv[1], default=("", 0.0))
+    if client_cpu >= CLIENT_SATURATED_CPU:
+        verdict = "client"
+        why = f"a load process used {client_cpu:.0%} of a core"
+    elif busiest[1] >= SERVER_SATURATED_CPU:
+        verdict = "servers"
+        why = f"{busiest[0]} used {busiest[1]:.0%} of a core"
+    elif machine_cpu >= MACHINE_SATURATED_CPU:
+        verdict = "machine"
+        why = f"all cores were {machine_cpu:.0%} busy (client and servers share them)"
+    else:
+        verdict = "none"
+        why = "no CPU was saturated: latency came from elsewhere (network, fsync, scheduling)"
+    if schedule_late_fraction > 0.1 and verdict != "client":
+        why += f"; {schedule_late_fraction:.0%} of batches started late"
+    return {
+        "limited_by": verdict,
+        "why": why,
+        "client_cpu": client_cpu,
+        "server_cpu": server_cpu,
+        "machine_cpu": machine_cpu,
+        "late_fraction": schedule_late_fraction,
+    }

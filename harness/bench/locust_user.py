@@ -1,0 +1,334 @@
+"""Locust glue: the Redis Cluster user, its command-line knobs, the per-process recorder and
+the capacity-search shape. benchmarks/locustfile.py imports these.
+
+Each operation fires `events.request` (request_type "redis", name = the command), so
+Locust's own statistics and web UI work. The honest numbers go into HdrHistograms per
+process: pipelined operations share their batch's latency (send → last reply of the batch,
+what redis-benchmark reports per request under -P); in open loop, latency counts from the
+batch's intended start. With --results DIR every process appends one line per second to
+DIR/worker-<pid>.jsonl and a summary at the end; the capacity shape reads those lines.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from pathlib import Path
+
+import gevent
+import gevent.lock
+from locust import User, events, task
+from locust.shape import LoadTestShape
+
+from harness.bench import histograms
+from harness.bench.client import ClusterClient, Target
+from harness.bench.loadgen import Commands, UserLoad
+from harness.bench.schedule import CapacityPlan, OpenLoopSchedule
+from harness.bench.workload import load as load_workload
+from harness.bench.workload import parse_mix, parse_value_size_text
+
+FLUSH_SECONDS = 1.0
+MAX_BATCHES_PER_USER = 50_000_000  # a bound on every load loop besides --run-time
+LATE_SECONDS = 0.001  # a batch sent later than this after its intended start counts as late
+
+
+@events.init_command_line_parser.add_listener
+def _knobs(parser):
+    group = parser.add_argument_group("redis-harness benchmark")
+    group.add_argument("--workload", default="cache-read-heavy", help="workload name or file (benchmarks/workloads)")
+    group.add_argument("--cluster", default="redis-harness", help="local cluster to load (its credentials and pods)")
+    group.add_argument("--state-dir", default=None, help="where local clusters keep their state")
+    group.add_argument("--pipeline", type=int, default=None, help="operations per round trip of a user")
+    group.add_argument("--value-size", default=None, help="BYTES, MIN-MAX or SIZE:WEIGHT,...")
+    group.add_argument("--keys", type=int, default=None, help="key space size")
+    group.add_argument("--key-distribution", default=None, help="uniform, zipf or hot")
+    group.add_argument("--mix", default=None, help="operation weights, e.g. get=90,set=10")
+    group.add_argument("--hash-tags", type=int, default=None, help="group keys under N hash tags (0: none)")
+    group.add_argument("--read-from-replicas", action="store_true", default=None, help="send reads to replicas (READONLY)")
+    group.add_argument("--ttl", type=int, default=None, help="SET with EX seconds (0: no TTL)")
+    group.add_argument("--rate", type=float, default=0.0, help="open loop: total operations/s (0: closed loop)")
+    group.add_argument("--capacity", default="", help="capacity search START[:FACTOR[:STEP_SECONDS[:MAX_STEPS]]]")
+    group.add_argument("--slo-p99-ms", type=float, default=5.0, help="p99 objective of the capacity search")
+    group.add_argument("--results", default="", help="directory for per-process interval files")
+
+
+def workload_from(options):
+    overrides = {
+        "pipeline": options.pipeline,
+        "keys.count": options.keys,
+        "keys.distribution": options.key_distribution,
+        "keys.hash_tags": options.hash_tags,
+        "read_from_replicas": options.read_from_replicas,
+        "ttl_seconds": options.ttl,
+        "mix": parse_mix(options.mix) if options.mix else None,
+        "value_size": parse_value_size_text(options.value_size) if options.value_size else None,
+    }
+    return load_workload(options.workload, overrides)
+
+
+def target_from(options) -> Target:
+    from harness.platforms import get_platform
+
+    platform = get_platform("local", cluster=options.cluster, state_dir=options.state_dir)
+    return Target.from_platform(platform)
+
+
+class Recorder:
+    """This process's measurements: histograms (total, per command, per interval), schedule lag, CPU."""
+
+    def __init__(self, results: str):
+        self.path = Path(results) / f"worker-{os.getpid()}.jsonl" if results else None
+        self.total = histograms.new()
+        self.by_command: dict[str, object] = {}
+        self.interval = histograms.new()
+        self.ops = self.errors = self.interval_ops = self.interval_errors = 0
+        self.late = self.batches = 0
+        self.max_lag = 0.0
+        self.error_samples: dict[str, str] = {}
+        self.started = time.time()
+        self.last_flush = time.time()
+        self.last_cpu = time.process_time()
+        self.cpu_start = self.last_cpu
+        self.flusher = None
+
+    def record(self, names: list[str], micros: float, failed: int) -> None:
+        n = len(names)
+        histograms.record(self.total, micros, n)
+        histograms.record(self.interval, micros, n)
+        counts: dict[str, int] = {}
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+        for name, count in counts.items():
+            h = self.by_command.get(name)
+            if h is None:
+                self.by_command[name] = h = histograms.new()
+            histograms.record(h, micros, count)
+        self.ops += n
+        self.interval_ops += n
+        self.errors += failed
+        self.interval_errors += failed
+
+    def start_flushing(self) -> None:
+        if self.path and self.flusher is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.flusher = gevent.spawn(self._flush_loop)
+
+    def _flush_loop(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_SECONDS)
+            self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        if not self.path:
+            return
+        now, cpu = time.time(), time.process_time()
+        line = {
+            "pid": os.getpid(),
+            "start": self.last_flush,
+            "end": now,
+            "ops": self.interval_ops,
+            "errors": self.interval_errors,
+            "cpu": (cpu - self.last_cpu) / max(now - self.last_flush, 1e-6),
+            "hist": histograms.encode(self.interval),
+        }
+        self.interval, self.interval_ops, self.interval_errors = histograms.new(), 0, 0
+        self.last_flush, self.last_cpu = now, cpu
+        if final:
+            line.update(
+                final=True,
+                total_ops=self.ops,
+                total_errors=self.errors,
+                total_hist=histograms.encode(self.total),
+                by_command={name: histograms.encode(h) for name, h in self.by_command.items()},
+                batches=self.batches,
+                late_batches=self.late,
+                max_schedule_lag_ms=self.max_lag * 1000,
+                cpu_seconds=cpu - self.cpu_start,
+                wall_seconds=now - self.started,
+                error_samples=self.error_samples,
+            )
+        with open(self.path, "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+_state: dict[str, object] = {}
+_state_lock = gevent.lock.Semaphore()
+
+
+def _process_state(environment):
+    """Built once per load process: the workload's commands, the target, the recorder."""
+    with _state_lock:  # building it yields (platform look-ups), and every user asks at once
+        return _build_state(environment)
+
+
+def _build_state(environment):
+    if not _state:
+        options = environment.parsed_options
+        workload = workload_from(options)
+        _state.update(
+            workload=workload,
+            commands=Commands(workload),
+            target=target_from(options),
+            recorder=Recorder(options.results),
+            plan=CapacityPlan.parse(options.capacity, options.slo_p99_ms) if options.capacity else None,
+            plan_start=time.perf_counter(),
+            next_user=0,
+        )
+    return _state
+
+
+@events.test_stop.add_listener
+def _final_flush(environment, **_kwargs):
+    recorder = _state.get("recorder")
+    if isinstance(recorder, Recorder):
+        recorder.flush(final=True)
+        if recorder.flusher is not None:
+            recorder.flusher.kill(block=False)
+            recorder.flusher = None
+        _state.clear()
+
+
+class RedisClusterUser(User):
+    """One connection per master (and replica, for replica reads); batches of `pipeline` operations."""
+
+    abstract = False
+
+    def on_start(self):
+        state = _process_state(self.environment)
+        self.recorder: Recorder = state["recorder"]  # type: ignore[assignment]
+        self.recorder.start_flushing()
+        workload = state["workload"]
+        self.user_index = state["next_user"] + os.getpid() * 1000
+        state["next_user"] += 1
+        self.client = ClusterClient(state["target"], read_from_replicas=workload.read_from_replicas, spread=self.user_index)
+        self.load = UserLoad(state["commands"], self.client, self.user_index)
+        self.plan: CapacityPlan | None = state["plan"]  # type: ignore[assignment]
+        self.plan_start: float = state["plan_start"]  # type: ignore[assignment]
+        options = self.environment.parsed_options
+        users = max(1, options.num_users or 1)
+        self.pipeline = workload.pipeline
+        self.per_user_rate = (options.rate / users) if options.rate else 0.0
+        self.users = users
+
+    def on_stop(self):
+        self.client.close()
+
+    def _batch_rate(self, now: float) -> float:
+        if self.plan is not None:
+            return self.plan.rate(self.plan.step_at(now - self.plan_start)) / self.users / self.pipeline
+        return self.per_user_rate / self.pipeline
+
+    @task
+    def load_until_stopped(self):
+        """Batches back to back (closed loop) or on the schedule (open loop) until Locust stops the user."""
+        fire = self.environment.events.request.fire
+        recorder = self.recorder
+        clock = time.perf_counter
+        open_loop = bool(self.plan or self.per_user_rate)
+        schedule = OpenLoopSchedule(clock(), self._batch_rate(clock())) if open_loop else None
+        for _ in range(MAX_BATCHES_PER_USER):
+            if schedule is not None:
+                now = clock()
+                schedule.set_rate(self._batch_rate(now))
+                delay = schedule.wait(now)
+                if delay:
+                    gevent.sleep(delay)
+                started = clock()
+                intended = schedule.start(started)
+                if started - intended > LATE_SECONDS:
+                    recorder.late += 1
+                recorder.max_lag = max(recorder.max_lag, started - intended)
+            else:
+                intended = clock()
+            try:
+                ok, failed = self.load.batch()
+            except (OSError, ConnectionError) as exc:
+                ok, failed = [], [("BATCH", f"{type(exc).__name__}: {exc}")]
+                gevent.sleep(0.1)
+                self._reconnect()
+            millis = (clock() - intended) * 1000
+            for name in ok:
+                fire(request_type="redis", name=name, response_time=millis, response_length=0, exception=None, context=None)
+            for name, error in failed:
+                recorder.error_samples.setdefault(error.split()[0], error[:200])
+                fire(request_type="redis", name=name, response_time=millis, response_length=0, exception=error, context=None)
+            recorder.batches += 1
+            recorder.record(ok, millis * 1000, len(failed))
+        self.stop()
+
+    def _reconnect(self) -> None:
+        try:
+            self.client.close()
+            self.client.refresh()
+        except Exception:  # noqa: BLE001 - the next batch reports the failure
+            pass
+
+
+def read_intervals(results: str, offsets: dict[str, int]) -> list[dict]:
+    """New interval lines of every process since the last call (offsets are kept by the caller)."""
+    lines = []
+    for path in glob.glob(os.path.join(results, "worker-*.jsonl")):
+        with open(path) as f:
+            f.seek(offsets.get(path, 0))
+            chunk = f.read()
+        complete = chunk[: chunk.rfind("\n") + 1]
+        offsets[path] = offsets.get(path, 0) + len(complete)
+        lines += [json.loads(line) for line in complete.splitlines() if line]
+    return lines
+
+
+class CapacityShape(LoadTestShape):
+    """Without --capacity: the -u users for --run-time. With it: the same users, the rate stepped
+    (users read it from the plan), stopped once a step's p99 breaks the objective or errors appear."""
+
+    use_common_options = True
+
+    def __init__(self):
+        super().__init__()
+        self.offsets: dict[str, int] = {}
+        self.intervals: list[dict] = []
+        self.wall_start = time.time()
+        self.stop_reason = ""
+
+    def tick(self):
+        options = self.runner.environment.parsed_options
+        users = options.num_users or 1
+        if not options.capacity:
+            if options.run_time and self.get_run_time() > options.run_time:
+                return None
+            return users, float(options.spawn_rate or users)
+        if self.stop_reason:
+            return None
+        plan = CapacityPlan.parse(options.capacity, options.slo_p99_ms)
+        elapsed = self.get_run_time()
+        if elapsed >= plan.duration:
+            self._note(options.results, "all steps ran")
+            return None
+        if options.results:
+            self.intervals += read_intervals(options.results, self.offsets)
+            verdict = judge_finished_steps(self.intervals, self.wall_start, plan, time.time())
+            if verdict:
+                self._note(options.results, verdict)
+                return None
+        return users, float(users)
+
+    def _note(self, results: str, reason: str) -> None:
+        self.stop_reason = reason
+        if results:
+            Path(results, "shape.json").write_text(json.dumps({"wall_start": self.wall_start, "stop_reason": reason}))
+
+
+def judge_finished_steps(intervals: list[dict], wall_start: float, plan: CapacityPlan, now: float) -> str:
+    """Why to stop (a finished step broke the objective or had errors), or ''."""
+    from harness.bench.capacity import step_points
+
+    for point in step_points(intervals, wall_start, plan):
+        if wall_start + (point["step"] + 1) * plan.step_seconds + FLUSH_SECONDS * 1.5 > now:
+            continue  # the step's last interval may not be written yet
+        if point["errors"]:
+            return f"step {point['step']} ({point['target_rate']:.0f} ops/s) had {point['errors']} errors"
+        if point["p99"] > plan.slo_p99_ms:
+            return f"step {point['step']} ({point['target_rate']:.0f} ops/s) broke p99 ≤ {plan.slo_p99_ms:g} ms ({point['p99']:.2f} ms)"
+    return ""
