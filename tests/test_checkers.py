@@ -109,6 +109,7 @@ def test_missing_slo_key_is_one_clear_error(tmp_path):
     path = tmp_path / "slo.yaml"
     path.write_text(
         "version: 1\nrecovery_seconds: {}\nlost_writes: {}\nmax_unavailability_seconds: {}\npersistence: {}\nsharding: {}\n"
+        "steady_state: {}\nbenchmark: {}\n"
     )
     with pytest.raises(HarnessError, match="'recovery_seconds.kill_master' is missing"):
         slo.load(path).recovery("kill_master")
