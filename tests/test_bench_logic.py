@@ -4,6 +4,7 @@ accounting, redis-benchmark output, capacity knees and the regression gate."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -273,3 +274,17 @@ def test_deltas_judge_only_throughput_and_p99():
 def test_bench_bad_input_is_one_sentence_and_exit_2(args, message, capsys):
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_node_local_runs_keep_every_operation_and_group_by_node():
+    from harness.bench.loadgen import node_local
+
+    write_node = [slot % 3 for slot in range(30)]  # slot → master index
+    sequence = [("SET" if i % 4 else "GET", i % 30, i % 4 == 0, b"cmd%d" % i, None) for i in range(200)]
+    runs = node_local(sequence, write_node, pipeline=8)
+    assert sorted(runs) == sorted(sequence)  # the same operations, so the same key distribution
+    routes = Counter((write_node[slot], read) for _n, slot, read, _c, _v in sequence)
+    complete = len(sequence) - sum(count % 8 for count in routes.values())  # leftovers close the list
+    for start in range(0, complete, 8):
+        assert len({(write_node[slot], read) for _n, slot, read, _c, _v in runs[start : start + 8]}) == 1
+    assert node_local(sequence, write_node, pipeline=1) == sequence

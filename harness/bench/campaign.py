@@ -167,13 +167,17 @@ def run_locust(
     sampler = CpuSampler(platform)
     sampler.start()
     log = open(results / "locust.log", "w")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     phase.wall_start = time.time()
     try:
         proc.wait(timeout=run_seconds + STARTUP_GRACE)
     except subprocess.TimeoutExpired:
         stop_group(proc)
-        raise LoadError(f"locust did not finish within {run_seconds + STARTUP_GRACE:.0f} s; see {results / 'locust.log'}") from None
+        raise LoadError(
+            f"locust did not finish within {run_seconds + STARTUP_GRACE:.0f} s; see {results / 'locust.log'}"
+        ) from None
     except BaseException:
         stop_group(proc)
         raise
@@ -222,8 +226,10 @@ def workload_file(work_dir: Path, workload: Workload) -> Path:
 
     data = dataclasses.asdict(workload)
     size = data.pop("value_size")
-    data["value_size"] = size["fixed"] if size["fixed"] is not None else (
-        {"choices": size["choices"]} if size["choices"] else {"min": size["min"], "max": size["max"]}
+    data["value_size"] = (
+        size["fixed"]
+        if size["fixed"] is not None
+        else ({"choices": size["choices"]} if size["choices"] else {"min": size["min"], "max": size["max"]})
     )
     data["keys"] = {
         "count": data.pop("keys"),
@@ -286,7 +292,9 @@ def analyse_capacity(phase: Phase) -> dict:
     }
 
 
-def run_baselines(platform: Platform, target: Target, workload: Workload, users: int, seconds: float, expected_rps: float) -> dict:
+def run_baselines(
+    platform: Platform, target: Target, workload: Workload, users: int, seconds: float, expected_rps: float
+) -> dict:
     """redis-benchmark (and memtier_benchmark when installed) with the harness's users as connections."""
     result = {
         "redis-benchmark": baseline.run_redis_benchmark(

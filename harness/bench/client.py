@@ -181,7 +181,9 @@ class ClusterClient:
         for i in wanted:
             readonly = i not in set(owner)
             conn = old.pop(nodes[i], None)
-            self.connections[i] = conn if conn is not None else Connection(nodes[i], self.target, self.context, readonly, self.timeout)
+            self.connections[i] = (
+                conn if conn is not None else Connection(nodes[i], self.target, self.context, readonly, self.timeout)
+            )
         for conn in old.values():
             conn.close()
 
@@ -196,7 +198,3 @@ class ClusterClient:
         for conn in self.connections.values():
             conn.close()
         self.connections = {}
-
-
-def is_moved(reply) -> bool:
-    return isinstance(reply, hiredis.ReplyError) and str(reply).startswith("MOVED")

@@ -61,7 +61,13 @@ def deltas(old: dict, new: dict, max_throughput_drop: float, max_p99_rise: float
         result.append(Delta(phase["name"], "p99_ms", before["latency_ms"]["p99"], phase["latency_ms"]["p99"], max_p99_rise))
     if old.get("capacity") and new.get("capacity"):
         result.append(
-            Delta("capacity", "throughput", old["capacity"]["capacity_at_slo"], new["capacity"]["capacity_at_slo"], max_throughput_drop)
+            Delta(
+                "capacity",
+                "throughput",
+                old["capacity"]["capacity_at_slo"],
+                new["capacity"]["capacity_at_slo"],
+                max_throughput_drop,
+            )
         )
     if not result:
         raise CompareError("the two reports have no phase in common: compare runs of the same workload")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hiredis
 import numpy as np
 
-from harness.bench.client import ClusterClient, encode, is_moved, slot_of
+from harness.bench.client import ClusterClient, encode, slot_of
 from harness.bench.workload import READS, SEQUENCE_LENGTH, Workload
 
 
@@ -58,81 +58,24 @@ class Commands:
         return seq
 
 
-class UserLoad:
-    """One user's batches: build, group by node, send, read, classify."""
-
-    def __init__(self, commands: Commands, client: ClusterClient, user: int):
-        self.client = client
-        self.pipeline = commands.workload.pipeline
-        self.sequence = commands.shared_sequence()
-        self.position = (user * 7919) % len(self.sequence)
-
-    def batch(self) -> tuple[list[str], list[tuple[str, str]]]:
-        """Run one batch; returns (names of operations that succeeded, [(name, error)] of those that did not)."""
-        seq, n = self.sequence, len(self.sequence)
-        write_node, read_node = self.client.write_node, self.client.read_node
-        groups: dict[int, list[bytes]] = {}
-        names: dict[int, list[str]] = {}
-        items: dict[int, list] = {}
-        pos = self.position
-        for _ in range(self.pipeline):
-            item = seq[pos]
-            pos += 1
-            if pos == n:
-                pos = 0
-            name, slot, read, cmd, value = item
-            node = read_node[slot] if read else write_node[slot]
-            if value is not None:
-                cmd = cmd + value
-            group = groups.get(node)
-            if group is None:
-                groups[node] = group = []
-                names[node] = []
-                items[node] = []
-            group.append(cmd)
-            names[node].append(name)
-            items[node].append(item)
-        self.position = pos
-        replies = self.client.execute_grouped(groups)
-        ok: list[str] = []
-        failed: list[tuple[str, str]] = []
-        retry: list = []
-        for node, node_replies in replies.items():
-            node_names = names[node]
-            if not any(type(r) is hiredis.ReplyError for r in node_replies):
-                ok.extend(node_names)
-                continue
-            for name, reply, item in zip(node_names, node_replies, items[node], strict=True):
-                if type(reply) is not hiredis.ReplyError:
-                    ok.append(name)
-                elif is_moved(reply):
-                    retry.append(item)
-                else:
-                    failed.append((name, str(reply)))
-        if retry:
-            ok2, failed2 = self._after_moved(retry)
-            ok.extend(ok2)
-            failed.extend(failed2)
-        return ok, failed
-
-    def _after_moved(self, items: list) -> tuple[list[str], list[tuple[str, str]]]:
-        """The slot map changed: reload it and send the moved operations once more."""
-        self.client.moved += len(items)
-        self.client.refresh()
-        groups: dict[int, list[bytes]] = {}
-        order: dict[int, list[str]] = {}
-        for name, slot, read, cmd, value in items:
-            node = (self.client.read_node if read else self.client.write_node)[slot]
-            groups.setdefault(node, []).append(cmd + value if value is not None else cmd)
-            order.setdefault(node, []).append(name)
-        ok, failed = [], []
-        for node, replies in self.client.execute_grouped(groups).items():
-            for name, reply in zip(order[node], replies, strict=True):
-                if type(reply) is hiredis.ReplyError:
-                    failed.append((name, str(reply)))
-                else:
-                    ok.append(name)
-        return ok, failed
+def node_local(sequence: list[tuple], write_node: list[int], pipeline: int) -> list[tuple]:
+    """The same operations reordered into runs of `pipeline` that go to one node (reads and
+    writes of a master's slots kept apart, as reads may go to its replica). Each run keeps
+    the sequence's order; the key distribution is unchanged."""
+    if pipeline <= 1:
+        return list(sequence)
+    buckets: dict[tuple[int, bool], list[tuple]] = {}
+    out: list[tuple] = []
+    for item in sequence:
+        route = (write_node[item[1]], item[2])
+        bucket = buckets.setdefault(route, [])
+        bucket.append(item)
+        if len(bucket) == pipeline:
+            out.extend(bucket)
+            bucket.clear()
+    for bucket in buckets.values():
+        out.extend(bucket)
+    return out
 
 
 def prefill(commands: Commands, client: ClusterClient, batch: int = 512) -> int:

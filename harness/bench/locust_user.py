@@ -19,18 +19,19 @@ from pathlib import Path
 
 import gevent
 import gevent.lock
-from locust import User, events, task
+from locust import User, constant, events, task
 from locust.shape import LoadTestShape
 
 from harness.bench import histograms
-from harness.bench.client import ClusterClient, Target
-from harness.bench.loadgen import Commands, UserLoad
-from harness.bench.schedule import CapacityPlan, OpenLoopSchedule
+from harness.bench.client import Target
+from harness.bench.driver import Driver
+from harness.bench.loadgen import Commands, node_local
+from harness.bench.schedule import CapacityPlan
 from harness.bench.workload import load as load_workload
 from harness.bench.workload import parse_mix, parse_value_size_text
 
 FLUSH_SECONDS = 1.0
-MAX_BATCHES_PER_USER = 50_000_000  # a bound on every load loop besides --run-time
+MAX_RUN_SECONDS = 6 * 3600  # a bound on the load loop besides --run-time
 LATE_SECONDS = 0.001  # a batch sent later than this after its intended start counts as late
 
 
@@ -190,80 +191,80 @@ def _final_flush(environment, **_kwargs):
         _state.clear()
 
 
+def _driver(environment, state) -> Driver:
+    """The process's load engine, started with its first user; it runs until the last one leaves."""
+    driver = state.get("driver")
+    if driver is not None:
+        return driver  # type: ignore[return-value]
+    options = environment.parsed_options
+    workload, recorder = state["workload"], state["recorder"]
+    users = max(1, options.num_users or 1)
+    plan, plan_start = state["plan"], state["plan_start"]
+    fire = environment.events.request.fire
+
+    def batch_rate(now: float) -> float:
+        if plan is not None:
+            return plan.rate(plan.step_at(now - plan_start)) / users / workload.pipeline
+        return options.rate / users / workload.pipeline
+
+    def on_batch(ok: list[str], failed: list[tuple[str, str]], latency_s: float, lag_s: float) -> None:
+        millis = latency_s * 1000
+        for name in ok:
+            fire(request_type="redis", name=name, response_time=millis, response_length=0, exception=None, context=None)
+        for name, error in failed:
+            recorder.error_samples.setdefault(error.split()[0], error[:200])
+            fire(request_type="redis", name=name, response_time=millis, response_length=0, exception=error, context=None)
+        recorder.batches += 1
+        if lag_s > LATE_SECONDS:
+            recorder.late += 1
+        recorder.max_lag = max(recorder.max_lag, lag_s)
+        recorder.record(ok, millis * 1000, len(failed))
+
+    open_loop = bool(plan or options.rate)
+    driver = Driver(
+        state["target"],
+        [],
+        workload.pipeline,
+        on_batch,
+        read_from_replicas=workload.read_from_replicas,
+        batch_rate=batch_rate if open_loop else None,
+    )
+    driver.sequence = node_local(state["commands"].shared_sequence(), driver.write_node, workload.pipeline)
+    state["driver"] = driver
+
+    def loop() -> None:
+        try:
+            driver.run(lambda: bool(driver.users), lambda: gevent.sleep(0), MAX_RUN_SECONDS)
+        finally:
+            driver.close()
+            state.pop("driver", None)
+
+    state["loop"] = gevent.spawn_later(0, loop)
+    return driver
+
+
 class RedisClusterUser(User):
-    """One connection per master (and replica, for replica reads); batches of `pipeline` operations."""
+    """A client of the cluster: one connection per node, batches of `pipeline` operations. The
+    process's driver sends them; the user's own greenlet only keeps it registered."""
 
     abstract = False
+    wait_time = constant(1.0)
 
     def on_start(self):
         state = _process_state(self.environment)
         self.recorder: Recorder = state["recorder"]  # type: ignore[assignment]
         self.recorder.start_flushing()
-        workload = state["workload"]
         self.user_index = state["next_user"] + os.getpid() * 1000
         state["next_user"] += 1
-        self.client = ClusterClient(state["target"], read_from_replicas=workload.read_from_replicas, spread=self.user_index)
-        self.load = UserLoad(state["commands"], self.client, self.user_index)
-        self.plan: CapacityPlan | None = state["plan"]  # type: ignore[assignment]
-        self.plan_start: float = state["plan_start"]  # type: ignore[assignment]
-        options = self.environment.parsed_options
-        users = max(1, options.num_users or 1)
-        self.pipeline = workload.pipeline
-        self.per_user_rate = (options.rate / users) if options.rate else 0.0
-        self.users = users
+        self.driver = _driver(self.environment, state)
+        self.driver.add_user(self.user_index)
 
     def on_stop(self):
-        self.client.close()
-
-    def _batch_rate(self, now: float) -> float:
-        if self.plan is not None:
-            return self.plan.rate(self.plan.step_at(now - self.plan_start)) / self.users / self.pipeline
-        return self.per_user_rate / self.pipeline
+        self.driver.remove_user(self.user_index)
 
     @task
-    def load_until_stopped(self):
-        """Batches back to back (closed loop) or on the schedule (open loop) until Locust stops the user."""
-        fire = self.environment.events.request.fire
-        recorder = self.recorder
-        clock = time.perf_counter
-        open_loop = bool(self.plan or self.per_user_rate)
-        schedule = OpenLoopSchedule(clock(), self._batch_rate(clock())) if open_loop else None
-        for _ in range(MAX_BATCHES_PER_USER):
-            if schedule is not None:
-                now = clock()
-                schedule.set_rate(self._batch_rate(now))
-                delay = schedule.wait(now)
-                if delay:
-                    gevent.sleep(delay)
-                started = clock()
-                intended = schedule.start(started)
-                if started - intended > LATE_SECONDS:
-                    recorder.late += 1
-                recorder.max_lag = max(recorder.max_lag, started - intended)
-            else:
-                intended = clock()
-            try:
-                ok, failed = self.load.batch()
-            except (OSError, ConnectionError) as exc:
-                ok, failed = [], [("BATCH", f"{type(exc).__name__}: {exc}")]
-                gevent.sleep(0.1)
-                self._reconnect()
-            millis = (clock() - intended) * 1000
-            for name in ok:
-                fire(request_type="redis", name=name, response_time=millis, response_length=0, exception=None, context=None)
-            for name, error in failed:
-                recorder.error_samples.setdefault(error.split()[0], error[:200])
-                fire(request_type="redis", name=name, response_time=millis, response_length=0, exception=error, context=None)
-            recorder.batches += 1
-            recorder.record(ok, millis * 1000, len(failed))
-        self.stop()
-
-    def _reconnect(self) -> None:
-        try:
-            self.client.close()
-            self.client.refresh()
-        except Exception:  # noqa: BLE001 - the next batch reports the failure
-            pass
+    def registered(self):
+        """Nothing to do here: the driver's loop sends this user's batches."""
 
 
 def read_intervals(results: str, offsets: dict[str, int]) -> list[dict]:

@@ -71,7 +71,9 @@ def benchmark(
 
     phases: list[campaign.Phase] = []
     mode = f"open-{options.rate:.0f}" if options.rate else "closed"
-    say(f"{workload.name}: {mode} loop, {users} users × pipeline {workload.pipeline}, {processes} processes, {options.seconds:g} s")
+    say(
+        f"{workload.name}: {mode} loop, {users} users × pipeline {workload.pipeline}, {processes} processes, {options.seconds:g} s"
+    )
     main = campaign.run_locust(platform, workload, work, mode, options.seconds, users, processes, rate=options.rate)
     phases.append(main)
     main_summary = main.summary()
@@ -120,7 +122,9 @@ def benchmark(
         report.write_csv(run_dir / "capacity-timeline.csv", search_rows)
         timelines.append(report.plot_timeline(search_rows, run_dir / "capacity-timeline.png", "capacity search").name)
         report.write_csv(run_dir / "capacity.csv", capacity["points"])
-        plots["capacity"] = report.plot_capacity(capacity["points"], capacity["knee"], options.slo_p99_ms, run_dir / "capacity.png").name
+        plots["capacity"] = report.plot_capacity(
+            capacity["points"], capacity["knee"], options.slo_p99_ms, run_dir / "capacity.png"
+        ).name
     if baseline:
         report.write_csv(
             run_dir / "baseline.csv",

@@ -134,7 +134,9 @@ class Workload:
 # --- parsing and validation ---------------------------------------------------------------
 def _number(path: str, field_name: str, value: Any, kind: type, low: float, high: float | None = None) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
-        raise WorkloadError(f"workload {path}: '{field_name}' must be {'an integer' if kind is int else 'a number'}, not {value!r}")
+        raise WorkloadError(
+            f"workload {path}: '{field_name}' must be {'an integer' if kind is int else 'a number'}, not {value!r}"
+        )
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise WorkloadError(f"workload {path}: '{field_name}' must be {bound}, not {value!r}")
@@ -193,7 +195,9 @@ def parse(raw: Any, path: str = "<workload>") -> Workload:
         raise WorkloadError(f"workload {path}: unknown field 'keys.{unknown[0]}' (known: {', '.join(sorted(KEY_FIELDS))})")
     distribution = keys.get("distribution", "uniform")
     if distribution not in DISTRIBUTIONS:
-        raise WorkloadError(f"workload {path}: 'keys.distribution' must be one of {', '.join(DISTRIBUTIONS)}, not {distribution!r}")
+        raise WorkloadError(
+            f"workload {path}: 'keys.distribution' must be one of {', '.join(DISTRIBUTIONS)}, not {distribution!r}"
+        )
     workload = Workload(
         name=str(raw.get("name") or Path(path).stem),
         description=str(raw.get("description", "")),
@@ -236,7 +240,9 @@ def load(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> W
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise WorkloadError(f"unknown workload '{name_or_path}': choose one of {', '.join(available()) or '(none)'} or give a file") from None
+        raise WorkloadError(
+            f"unknown workload '{name_or_path}': choose one of {', '.join(available()) or '(none)'} or give a file"
+        ) from None
     except yaml.YAMLError as exc:
         raise WorkloadError(f"workload {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if isinstance(raw, dict) and overrides:
