@@ -23,6 +23,7 @@ from harness.platforms.base import Platform
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "benchmarks" / "locustfile.py"
 STARTUP_GRACE = 30.0  # seconds Locust may take to start its processes and connect, beyond --run-time
+WARMUP_SECONDS = 5.0  # open loop and capacity search: processes start and users connect before the schedule
 
 
 class LoadError(HarnessError):
@@ -152,12 +153,15 @@ def run_locust(
     results = work_dir / name
     results.mkdir(parents=True, exist_ok=True)
     run_seconds = plan.duration if plan else seconds
+    scheduled = bool(plan or rate)
+    start_at = time.time() + WARMUP_SECONDS if scheduled else 0.0
+    locust_seconds = run_seconds + (WARMUP_SECONDS if scheduled else 0.0)
     argv = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", "--skip-log-setup",
-        "-u", str(users), "-r", str(users), "-t", f"{int(run_seconds + 0.999)}s", "--stop-timeout", "2",
+        "-u", str(users), "-r", str(users), "-t", f"{int(locust_seconds + 0.999)}s", "--stop-timeout", "2",
         "--processes", str(processes), "--exit-code-on-error", "0", *master_port_args(),
         "--workload", str(workload_file(work_dir, workload)), "--cluster", getattr(platform, "cluster", "redis-harness"),
-        "--results", str(results), "--rate", str(rate),
+        "--results", str(results), "--rate", str(rate), "--start-at", str(start_at),
         *(["--state-dir", str(platform.root.parent)] if hasattr(platform, "root") else []),
         *(["--capacity", f"{plan.start_rate}:{plan.factor}:{plan.step_seconds}:{plan.max_steps}", "--slo-p99-ms", str(plan.slo_p99_ms)] if plan else []),
         *(extra or []),
@@ -170,13 +174,13 @@ def run_locust(
     proc = subprocess.Popen(
         argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
     )
-    phase.wall_start = time.time()
+    phase.wall_start = start_at or time.time()
     try:
-        proc.wait(timeout=run_seconds + STARTUP_GRACE)
+        proc.wait(timeout=locust_seconds + STARTUP_GRACE)
     except subprocess.TimeoutExpired:
         stop_group(proc)
         raise LoadError(
-            f"locust did not finish within {run_seconds + STARTUP_GRACE:.0f} s; see {results / 'locust.log'}"
+            f"locust did not finish within {locust_seconds + STARTUP_GRACE:.0f} s; see {results / 'locust.log'}"
         ) from None
     except BaseException:
         stop_group(proc)

@@ -20,6 +20,8 @@ def step_points(intervals: list[dict], wall_start: float, plan: CapacityPlan) ->
     Intervals that straddle a step boundary are left out (the rate changed inside them)."""
     by_step: dict[int, list[dict]] = defaultdict(list)
     for line in intervals:
+        if line["start"] < wall_start - 1e-3:
+            continue  # warm-up: users connecting, nothing scheduled yet
         first = plan.step_at(line["start"] - wall_start)
         last = plan.step_at(line["end"] - wall_start - 1e-6)
         if first == last and first < plan.max_steps:

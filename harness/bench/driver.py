@@ -14,7 +14,9 @@ a batch that could not start on time still counts its latency from then.
 
 from __future__ import annotations
 
+import _ssl  # the C layer: gevent's patching leaves ssl.py's classes unusable unpatched
 import heapq
+import socket as _stdlib_socket  # constants only
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,12 +27,74 @@ from gevent import monkey
 from harness.bench.client import RECV_BYTES, BenchClientError, Target, encode, fetch_slot_map
 from harness.bench.schedule import OpenLoopSchedule
 
-# The originals, not gevent's cooperative replacements.
-_create_connection = monkey.get_original("socket", "create_connection")
+# The originals, not gevent's cooperative replacements (module-level helpers such as
+# socket.create_connection would build gevent objects again: their globals are patched).
+_Socket = monkey.get_original("socket", "socket")
 _epoll = monkey.get_original("select", "epoll")
+_select = monkey.get_original("select", "select")
 _EPOLLIN = monkey.get_original("select", "EPOLLIN")
-_ssl_context = monkey.get_original("ssl", "create_default_context")
-import socket as _stdlib_socket  # noqa: E402  (constants only)
+
+
+def _connect(address: tuple[str, int], timeout: float) -> object:
+    sock = _Socket(_stdlib_socket.AF_INET, _stdlib_socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.setsockopt(_stdlib_socket.IPPROTO_TCP, _stdlib_socket.TCP_NODELAY, 1)
+    try:
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def tls_context(target: Target):
+    """The cluster's CA and the client certificate; the peer is verified, by CA not name
+    (nodes are reached by their announced IPs)."""
+    if not target.ca:
+        return None
+    context = _ssl._SSLContext(_ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED
+    context.check_hostname = False
+    context.load_verify_locations(target.ca)
+    if target.cert:
+        context.load_cert_chain(target.cert, target.key)
+    return context
+
+
+class Stream:
+    """A blocking byte stream to a node: TLS over a plain socket, or the socket itself."""
+
+    __slots__ = ("raw", "tls", "fd")
+
+    def __init__(self, address: tuple[str, int], context, timeout: float):
+        self.raw = _connect(address, timeout)
+        self.fd = self.raw.fileno()
+        self.tls = None
+        if context is not None:
+            self.tls = context._wrap_socket(self.raw, False, None)
+            self.tls.do_handshake()
+
+    def sendall(self, data: bytes) -> None:
+        if self.tls is None:
+            self.raw.sendall(data)
+            return
+        view = memoryview(data)
+        while view:
+            view = view[self.tls.write(view) :]
+
+    def recv(self, size: int) -> bytes:
+        if self.tls is None:
+            return self.raw.recv(size)
+        data = self.tls.read(size)
+        while self.tls.pending():  # decrypted bytes already here: take them in the same call
+            data += self.tls.read(size)
+        return data
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except OSError:
+            pass
+
 
 YIELD_SECONDS = 0.005  # longest stretch without letting gevent run
 
@@ -42,10 +106,7 @@ class Wire:
 
     def __init__(self, address: tuple[str, int], target: Target, context, readonly: bool, user: VirtualUser, node: int):
         self.address, self.user, self.node, self.expected = address, user, node, 0
-        raw = _create_connection(address, timeout=5.0)
-        raw.setsockopt(_stdlib_socket.IPPROTO_TCP, _stdlib_socket.TCP_NODELAY, 1)
-        raw.settimeout(10.0)  # a node that stops answering fails the batch instead of hanging the loop
-        self.sock = context.wrap_socket(raw) if context else raw
+        self.sock = Stream(address, context, timeout=10.0)  # a node that stops answering fails the batch, not the loop
         self.reader = hiredis.Reader()
         hello = [encode("AUTH", target.user, target.password)] + ([encode("READONLY")] if readonly else [])
         self.sock.sendall(b"".join(hello))
@@ -63,7 +124,7 @@ class Wire:
                 replies.append(reply)
         # Blocking: the loop reads only what epoll says has arrived (a TLS record's tail may
         # follow within microseconds), and a send waits only while the kernel buffer is full.
-        self.fd = self.sock.fileno()
+        self.fd = self.sock.fd
 
     def close(self) -> None:
         try:
@@ -98,6 +159,7 @@ class Driver:
         on_batch: Callable[[list[str], list[tuple[str, str]], float, float], None],
         read_from_replicas: bool = False,
         batch_rate: Callable[[float], float] | None = None,
+        start: float = 0.0,
     ):
         self.target = target
         self.sequence = sequence
@@ -105,12 +167,8 @@ class Driver:
         self.on_batch = on_batch
         self.read_from_replicas = read_from_replicas
         self.batch_rate = batch_rate  # per user, batches/s at a time; None: closed loop
-        self.context = None
-        if target.ca:
-            self.context = _ssl_context(cafile=target.ca)
-            self.context.check_hostname = False  # nodes are reached by announced IPs
-            if target.cert:
-                self.context.load_cert_chain(target.cert, target.key)
+        self.start = start  # open loop: no batch is due before this (perf_counter time)
+        self.context = tls_context(target)
         self.poller = _epoll()
         self.by_fd: dict[int, Wire] = {}
         self.users: dict[int, VirtualUser] = {}
@@ -136,7 +194,9 @@ class Driver:
         self.replicas = replicas
 
     def _read_node(self, user: VirtualUser, slot: int) -> int:
-        master = self.write_node[slot]
+        return self._read_node_of_master(user, self.write_node[slot])
+
+    def _read_node_of_master(self, user: VirtualUser, master: int) -> int:
         reps = self.replicas[master]
         return reps[user.index % len(reps)] if (self.read_from_replicas and reps) else master
 
@@ -156,13 +216,21 @@ class Driver:
 
     # --- users --------------------------------------------------------------------------------
     def add_user(self, index: int) -> VirtualUser:
-        user = VirtualUser(index=index, position=(index * 7919) % len(self.sequence))
+        # Start on a run boundary, so that every batch is one of the sequence's node-local runs.
+        runs = max(1, len(self.sequence) // self.pipeline)
+        user = VirtualUser(index=index, position=((index * 7919) % runs) * self.pipeline)
         self.users[index] = user
+        # Connect now, not on the first batch: handshakes must not be charged to scheduled requests.
+        for node in sorted(set(self.write_node)):
+            self._wire(user, node)
+            if self.read_from_replicas:
+                self._wire(user, self._read_node_of_master(user, node))
         now = time.perf_counter()
         if self.batch_rate is None:
-            self._send(user, now, now)
+            self._send(user)
         else:
-            user.schedule = OpenLoopSchedule(now, self.batch_rate(now))
+            first = max(now, self.start)
+            user.schedule = OpenLoopSchedule(first, self.batch_rate(first))
             heapq.heappush(self.due, (user.schedule.next, index))
         return user
 
@@ -188,7 +256,8 @@ class Driver:
         self.poller.close()
 
     # --- batches ------------------------------------------------------------------------------
-    def _send(self, user: VirtualUser, intended: float, now: float) -> None:
+    def _send(self, user: VirtualUser, intended: float | None = None) -> None:
+        """Send the user's next batch. Closed loop (no intended start): latency counts from the send."""
         seq, n = self.sequence, len(self.sequence)
         groups: dict[int, list[bytes]] = {}
         names: dict[int, list[str]] = {}
@@ -201,11 +270,13 @@ class Driver:
                 groups[node], names[node] = [], []
             groups[node].append(cmd if value is None else cmd + value)
             names[node].append(name)
-        user.position, user.names, user.intended, user.sent_at, user.errors = pos, names, intended, now, []
+        user.position, user.names, user.errors = pos, names, []
         user.pending = len(groups)
         try:
-            for node, commands in groups.items():
-                wire = self._wire(user, node)
+            wires = [(self._wire(user, node), commands) for node, commands in groups.items()]
+            user.sent_at = time.perf_counter()
+            user.intended = user.sent_at if intended is None else intended
+            for wire, commands in wires:
                 wire.expected = len(commands)
                 wire.sock.sendall(b"".join(commands))
         except (OSError, BenchClientError) as exc:
@@ -239,20 +310,18 @@ class Driver:
         if not user.active:
             return
         if user.schedule is None or self.batch_rate is None:
-            self._send(user, now, now)
+            self._send(user)
             return
         user.schedule.set_rate(self.batch_rate(now))
         if user.schedule.next <= now:
-            self._send(user, user.schedule.start(now), now)  # late: latency still counts from when it was due
+            self._send(user, user.schedule.start(now))  # late: latency still counts from when it was due
         else:
             heapq.heappush(self.due, (user.schedule.next, user.index))
 
     def _on_readable(self, wire: Wire, now: float) -> None:
         try:
             data = wire.sock.recv(RECV_BYTES)
-            while data and getattr(wire.sock, "pending", None) and wire.sock.pending():
-                data += wire.sock.recv(RECV_BYTES)
-        except OSError as exc:
+        except OSError as exc:  # ssl.SSLError included
             self._fail_batch(wire.user, f"{type(exc).__name__}: {exc}")
             return
         user = wire.user
@@ -280,6 +349,7 @@ class Driver:
         clock = time.perf_counter
         deadline = clock() + max_seconds
         poll, by_fd, due = self.poller.poll, self.by_fd, self.due
+        epoll_fd = [self.poller.fileno()]
         last_yield = clock()
         while keep_going():
             now = clock()
@@ -290,10 +360,14 @@ class Driver:
                 _at, index = heapq.heappop(due)
                 user = self.users.get(index)
                 if user is not None and user.pending == 0 and user.schedule is not None:
-                    self._send(user, user.schedule.start(now), now)
+                    self._send(user, user.schedule.start(now))
             if due:
                 timeout = min(timeout, max(0.0, due[0][0] - now))
-            for fd, _events in poll(timeout):
+            if timeout > 0:
+                # epoll counts whole milliseconds, rounding up, so scheduled batches would start up
+                # to one late: wait on the epoll descriptor itself, to the microsecond.
+                _select(epoll_fd, (), (), timeout)
+            for fd, _events in poll(0):
                 wire = by_fd.get(fd)
                 if wire is not None:
                     self._on_readable(wire, clock())
@@ -306,8 +380,7 @@ class _BlockingProbe:
     """A blocking connection for CLUSTER SLOTS (fetch_slot_map's interface: sock + read)."""
 
     def __init__(self, address: tuple[str, int], target: Target, context):
-        raw = _create_connection(address, timeout=5.0)
-        self.sock = context.wrap_socket(raw) if context else raw
+        self.sock = Stream(address, context, timeout=5.0)
         self.reader = hiredis.Reader()
         self.sock.sendall(encode("AUTH", target.user, target.password))
         (reply,) = self.read(1)

@@ -53,6 +53,12 @@ def _knobs(parser):
     group.add_argument("--capacity", default="", help="capacity search START[:FACTOR[:STEP_SECONDS[:MAX_STEPS]]]")
     group.add_argument("--slo-p99-ms", type=float, default=5.0, help="p99 objective of the capacity search")
     group.add_argument("--results", default="", help="directory for per-process interval files")
+    group.add_argument(
+        "--start-at",
+        type=float,
+        default=0.0,
+        help="open loop and capacity search: epoch second the schedule starts (after warm-up)",
+    )
 
 
 def workload_from(options):
@@ -174,7 +180,9 @@ def _build_state(environment):
             target=target_from(options),
             recorder=Recorder(options.results),
             plan=CapacityPlan.parse(options.capacity, options.slo_p99_ms) if options.capacity else None,
-            plan_start=time.perf_counter(),
+            # One clock for every process and the shape: the schedule starts at --start-at, once
+            # every user has connected, so connecting is not charged to scheduled requests.
+            plan_start=time.perf_counter() + ((options.start_at or time.time()) - time.time()),
             next_user=0,
         )
     return _state
@@ -228,6 +236,7 @@ def _driver(environment, state) -> Driver:
         on_batch,
         read_from_replicas=workload.read_from_replicas,
         batch_rate=batch_rate if open_loop else None,
+        start=plan_start,
     )
     driver.sequence = node_local(state["commands"].shared_sequence(), driver.write_node, workload.pipeline)
     state["driver"] = driver
@@ -290,7 +299,7 @@ class CapacityShape(LoadTestShape):
         super().__init__()
         self.offsets: dict[str, int] = {}
         self.intervals: list[dict] = []
-        self.wall_start = time.time()
+        self.wall_start: float | None = None
         self.stop_reason = ""
 
     def tick(self):
@@ -302,9 +311,10 @@ class CapacityShape(LoadTestShape):
             return users, float(options.spawn_rate or users)
         if self.stop_reason:
             return None
+        if self.wall_start is None:
+            self.wall_start = options.start_at or time.time()
         plan = CapacityPlan.parse(options.capacity, options.slo_p99_ms)
-        elapsed = self.get_run_time()
-        if elapsed >= plan.duration:
+        if time.time() - self.wall_start >= plan.duration:
             self._note(options.results, "all steps ran")
             return None
         if options.results:
