@@ -56,7 +56,8 @@ class Phase:
             for name, h in f["by_command"].items():
                 by_command.setdefault(name, []).append(h)
         busy = [x for x in self.lines if x["ops"]]
-        span = (max(x["end"] for x in busy) - min(x["start"] for x in busy)) if busy else 0.0
+        # From the schedule's start (after the warm-up) when there is one, to the last busy interval.
+        span = (max(x["end"] for x in busy) - max(min(x["start"] for x in busy), self.wall_start)) if busy else 0.0
         batches = sum(f["batches"] for f in self.finals)
         cpu: dict[str, list[tuple[float, float]]] = {}
         for x in self.lines:
