@@ -132,7 +132,7 @@ class Nemesis:
         return {"fault": "kill_random", "rounds": rounds}
 
     def pause_master(self, seconds: float, shard: int = 0) -> dict[str, Any]:
-        """SIGSTOP (DEBUG SLEEP on Kubernetes) the master for `seconds`; it resumes by itself."""
+        """Freeze the master (SIGSTOP locally) for `seconds`; it resumes by itself, or on heal."""
         pod = self.shard(shard).master
         pause = functools.partial(self.platform.pause, pod, seconds)
         return self._inject("pause_master", pause, lambda: self.platform.resume(pod), pod=pod, seconds=seconds)

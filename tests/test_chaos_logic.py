@@ -3,6 +3,7 @@ figures, experiment-file validation. The rules are also parsed by the real nft."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -202,3 +203,62 @@ def test_each_fault_of_a_series_has_its_own_recovery():
     ops += [probe(4.0 + t / 10, OK) for t in range(0, 20)]
     ops += [probe(6.5 + t / 10, OK) for t in range(0, 20)]  # second fault at 6.0: never noticed
     assert recoveries(History.of(ops), [1.0, 6.0]) == [pytest.approx(3.01), 0.0]
+
+
+# --- the nemesis's bookkeeping ----------------------------------------------------------
+class Journal:
+    """Stands in for a platform: records what the nemesis asked of it."""
+
+    name = "journal"
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+
+def test_a_fault_that_fails_half_way_is_healed_and_reraised():
+    from harness.nemesis import Nemesis
+
+    platform = Journal()
+    nemesis = Nemesis(platform)  # type: ignore[arg-type]
+
+    def inject():
+        platform.calls.append("inject")
+        raise OSError("no space left")
+
+    with pytest.raises(OSError, match="no space left"):
+        nemesis._inject("full_volume", inject, lambda: platform.calls.append("heal"), pod="p")
+    assert platform.calls == ["inject", "heal"]
+    assert nemesis.active == []
+    assert [e["event"] for e in nemesis.log] == ["fault:full_volume", "heal:full_volume"]
+
+
+def test_heal_all_heals_newest_first_and_keeps_going_past_a_failure():
+    from harness.nemesis import Nemesis
+
+    platform = Journal()
+    nemesis = Nemesis(platform)  # type: ignore[arg-type]
+
+    def broken_heal():
+        platform.calls.append("heal partition")
+        raise RuntimeError("nft failed")
+
+    nemesis._inject("partition", lambda: None, broken_heal)
+    nemesis._inject("kill_master", lambda: None, lambda: platform.calls.append("start pod"))
+    with pytest.raises(RuntimeError, match="nft failed"):
+        nemesis.heal_all()
+    assert platform.calls == ["start pod", "heal partition"]
+    assert nemesis.active == []
+    assert "heal-failed:partition" in [e["event"] for e in nemesis.log]
+
+
+def test_the_catalogue_on_kubernetes_without_a_cluster_is_one_clear_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.chaos.runner", "--platform", "kubernetes", str(runner.CATALOGUE / "kill-master.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "none")},
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: no Kubernetes cluster is reachable"), proc.stderr

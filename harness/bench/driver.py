@@ -100,37 +100,40 @@ YIELD_SECONDS = 0.005  # longest stretch without letting gevent run
 
 
 class Wire:
-    """One TLS connection to one node, authenticated."""
+    """One TLS connection to one node, authenticated; `user` and `node` say whose it is."""
 
     __slots__ = ("address", "sock", "reader", "expected", "user", "node", "fd")
 
-    def __init__(self, address: tuple[str, int], target: Target, context, readonly: bool, user: VirtualUser, node: int):
+    def __init__(self, address: tuple[str, int], target: Target, context, readonly: bool, user=None, node: int = -1):
         self.address, self.user, self.node, self.expected = address, user, node, 0
         self.sock = Stream(address, context, timeout=10.0)  # a node that stops answering fails the batch, not the loop
+        # Blocking: the loop reads only what epoll says has arrived (a TLS record's tail may
+        # follow within microseconds), and a send waits only while the kernel buffer is full.
+        self.fd = self.sock.fd
         self.reader = hiredis.Reader()
         hello = [encode("AUTH", target.user, target.password)] + ([encode("READONLY")] if readonly else [])
         self.sock.sendall(b"".join(hello))
+        for reply in self.read(len(hello)):
+            if isinstance(reply, hiredis.ReplyError):
+                self.close()
+                raise BenchClientError(f"node {address[0]}:{address[1]} refused the load client: {reply}")
+
+    def read(self, count: int) -> list:
+        """`count` replies, waiting for them (set-up and CLUSTER SLOTS only, never in the loop)."""
         replies: list = []
-        while len(replies) < len(hello):  # blocking, once, before the loop runs
+        while len(replies) < count:
             reply = self.reader.gets()
             if reply is False:
                 data = self.sock.recv(RECV_BYTES)
                 if not data:
-                    raise BenchClientError(f"node {address[0]}:{address[1]} closed the connection during AUTH")
+                    raise BenchClientError(f"node {self.address[0]}:{self.address[1]} closed the connection")
                 self.reader.feed(data)
-            elif isinstance(reply, hiredis.ReplyError):
-                raise BenchClientError(f"node {address[0]}:{address[1]} refused the load client: {reply}")
             else:
                 replies.append(reply)
-        # Blocking: the loop reads only what epoll says has arrived (a TLS record's tail may
-        # follow within microseconds), and a send waits only while the kernel buffer is full.
-        self.fd = self.sock.fd
+        return replies
 
     def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.sock.close()
 
 
 @dataclass(eq=False)
@@ -181,7 +184,7 @@ class Driver:
         errors = []
         for address in self.target.seeds:
             try:
-                wire = _BlockingProbe(address, self.target, self.context)
+                wire = Wire(address, self.target, self.context, readonly=False)
                 break
             except (OSError, BenchClientError) as exc:
                 errors.append(f"{address[0]}: {exc}")
@@ -374,31 +377,3 @@ class Driver:
             if clock() - last_yield >= YIELD_SECONDS:
                 cooperate()
                 last_yield = clock()
-
-
-class _BlockingProbe:
-    """A blocking connection for CLUSTER SLOTS (fetch_slot_map's interface: sock + read)."""
-
-    def __init__(self, address: tuple[str, int], target: Target, context):
-        self.sock = Stream(address, context, timeout=5.0)
-        self.reader = hiredis.Reader()
-        self.sock.sendall(encode("AUTH", target.user, target.password))
-        (reply,) = self.read(1)
-        if isinstance(reply, hiredis.ReplyError):
-            raise BenchClientError(f"node {address[0]}:{address[1]} refused the load client: {reply}")
-
-    def read(self, count: int) -> list:
-        replies: list = []
-        while len(replies) < count:
-            reply = self.reader.gets()
-            if reply is False:
-                data = self.sock.recv(RECV_BYTES)
-                if not data:
-                    raise BenchClientError("the node closed the connection")
-                self.reader.feed(data)
-            else:
-                replies.append(reply)
-        return replies
-
-    def close(self) -> None:
-        self.sock.close()

@@ -1,6 +1,6 @@
-"""The load a single user generates: a workload's pre-built commands replayed in batches
-of `pipeline` operations through a ClusterClient. Knows nothing of Locust, so it can be
-timed on its own and used to prefill the key space."""
+"""What load processes send: a workload's commands, encoded once per process, as a
+sequence every user replays (node-local runs of `pipeline`), and the prefill of the key
+space. Knows nothing of Locust."""
 
 from __future__ import annotations
 
