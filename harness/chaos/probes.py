@@ -88,7 +88,7 @@ def _sample(platform, samples: int) -> list[float]:
     return out
 
 
-def within_slo(value: float, key: str = "write_p99_ms", section: str = "steady_state") -> bool:
+def within_slo(value: float | None = None, key: str = "write_p99_ms", section: str = "steady_state") -> bool:
     """Tolerance probe: `value` is at most the SLO file's `section.key`."""
     from harness import slo
 
