@@ -36,7 +36,8 @@ class Nemesis:
         self.active: list[ActiveFault] = []
         self.log: list[dict[str, Any]] = []  # every fault and heal, with its result
         self._mark = mark
-        self.random = random.Random(seed)
+        self.seed = random.randrange(2**32) if seed is None else seed  # reported, so a run can be repeated
+        self.random = random.Random(self.seed)
 
     # --- bookkeeping ---------------------------------------------------------------------
     def mark(self, name: str, **details: Any) -> None:
@@ -129,7 +130,7 @@ class Nemesis:
             self.heal("kill_random")
             healthy, _ = wait_healthy(self.platform, timeout=timeout)
             rounds.append({"pod": pod, "master": was_master, "serving_s": round(serving, 3), "healthy_s": round(healthy, 3)})
-        return {"fault": "kill_random", "rounds": rounds}
+        return {"fault": "kill_random", "seed": self.seed, "rounds": rounds}
 
     def pause_master(self, seconds: float, shard: int = 0) -> dict[str, Any]:
         """Freeze the master (SIGSTOP locally) for `seconds`; it resumes by itself, or on heal."""

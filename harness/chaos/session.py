@@ -51,12 +51,13 @@ def session(configuration: dict[str, Any] | None) -> Session:
     key = _key(configuration)
     with _lock:
         if key not in _sessions:
+            conf = dict(configuration or {})
             platform = _platforms.get(key)
             if platform is None:
-                conf = dict(configuration or {})
                 options = {k: conf[k] for k in ("cluster", "overlay", "context") if conf.get(k)}
                 platform = get_platform(conf.get("platform", "local"), **options)
-            s = Session(platform, Nemesis(platform))
+            seed = conf.get("seed")  # kill_random_pods: the same seed kills the same pods
+            s = Session(platform, Nemesis(platform, seed=None if seed is None else int(seed)))
             s.nemesis._mark = s.mark
             _sessions[key] = s
         return _sessions[key]

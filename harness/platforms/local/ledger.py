@@ -75,7 +75,10 @@ def is_alive(pid: int | None, start_time: str | None) -> bool:
     current = process_start_time(pid)
     if current is None or (start_time is not None and current != start_time):
         return False
-    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:  # it exited between the two reads
+        return False
     return state != "Z"
 
 
