@@ -72,7 +72,7 @@ class ClusterWriter:
             if nodes:
                 self.client.nodes_manager.startup_nodes = {n.name: n for n in nodes}
                 self.client.nodes_manager.initialize()
-        except CLUSTER_ERRORS:
+        except (*CLUSTER_ERRORS, OSError):  # OSError: a pod exiting while the platform is asked
             pass  # the next operation finds out
 
     def _send(self, node: ClusterNode, commands: list[tuple]) -> list:
