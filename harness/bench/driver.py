@@ -358,19 +358,18 @@ class Driver:
             now = clock()
             if now > deadline:
                 break
-            timeout = YIELD_SECONDS
             while due and due[0][0] <= now:
                 _at, index = heapq.heappop(due)
                 user = self.users.get(index)
                 if user is not None and user.pending == 0 and user.schedule is not None:
                     self._send(user, user.schedule.start(now))
-            if due:
-                timeout = min(timeout, max(0.0, due[0][0] - now))
-            if timeout > 0:
+            timeout = YIELD_SECONDS
+            if due and due[0][0] - now < YIELD_SECONDS:
                 # epoll counts whole milliseconds, rounding up, so scheduled batches would start up
                 # to one late: wait on the epoll descriptor itself, to the microsecond.
-                _select(epoll_fd, (), (), timeout)
-            for fd, _events in poll(0):
+                _select(epoll_fd, (), (), max(0.0, due[0][0] - now))
+                timeout = 0.0
+            for fd, _events in poll(timeout):
                 wire = by_fd.get(fd)
                 if wire is not None:
                     self._on_readable(wire, clock())
