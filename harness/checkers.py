@@ -118,3 +118,9 @@ def probe_rate(probe: History | list[Op]) -> float:
         return 0.0
     span = max(op.invoke for op in ops) - min(op.invoke for op in ops)
     return (len(ops) - 1) / span if span > 0 else 0.0
+
+
+def p99(values: list[float]) -> float:
+    """The 99th percentile of `values` (nearest rank from below); they need not be sorted."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]

@@ -73,10 +73,16 @@ def start_recording(
     return rec
 
 
-def judge(rec: Recording, fault_time: float | None) -> dict[str, Any]:
-    """Final read and every checker: the figures a test asserts on and a report shows."""
-    keys = sorted({op.key for op in rec.history.ops if op.f == "write"})
-    present = read_keys(rec.platform, keys)
+def final_read(rec: Recording) -> set[str]:
+    """The keys the workload wrote that are present now."""
+    return read_keys(rec.platform, sorted({op.key for op in rec.history.ops if op.f == "write"}))
+
+
+def judge(rec: Recording, fault_time: float | None, present: set[str] | None = None) -> dict[str, Any]:
+    """Every checker on the history and a final read (made here unless `present` is one already):
+    the figures a test asserts on and a report shows."""
+    if present is None:
+        present = final_read(rec)
     result = check_set(rec.history, present)
     avail = availability(rec.history, f="write")
     figures: dict[str, Any] = {

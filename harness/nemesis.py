@@ -20,8 +20,6 @@ from harness.errors import HarnessError, NotSupported
 from harness.observe import snapshot, wait_healthy
 from harness.platforms.base import Platform
 
-NODE_TIMEOUT_S = 5.0  # cluster-node-timeout of the reference redis.conf
-
 
 @dataclass
 class ActiveFault:

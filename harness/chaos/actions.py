@@ -9,9 +9,8 @@ from typing import Any
 
 from harness.chaos.session import session
 from harness.chaos.verdict import isolated_master_figures, recoveries
-from harness.experiment import judge, start_recording
+from harness.experiment import final_read, judge, start_recording
 from harness.observe import wait_healthy as wait_until_healthy
-from harness.workload import read_keys
 
 Configuration = dict[str, Any]
 
@@ -50,7 +49,8 @@ def stop_workload(configuration: Configuration | None = None) -> dict[str, Any]:
     s.recording.stop()
     history = s.recording.history
     faults = [e for e in history.events if e["name"].startswith("fault:")]
-    s.figures = judge(s.recording, faults[0]["time"] if faults else None)
+    present = final_read(s.recording)
+    s.figures = judge(s.recording, faults[0]["time"] if faults else None, present)
     if len(faults) > 1:
         # Several faults in a row: each one's recovery, the slowest is the experiment's.
         each = recoveries(s.recording.probe_history, [e["time"] for e in faults])
@@ -58,8 +58,6 @@ def stop_workload(configuration: Configuration | None = None) -> dict[str, Any]:
         s.figures["recovery_s"] = None if None in each else round(max(each), 3)
     partition = next((e for e in faults if e["name"] == "fault:partition"), None)
     if partition is not None:
-        acked = sorted({op.key for op in history.ops if op.f == "write" and op.node == partition["master_address"]})
-        present = read_keys(s.platform, acked)
         s.figures["isolated_master"] = isolated_master_figures(history, partition["time"], partition["master_address"], present)
     return {"stopped": True, **{k: v for k, v in s.figures.items() if k not in ("set", "unavailable_windows")}}
 

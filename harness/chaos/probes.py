@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from harness.chaos.session import session
+from harness.checkers import p99
 from harness.observe import snapshot
 from harness.topology import check_invariants
 
@@ -65,10 +66,7 @@ def workload_p99_ms(configuration: Configuration | None = None, window_s: float 
         ]
     else:
         latencies = _sample(s.platform, samples)
-    if not latencies:
-        return float("inf")
-    latencies.sort()
-    return round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 3)
+    return round(p99(latencies) * 1000, 3) if latencies else float("inf")
 
 
 def _sample(platform, samples: int) -> list[float]:

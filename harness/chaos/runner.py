@@ -118,17 +118,21 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
     return result
 
 
-def run_catalogue(paths: list[Path], platform: Platform, reports_root: Path | None = None) -> tuple[list[ExperimentResult], Path]:
+def run_in_turn(path: Path, platform: Platform, reports_root: Path | None = None) -> ExperimentResult:
+    """One experiment of a series: it starts from a healthy cluster, and a failed one leaves a fresh
+    cluster behind, so that what it broke does not decide the next experiment."""
     from harness.observe import wait_healthy
 
-    results = []
-    for path in paths:
-        wait_healthy(platform, timeout=120)
-        results.append(run_one(path, platform, reports_root))
-        if not results[-1].verdict.passed:
-            # What a failed experiment left behind must not decide the next one.
-            platform.down()
-            platform.up()
+    wait_healthy(platform, timeout=120)
+    result = run_one(path, platform, reports_root)
+    if not result.verdict.passed:
+        platform.down()
+        platform.up()
+    return result
+
+
+def run_catalogue(paths: list[Path], platform: Platform, reports_root: Path | None = None) -> tuple[list[ExperimentResult], Path]:
+    results = [run_in_turn(path, platform, reports_root) for path in paths]
     return results, write_summary(results, platform, reports_root)
 
 

@@ -41,15 +41,12 @@ class Verdict:
 
 def failed_probes(journal: dict[str, Any]) -> list[str]:
     """Names of steady-state probes that did not hold, before or after the method."""
-    out = []
-    for phase in ("steady_states",):
-        for when, state in (journal.get(phase) or {}).items():
-            if not state:
-                continue
-            for probe in state.get("probes", []):
-                if not probe.get("tolerance_met", True):
-                    out.append(f"{probe['activity']['name']} ({when})")
-    return out
+    return [
+        f"{probe['activity']['name']} ({when})"
+        for when, state in (journal.get("steady_states") or {}).items()
+        for probe in (state or {}).get("probes", [])
+        if not probe.get("tolerance_met", True)
+    ]
 
 
 def judge(journal: dict[str, Any], figures: dict[str, Any], expect: Expectations, slo: Slo) -> Verdict:

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from harness.checkers import p99  # noqa: E402
 from harness.history import OK, History  # noqa: E402
 
 BUCKET = 0.1
@@ -39,11 +40,7 @@ def p99_per_second(history: History) -> tuple[list[float], list[float]]:
         if op.outcome == OK and op.complete is not None:
             by_second.setdefault(int(op.complete), []).append(op.complete - op.invoke)
     seconds = sorted(by_second)
-    p99 = []
-    for sec in seconds:
-        values = sorted(by_second[sec])
-        p99.append(values[min(len(values) - 1, int(len(values) * 0.99))] * 1000)
-    return [float(sec) for sec in seconds], p99
+    return [float(sec) for sec in seconds], [p99(by_second[sec]) * 1000 for sec in seconds]
 
 
 def _mark_events(ax, history: History, label: bool) -> None:
@@ -72,8 +69,8 @@ def plot(history: History, path: Path, title: str, probe: History | None = None,
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower left", fontsize=8)
     if latency:
-        seconds, p99 = p99_per_second(history)
-        lax.step(seconds, p99, where="post", color="tab:purple", linewidth=1, label="write p99 (ms), per second")
+        seconds, p99_ms = p99_per_second(history)
+        lax.step(seconds, p99_ms, where="post", color="tab:purple", linewidth=1, label="write p99 (ms), per second")
         lax.set_yscale("log")
         lax.set_ylabel("p99 ms")
         lax.legend(loc="upper left", fontsize=8)

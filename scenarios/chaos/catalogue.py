@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from harness.chaos import runner
-from harness.observe import wait_healthy
 
 EXPERIMENTS = runner.catalogue()
 
@@ -36,13 +35,7 @@ def results(platform, request):
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
 def test_experiment(path, platform, results, request):
-    wait_healthy(platform, timeout=120)
     root = request.config.getoption("--reports")
-    result = runner.run_one(path, platform, root and Path(root))
+    result = runner.run_in_turn(path, platform, root and Path(root))
     results.append(result)
-    failed = not result.verdict.passed
-    if failed:
-        # The next experiment starts from a fresh cluster, not from this one's wreckage.
-        platform.down()
-        platform.up()
-    assert not failed, f"{result.title}: {'; '.join(result.verdict.reasons)} (report: {result.run_dir}/index.html)"
+    assert result.verdict.passed, f"{result.title}: {'; '.join(result.verdict.reasons)} (report: {result.run_dir}/index.html)"

@@ -43,8 +43,6 @@ class Ledger:
     links: list[str] = field(default_factory=list)
     processes: list[dict] = field(default_factory=list)  # helper processes: {"pid", "start_time"}
     partition: list[list[str]] = field(default_factory=list)  # pod groups cut off from each other
-    degraded: dict[str, dict] = field(default_factory=dict)  # pod → degrade_network arguments
-    filled: list[str] = field(default_factory=list)  # pods whose data volume is full
 
     @classmethod
     def load(cls, path: Path) -> Ledger | None:

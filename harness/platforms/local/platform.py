@@ -694,21 +694,12 @@ class LocalPlatform(Platform):
         qdisc = faults.qdisc_argv(delay_ms, jitter_ms, rate_kbit)
         loss = faults.loss_ruleset(loss_percent)
         with self._lock:
-            self.ledger.degraded[pod] = {
-                "delay_ms": delay_ms,
-                "jitter_ms": jitter_ms,
-                "loss_percent": loss_percent,
-                "rate_kbit": rate_kbit,
-            }
-            self._save()
             network.set_qdisc(rec, qdisc)
             network.apply_table(rec, faults.DEGRADE_TABLE, loss)
 
     def restore_network(self, pod: str) -> None:
         rec = self._record(pod)
         with self._lock:
-            self.ledger.degraded.pop(pod, None)
-            self._save()
             if rec.netns:
                 network = self._namespaced("a degraded network")
                 network.set_qdisc(rec, None)
@@ -725,16 +716,10 @@ class LocalPlatform(Platform):
         directory = self._data_volume(pod)
         if not os.path.ismount(directory):
             raise NotSupported("filling a volume (volumes are plain directories without root)", self.name)
-        with self._lock:
-            self.ledger.filled.append(pod)
-            self._save()
         faults.fill(directory)
 
     def free_volume(self, pod: str) -> None:
         faults.free(self._data_volume(pod))
-        with self._lock:
-            self.ledger.filled = [p for p in self.ledger.filled if p != pod]
-            self._save()
 
     def _add_records(self, count: int) -> list[str]:
         """Pod records up to `count` StatefulSet ordinals; returns the names added."""
