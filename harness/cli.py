@@ -231,7 +231,9 @@ def bench(
         "ttl_seconds": ttl,
     }
     chosen = [
-        workloads.load(name, {**knobs, "pipeline": depth}) for name in (workload or ["cache-read-heavy"]) for depth in (pipeline or [None])
+        workloads.load(name, {**knobs, "pipeline": depth})
+        for name in (workload or ["cache-read-heavy"])
+        for depth in (pipeline or [None])
     ]
     options = BenchOptions(
         seconds=duration, processes=processes, users=users, rate=rate, capacity=capacity,
@@ -244,7 +246,9 @@ def bench(
     for w in chosen:
         run_dir, body = benchmark(p, w, options, reports, say=lambda msg: console.print(msg, markup=False, highlight=False))
         for phase in body["phases"]:
-            out.print(f"{body['kind']} {phase['name']}: {phase['throughput']:.0f} ops/s, {phase['errors']} errors, {percentile_line(phase)}")
+            out.print(
+                f"{body['kind']} {phase['name']}: {phase['throughput']:.0f} ops/s, {phase['errors']} errors, {percentile_line(phase)}"
+            )
         if body["capacity"]:
             c = body["capacity"]
             knee = f"{c['knee']['throughput']:.0f} ops/s" if c["knee"] else "none"
@@ -278,7 +282,11 @@ def report_compare(
     for col in ("phase", "metric", "old", "new", "change", "limit", "verdict"):
         table.add_column(col)
     for d in results:
-        limit = "" if d.limit_percent is None else (f"-{d.limit_percent:g} %" if d.metric == "throughput" else f"+{d.limit_percent:g} %")
+        limit = (
+            ""
+            if d.limit_percent is None
+            else (f"-{d.limit_percent:g} %" if d.metric == "throughput" else f"+{d.limit_percent:g} %")
+        )
         verdict = "[red]regression[/]" if d.regressed else ("[green]ok[/]" if d.limit_percent is not None else "")
         table.add_row(d.phase, d.metric, f"{d.old:.3f}", f"{d.new:.3f}", f"{d.change_percent:+.1f} %", limit, verdict)
     out.print(table)

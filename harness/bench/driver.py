@@ -96,6 +96,23 @@ class Stream:
             pass
 
 
+def slot_map(target: Target, context) -> tuple[list[tuple[str, int]], list[int], list[list[int]]]:
+    """The cluster's slot map (fetch_slot_map's triple), asked of the first seed that answers."""
+    errors = []
+    for address in target.seeds:
+        try:
+            wire = Wire(address, target, context, readonly=False)
+            break
+        except (OSError, BenchClientError) as exc:
+            errors.append(f"{address[0]}: {exc}")
+    else:
+        raise BenchClientError(f"no seed node answered ({'; '.join(errors) or 'no seeds'})")
+    try:
+        return fetch_slot_map(wire)
+    finally:
+        wire.close()
+
+
 YIELD_SECONDS = 0.005  # longest stretch without letting gevent run
 
 
@@ -176,25 +193,11 @@ class Driver:
         self.by_fd: dict[int, Wire] = {}
         self.users: dict[int, VirtualUser] = {}
         self.due: list[tuple[float, int]] = []  # open loop: (intended start, user index)
-        self.moved = 0
         self.refresh_map()
 
     # --- topology ---------------------------------------------------------------------------
     def refresh_map(self) -> None:
-        errors = []
-        for address in self.target.seeds:
-            try:
-                wire = Wire(address, self.target, self.context, readonly=False)
-                break
-            except (OSError, BenchClientError) as exc:
-                errors.append(f"{address[0]}: {exc}")
-        else:
-            raise BenchClientError(f"no seed node answered ({'; '.join(errors) or 'no seeds'})")
-        try:
-            self.nodes, self.write_node, replicas = fetch_slot_map(wire)
-        finally:
-            wire.close()
-        self.replicas = replicas
+        self.nodes, self.write_node, self.replicas = slot_map(self.target, self.context)
 
     def _read_node(self, user: VirtualUser, slot: int) -> int:
         return self._read_node_of_master(user, self.write_node[slot])
@@ -295,16 +298,15 @@ class Driver:
 
     def _complete(self, user: VirtualUser, now: float) -> None:
         ok = [name for names in user.names.values() for name in names]
-        errors, moved = [], 0
+        errors, moved = [], False
         for name, error in user.errors:
             ok.remove(name)
             if error.startswith("MOVED"):
-                moved += 1
+                moved = True
             else:
                 errors.append((name, error))
         if moved:
             # The slot map changed: reload it. Redirected operations count neither as done nor failed.
-            self.moved += moved
             self.refresh_map()
         self.on_batch(ok, errors, now - user.intended, user.sent_at - user.intended)
         self._next(user, now)

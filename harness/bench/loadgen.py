@@ -7,7 +7,8 @@ from __future__ import annotations
 import hiredis
 import numpy as np
 
-from harness.bench.client import ClusterClient, encode, slot_of
+from harness.bench.client import BenchClientError, Target, encode, slot_of
+from harness.bench.driver import Wire, slot_map, tls_context
 from harness.bench.workload import READS, SEQUENCE_LENGTH, Workload
 
 
@@ -78,22 +79,28 @@ def node_local(sequence: list[tuple], write_node: list[int], pipeline: int) -> l
     return out
 
 
-def prefill(commands: Commands, client: ClusterClient, batch: int = 512) -> int:
+def prefill(commands: Commands, target: Target, batch: int = 512) -> int:
     """SET every key once, so reads hit; returns the number of keys written."""
+    context = tls_context(target)
+    nodes, write_node, _replicas = slot_map(target, context)
+    wires: dict[int, Wire] = {}
     workload = commands.workload
     groups: dict[int, list[bytes]] = {}
-    written = 0
     suffix = commands.ttl_suffix
-    for k in range(workload.keys):
-        node = client.write_node[commands.slots[k]]
-        groups.setdefault(node, []).append(commands.by_op["set"][k] + commands.values[k % len(commands.values)] + suffix)
-        written += 1
-        if written % batch == 0 or k == workload.keys - 1:
-            for replies in client.execute_grouped(groups).values():
-                errors = [r for r in replies if type(r) is hiredis.ReplyError]
-                if errors:
-                    from harness.bench.client import BenchClientError
-
-                    raise BenchClientError(f"prefilling the key space failed: {errors[0]}")
-            groups = {}
-    return written
+    try:
+        for k in range(workload.keys):
+            node = write_node[commands.slots[k]]
+            groups.setdefault(node, []).append(commands.by_op["set"][k] + commands.values[k % len(commands.values)] + suffix)
+            if (k + 1) % batch == 0 or k == workload.keys - 1:
+                for node, group in groups.items():
+                    if node not in wires:
+                        wires[node] = Wire(nodes[node], target, context, readonly=False)
+                    wires[node].sock.sendall(b"".join(group))
+                    errors = [r for r in wires[node].read(len(group)) if type(r) is hiredis.ReplyError]
+                    if errors:
+                        raise BenchClientError(f"prefilling the key space failed: {errors[0]}")
+                groups = {}
+    finally:
+        for wire in wires.values():
+            wire.close()
+    return workload.keys

@@ -26,13 +26,12 @@ from harness.bench import histograms
 from harness.bench.client import Target
 from harness.bench.driver import Driver
 from harness.bench.loadgen import Commands, node_local
-from harness.bench.schedule import CapacityPlan
+from harness.bench.schedule import LATE_SECONDS, CapacityPlan
 from harness.bench.workload import load as load_workload
 from harness.bench.workload import parse_mix, parse_value_size_text
 
 FLUSH_SECONDS = 1.0
 MAX_RUN_SECONDS = 6 * 3600  # a bound on the load loop besides --run-time
-LATE_SECONDS = 0.001  # a batch sent later than this after its intended start counts as late
 
 
 @events.init_command_line_parser.add_listener

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.bench import campaign, histograms, report
-from harness.bench.client import ClusterClient, Target
+from harness.bench.client import Target
 from harness.bench.loadgen import Commands, prefill
 from harness.bench.schedule import CapacityPlan, RateError
 from harness.bench.workload import Workload
@@ -63,11 +63,7 @@ def benchmark(
     users = options.users or workload.users
 
     say(f"{workload.name}: prefilling {workload.keys} keys")
-    client = ClusterClient(target)
-    try:
-        prefill(Commands(workload), client)
-    finally:
-        client.close()
+    prefill(Commands(workload), target)
 
     phases: list[campaign.Phase] = []
     mode = f"open-{options.rate:.0f}" if options.rate else "closed"

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from harness.errors import HarnessError
 
+LATE_SECONDS = 0.001  # a batch sent later than this after its intended start counts as late
+
 
 class RateError(HarnessError):
     """A rate or capacity plan that cannot be run."""
@@ -84,7 +86,7 @@ class OpenLoopSchedule:
         """The batch starts at `now`: returns its intended start and books any lag."""
         intended = self.next
         lag = now - intended
-        if lag > 0.001:
+        if lag > LATE_SECONDS:
             self.late += 1
         self.max_lag = max(self.max_lag, lag)
         self.sent += 1
