@@ -25,7 +25,9 @@ def test_shipped_workloads_parse():
 
 
 def test_cli_knobs_override_the_file():
-    w = workloads.load("cache-read-heavy", {"pipeline": 16, "keys.count": 500, "mix": {"get": 1}, "value_size": {"min": 8, "max": 16}})
+    w = workloads.load(
+        "cache-read-heavy", {"pipeline": 16, "keys.count": 500, "mix": {"get": 1}, "value_size": {"min": 8, "max": 16}}
+    )
     assert (w.pipeline, w.keys, w.mix, w.value_size.min, w.value_size.max) == (16, 500, {"get": 1}, 8, 16)
 
 
@@ -277,7 +279,7 @@ def test_bench_bad_input_is_one_sentence_and_exit_2(args, message, capsys):
 
 
 def test_node_local_runs_keep_every_operation_and_group_by_node():
-    from harness.bench.loadgen import node_local
+    from harness.bench.driver import node_local
 
     write_node = [slot % 3 for slot in range(30)]  # slot → master index
     sequence = [("SET" if i % 4 else "GET", i % 30, i % 4 == 0, b"cmd%d" % i, None) for i in range(200)]

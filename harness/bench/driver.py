@@ -6,7 +6,7 @@ reply costs one recv, one hiredis feed and a few `gets`. The loop hands control 
 gevent every few milliseconds, so Locust's own greenlets (heartbeats, statistics) run.
 
 A user has one connection per node it sends to and one batch in flight. Batches are
-node-local runs of the pre-built sequence (see loadgen.node_local), so a pipeline of P
+node-local runs of the pre-built sequence (node_local), so a pipeline of P
 commands travels on one connection, as with redis-benchmark --cluster -P. Closed loop:
 a user sends its next batch when the last one completes. Open loop: at its intended start;
 a batch that could not start on time still counts its latency from then.
@@ -96,6 +96,26 @@ class Stream:
             pass
 
 
+def node_local(sequence: list[tuple], write_node: list[int], pipeline: int) -> list[tuple]:
+    """The same operations reordered into runs of `pipeline` that go to one node (reads and
+    writes of a master's slots kept apart, as reads may go to its replica). Each run keeps
+    the sequence's order; the key distribution is unchanged."""
+    if pipeline <= 1:
+        return list(sequence)
+    buckets: dict[tuple[int, bool], list[tuple]] = {}
+    out: list[tuple] = []
+    for item in sequence:
+        route = (write_node[item[1]], item[2])
+        bucket = buckets.setdefault(route, [])
+        bucket.append(item)
+        if len(bucket) == pipeline:
+            out.extend(bucket)
+            bucket.clear()
+    for bucket in buckets.values():
+        out.extend(bucket)
+    return out
+
+
 def slot_map(target: Target, context) -> tuple[list[tuple[str, int]], list[int], list[list[int]]]:
     """The cluster's slot map (fetch_slot_map's triple), asked of the first seed that answers."""
     errors = []
@@ -168,7 +188,8 @@ class VirtualUser:
 
 
 class Driver:
-    """sequence: (name, slot, is read, command or SET prefix, value or None) tuples, node-local runs.
+    """sequence: (name, slot, is read, command or SET prefix, value or None) tuples, replayed in
+    node-local runs of `pipeline`.
     on_batch(names_ok, errors, latency_s, intended_lag_s) is called per completed batch."""
 
     def __init__(
@@ -182,7 +203,6 @@ class Driver:
         start: float = 0.0,
     ):
         self.target = target
-        self.sequence = sequence
         self.pipeline = pipeline
         self.on_batch = on_batch
         self.read_from_replicas = read_from_replicas
@@ -194,6 +214,7 @@ class Driver:
         self.users: dict[int, VirtualUser] = {}
         self.due: list[tuple[float, int]] = []  # open loop: (intended start, user index)
         self.refresh_map()
+        self.sequence = node_local(sequence, self.write_node, pipeline)
 
     # --- topology ---------------------------------------------------------------------------
     def refresh_map(self) -> None:

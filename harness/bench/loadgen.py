@@ -59,26 +59,6 @@ class Commands:
         return seq
 
 
-def node_local(sequence: list[tuple], write_node: list[int], pipeline: int) -> list[tuple]:
-    """The same operations reordered into runs of `pipeline` that go to one node (reads and
-    writes of a master's slots kept apart, as reads may go to its replica). Each run keeps
-    the sequence's order; the key distribution is unchanged."""
-    if pipeline <= 1:
-        return list(sequence)
-    buckets: dict[tuple[int, bool], list[tuple]] = {}
-    out: list[tuple] = []
-    for item in sequence:
-        route = (write_node[item[1]], item[2])
-        bucket = buckets.setdefault(route, [])
-        bucket.append(item)
-        if len(bucket) == pipeline:
-            out.extend(bucket)
-            bucket.clear()
-    for bucket in buckets.values():
-        out.extend(bucket)
-    return out
-
-
 def prefill(commands: Commands, target: Target, batch: int = 512) -> int:
     """SET every key once, so reads hit; returns the number of keys written."""
     context = tls_context(target)

@@ -25,7 +25,7 @@ from locust.shape import LoadTestShape
 from harness.bench import histograms
 from harness.bench.client import Target
 from harness.bench.driver import Driver
-from harness.bench.loadgen import Commands, node_local
+from harness.bench.loadgen import Commands
 from harness.bench.schedule import LATE_SECONDS, CapacityPlan
 from harness.bench.workload import load as load_workload
 from harness.bench.workload import parse_mix, parse_value_size_text
@@ -230,14 +230,13 @@ def _driver(environment, state) -> Driver:
     open_loop = bool(plan or options.rate)
     driver = Driver(
         state["target"],
-        [],
+        state["commands"].shared_sequence(),
         workload.pipeline,
         on_batch,
         read_from_replicas=workload.read_from_replicas,
         batch_rate=batch_rate if open_loop else None,
         start=plan_start,
     )
-    driver.sequence = node_local(state["commands"].shared_sequence(), driver.write_node, workload.pipeline)
     state["driver"] = driver
 
     def loop() -> None:
