@@ -1,14 +1,14 @@
 """Failover gate: a master lost under a live workload is replaced by its replica
 within the SLO, no WAITed write is lost, and the old master comes back as a replica.
-Judged from recorded histories (harness/experiment.py, harness/checkers.py)."""
+Judged from recorded histories (harness/recording.py, harness/checkers.py)."""
 
 from __future__ import annotations
 
 import time
 
 from harness.cluster import cluster_state, node_of, shards, wait_for
-from harness.experiment import judge, start_recording
 from harness.observe import snapshot, wait_healthy
+from harness.recording import judge, start_recording
 
 NODE_TIMEOUT_S = 5.0  # cluster-node-timeout of the reference redis.conf
 

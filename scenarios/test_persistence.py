@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from harness.checkers import check_set
 from harness.cluster import shards
-from harness.experiment import judge, start_recording
 from harness.observe import snapshot, wait_healthy
+from harness.recording import judge, start_recording
 from harness.topology import check_invariants
-from harness.workload import read_keys
+from harness.writers import read_keys
 
 KEYS = 10_000
 

@@ -9,8 +9,8 @@ import redis
 
 from harness.cluster import reshard, shards, wait_for
 from harness.errors import HarnessError
-from harness.experiment import judge, start_recording
 from harness.observe import snapshot
+from harness.recording import judge, start_recording
 from harness.topology import SLOTS, check_invariants
 
 SPREAD_KEYS = 30_000

@@ -9,8 +9,8 @@ from typing import Any
 
 from harness.chaos.session import session
 from harness.chaos.verdict import isolated_master_figures, recoveries
-from harness.experiment import final_read, judge, start_recording
 from harness.observe import wait_healthy as wait_until_healthy
+from harness.recording import final_read, judge, start_recording
 
 Configuration = dict[str, Any]
 

@@ -14,8 +14,8 @@ from harness.report import rundir, timeline
 
 if TYPE_CHECKING:
     from harness.chaos.runner import ExperimentResult
-    from harness.experiment import Recording
     from harness.platforms.base import Platform
+    from harness.recording import Recording
 
 COLUMNS = (
     ("recovery_s", "recovery s"),

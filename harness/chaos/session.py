@@ -10,10 +10,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.experiment import Recording
 from harness.nemesis import Nemesis
 from harness.platforms import get_platform
 from harness.platforms.base import Platform
+from harness.recording import Recording
 
 PLATFORM_KEYS = ("platform", "cluster", "overlay", "context")
 

@@ -12,7 +12,7 @@ from typing import Any
 from harness.checkers import availability, check_set, probe_rate, recovery_time
 from harness.history import History
 from harness.platforms.base import Platform
-from harness.workload import Probe, WorkloadLimits, WriteWorkload, key_on_master, read_keys
+from harness.writers import Probe, WorkloadLimits, WriteWorkload, key_on_master, read_keys
 
 
 @dataclass
