@@ -10,9 +10,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
-from jinja2 import Environment, select_autoescape  # noqa: E402
 
 from harness.bench import histograms  # noqa: E402
+from harness.report import style  # noqa: E402
 
 
 def timeline(lines: list[dict]) -> list[dict]:
@@ -89,14 +89,7 @@ def plot_capacity(points: list[dict], knee: dict | None, slo_p99_ms: float, path
     return path
 
 
-TEMPLATE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{{ r.kind }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1100px; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
-th:first-child, td:first-child { text-align: left; } .fail { color: #b3261e; font-weight: bold; } .pass { color: #17803d; }
-pre { background: #f6f6f6; padding: 8px; font-size: 12px; }
-</style></head><body>
+TEMPLATE = """{{ head(r.kind) }}<body>
 <h1>{{ r.kind }}: <span class="{{ r.outcome }}">{{ r.outcome }}</span></h1>
 <p>{{ r.started }} ({{ "%.0f"|format(r.duration_s) }} s) on {{ r.environment.platform }} ({{ r.environment.cpus }} CPUs);
 Redis {{ r.environment.versions.get("redis_server", "?") }}. Workload <b>{{ r.workload.name }}</b>: {{ r.workload.description }};
@@ -104,7 +97,7 @@ pipeline {{ r.workload.pipeline }}, {{ r.workload.users }} users × {{ r.process
 <p>Latency: per operation, the latency of its batch (send → last reply); open loop and capacity search count from each
 batch's intended start (no coordinated omission).</p>
 <h2>Phases</h2>
-<table><tr><th>phase</th><th>mode</th><th>ops/s</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th>
+<table class="numbers"><tr><th>phase</th><th>mode</th><th>ops/s</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th>
 <th>client CPU (peak/core)</th><th>late batches</th></tr>
 {% for p in r.phases %}<tr><td>{{ p.name }}</td><td>{{ p.mode }}</td><td>{{ "%.0f"|format(p.throughput) }}</td><td>{{ p.errors }}</td>
 {% for k in ["p50", "p90", "p99", "p99.9", "max"] %}<td>{{ "%.3f"|format(p.latency_ms[k]) }} ms</td>{% endfor %}
@@ -117,13 +110,15 @@ knee: {% if r.capacity.knee %}<b>{{ "%.0f"|format(r.capacity.knee.throughput) }}
 (p99 {{ "%.2f"|format(r.capacity.knee.p99) }} ms){% else %}none{% endif %}.
 Stopped: {{ r.capacity.stop_reason }}. Limited by: <b>{{ r.capacity.saturation.limited_by }}</b> — {{ r.capacity.saturation.why }}.</p>
 <img src="{{ r.plots.capacity }}" alt="latency vs throughput">
-<table><tr><th>step</th><th>offered</th><th>achieved</th><th>p50</th><th>p99</th><th>p99.9</th><th>errors</th><th>client CPU</th><th>machine CPU</th></tr>
+<table class="numbers">
+<tr><th>step</th><th>offered</th><th>achieved</th><th>p50</th><th>p99</th><th>p99.9</th><th>errors</th><th>client CPU</th><th>machine CPU</th></tr>
 {% for p in r.capacity.points %}<tr><td>{{ p.step }}</td><td>{{ "%.0f"|format(p.target_rate) }}</td><td>{{ "%.0f"|format(p.throughput) }}</td>
 <td>{{ "%.3f"|format(p.p50) }}</td><td>{{ "%.3f"|format(p.p99) }}</td><td>{{ "%.3f"|format(p["p99.9"]) }}</td><td>{{ p.errors }}</td>
 <td>{{ "%.0f"|format(100 * p.client_cpu_max) }} %</td><td>{{ "%.0f"|format(100 * p.machine_cpu) }} %</td></tr>{% endfor %}
 </table>{% endif %}
 {% if r.baseline %}<h2>Baseline (same target, same run)</h2>
-<table><tr><th>tool</th><th>connections</th><th>pipeline</th><th>ops/s</th><th>p50</th><th>p99</th><th>harness / tool ops/s</th><th>harness / tool p50</th></tr>
+<table class="numbers">
+<tr><th>tool</th><th>connections</th><th>pipeline</th><th>ops/s</th><th>p50</th><th>p99</th><th>harness / tool ops/s</th><th>harness / tool p50</th></tr>
 {% for name, b in r.baseline.tools.items() %}<tr><td>{{ name }}</td><td>{{ b.clients }}</td><td>{{ b.pipeline }}</td><td>{{ "%.0f"|format(b.rps) }}</td>
 <td>{{ "%.3f"|format(b.p50_ms) }} ms</td><td>{{ "%.3f"|format(b.p99_ms) }} ms</td>
 <td>{{ "%.2f"|format(r.baseline.ratios[name].throughput) }}</td><td>{{ "%.2f"|format(r.baseline.ratios[name].p50) }}</td></tr>{% endfor %}
@@ -135,5 +130,5 @@ Stopped: {{ r.capacity.stop_reason }}. Limited by: <b>{{ r.capacity.saturation.l
 
 def write_html(run_dir: Path, report: dict[str, Any]) -> Path:
     path = run_dir / "index.html"
-    path.write_text(Environment(autoescape=select_autoescape(default=True)).from_string(TEMPLATE).render(r=report))
+    path.write_text(style.render(TEMPLATE, r=report))
     return path

@@ -7,13 +7,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, select_autoescape
-
 from harness import slo as slo_file
-from harness.report import rundir, timeline
+from harness.chaos.result import ExperimentResult
+from harness.report import rundir, style, timeline
 
 if TYPE_CHECKING:
-    from harness.chaos.runner import ExperimentResult
     from harness.platforms.base import Platform
     from harness.recording import Recording
 
@@ -29,13 +27,7 @@ COLUMNS = (
     ("info_ops", "unknown writes"),
 )
 
-STYLE = """body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
-.pass { color: #17803d; } .fail { color: #b3261e; font-weight: bold; }
-pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }"""
-
-EXPERIMENT = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{{ r.name }} — {{ r.outcome }}</title><style>{{ style }}</style></head><body>
+EXPERIMENT = """{{ head(r.name ~ " — " ~ r.outcome) }}<body class="wide">
 <h1>{{ r.title }}: <span class="{{ r.outcome }}">{{ r.outcome }}</span></h1>
 <p>{{ report.started }} ({{ "%.1f"|format(report.duration_s) }} s) on {{ report.environment.platform }}
 ({{ report.environment.overlay }}); Redis {{ report.environment.versions.get("redis_server", "?") }}.
@@ -52,8 +44,7 @@ chaostoolkit status: <b>{{ report.journal_status }}</b>{% if report.deviated %},
 </body></html>
 """
 
-SUMMARY = """<!doctype html>
-<html><head><meta charset="utf-8"><title>chaos — {{ report.outcome }}</title><style>{{ style }}</style></head><body>
+SUMMARY = """{{ head("chaos — " ~ report.outcome) }}<body class="wide">
 <h1>chaos: <span class="{{ report.outcome }}">{{ report.outcome }}</span></h1>
 <p>{{ report.started }} ({{ "%.0f"|format(report.duration_s) }} s) on {{ report.environment.platform }}
 ({{ report.environment.overlay }}); Redis {{ report.environment.versions.get("redis_server", "?") }}.</p>
@@ -77,10 +68,6 @@ def _secrets(platform: Platform) -> list[str]:
         return list(platform.credentials().passwords.values())
     except Exception:
         return []
-
-
-def _render(template: str, **context: Any) -> str:
-    return Environment(autoescape=select_autoescape(default=True)).from_string(template).render(style=STYLE, **context)
 
 
 def write_experiment_report(result: ExperimentResult, platform: Platform, recording: Recording | None, root: Path | None) -> Path:
@@ -111,7 +98,7 @@ def write_experiment_report(result: ExperimentResult, platform: Platform, record
         "slo": slo_file.load().raw,
     }
     rundir.write_report(run_dir, report, secrets)
-    html = _render(
+    html = style.render(
         EXPERIMENT,
         r=result,
         report=report,
@@ -150,5 +137,5 @@ def write_summary(results: list[ExperimentResult], platform: Platform, root: Pat
         "experiments": summary_rows(results, run_dir),
     }
     rundir.write_report(run_dir, report, _secrets(platform))
-    (run_dir / "index.html").write_text(_render(SUMMARY, report=report, columns=COLUMNS))
+    (run_dir / "index.html").write_text(style.render(SUMMARY, report=report, columns=COLUMNS))
     return run_dir

@@ -15,7 +15,6 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,28 +23,12 @@ import yaml
 from harness import slo as slo_file
 from harness.chaos import session as sessions
 from harness.chaos.report import write_experiment_report, write_summary
-from harness.chaos.verdict import Expectations, Verdict, judge
+from harness.chaos.result import ExperimentResult
+from harness.chaos.verdict import Expectations, judge
 from harness.errors import HarnessError
 from harness.platforms.base import Platform
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios" / "chaos"
-
-
-@dataclass
-class ExperimentResult:
-    name: str
-    title: str
-    journal: dict[str, Any]
-    figures: dict[str, Any]
-    verdict: Verdict
-    expectations: Expectations
-    duration_s: float
-    run_dir: Path | None = None
-    nemesis_log: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def outcome(self) -> str:
-        return "pass" if self.verdict.passed else "fail"
 
 
 def catalogue(directory: Path = CATALOGUE) -> list[Path]:

@@ -1,0 +1,26 @@
+"""What one chaos experiment leaves: the runner produces it, the reports read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.chaos.verdict import Expectations, Verdict
+
+
+@dataclass
+class ExperimentResult:
+    name: str
+    title: str
+    journal: dict[str, Any]
+    figures: dict[str, Any]
+    verdict: Verdict
+    expectations: Expectations
+    duration_s: float
+    run_dir: Path | None = None
+    nemesis_log: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> str:
+        return "pass" if self.verdict.passed else "fail"
