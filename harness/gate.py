@@ -1,7 +1,8 @@
 """The gating job behind `redis-harness run`: every gating suite (pytest over scenarios/,
 in its own process) against one stood-up reference, then one run directory:
 reports/<UTC timestamp>-run/ with report.json, junit.xml, index.html and each suite's own
-run directory under suites/."""
+run directory under suites/. A chosen suite that ran no test (none collected, or every one not
+supported on the platform) is "not run", and the gate does not pass."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from harness import reference
 from harness.errors import HarnessError
-from harness.report import html, rundir
+from harness.report import html, outcomes, rundir
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ("static", "sharding", "failover", "persistence", "security", "network_policy", "negative_controls")
@@ -29,7 +30,7 @@ RESULT_LINE = re.compile(r"^(scenarios/\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XF
 @dataclass
 class GateResult:
     run_dir: Path
-    outcome: str  # pass | fail | error
+    outcome: str  # pass | fail | not run | error
     report: dict[str, Any]
 
 
@@ -44,6 +45,65 @@ def suite_paths(suites: list[str] | None) -> list[str]:
     if unknown:
         raise HarnessError(f"unknown suite '{unknown[0]}': choose from {', '.join(SUITES)}")
     return [f"scenarios/test_{s}.py" for s in chosen]
+
+
+def judge(chosen: list[str], found: list[tuple[str, dict[str, Any]]], exit_code: int) -> dict[str, Any]:
+    """The gate's verdict from the chosen suites, the suites' report.json bodies (with the path of each
+    one's index.html) and pytest's exit code: every suite's row, the suites that did not run and why,
+    the counts, and the outcome. A chosen suite without a report, or whose tests were all not supported,
+    did not run; the gate then does not pass: fail when a suite failed, error when pytest itself broke
+    (exit code other than 0, 1 and 5: no test collected), else "not run"."""
+    rows: dict[str, dict[str, Any]] = {}
+    for index, body in found:
+        tests = body.get("tests", [])
+        outcome, why = outcomes.suite_outcome(tests)
+        if body.get("outcome") == "fail":
+            outcome, why = "fail", None
+        rows[body["kind"]] = {
+            "suite": body["kind"],
+            "outcome": outcome,
+            "not_run": why,
+            "counts": outcomes.counts(t["outcome"] for t in tests),
+            "duration_s": body.get("duration_s", 0.0),
+            "index": index,
+            "failures": [
+                {"test": t["name"], "outcome": t["outcome"], "failure": (t.get("failure") or "")[-1500:]}
+                for t in tests
+                if t["outcome"] in ("failed", "error")
+            ],
+            "environment": body.get("environment"),
+        }
+    if exit_code == 5:
+        missing = "pytest collected no test"
+    elif exit_code in (0, 1):
+        missing = "no test of this suite ran"
+    else:
+        missing = f"pytest stopped (exit code {exit_code}) before any test of this suite ran; see pytest.log"
+    for suite in chosen:
+        if suite not in rows:
+            rows[suite] = {
+                "suite": suite,
+                "outcome": outcomes.NOT_RUN,
+                "not_run": missing,
+                "counts": outcomes.counts([]),
+                "duration_s": 0.0,
+                "index": None,
+                "failures": [],
+                "environment": None,
+            }
+    order = {name: n for n, name in enumerate(chosen)}
+    suites = sorted(rows.values(), key=lambda r: (order.get(r["suite"], len(order)), r["suite"]))
+    not_run = [{"suite": r["suite"], "reason": r["not_run"]} for r in suites if r["outcome"] == outcomes.NOT_RUN]
+    if exit_code not in (0, 1, 5) or (exit_code == 1 and not found):
+        outcome = "error"
+    elif exit_code == 1 or any(r["outcome"] == "fail" for r in suites):
+        outcome = "fail"
+    elif not_run:
+        outcome = outcomes.NOT_RUN
+    else:
+        outcome = "pass"
+    counts = {k: sum(r["counts"].get(k, 0) for r in suites) for k in outcomes.TEST_OUTCOMES}
+    return {"outcome": outcome, "suites": suites, "not_run": not_run, "counts": counts}
 
 
 def run_gate(
@@ -117,28 +177,15 @@ def run_gate(
         raise
     finally:
         log.close()
-    suites_report = []
-    for path in sorted((run_dir / "suites").glob("*/report.json")):
-        body = json.loads(path.read_text())
-        failures = [
-            {"test": t["name"], "outcome": t["outcome"], "failure": (t.get("failure") or "")[-1500:]}
-            for t in body["tests"]
-            if t["outcome"] in ("failed", "error")
-        ]
-        suites_report.append(
-            {
-                "suite": body["kind"],
-                "outcome": body["outcome"],
-                "counts": body["counts"],
-                "duration_s": body["duration_s"],
-                "index": str(path.parent.relative_to(run_dir) / "index.html"),
-                "failures": failures,
-                "environment": body["environment"],
-            }
-        )
-    outcome = "pass" if code == 0 else ("error" if not suites_report or code not in (0, 1) else "fail")
+    found = [
+        (str(path.parent.relative_to(run_dir) / "index.html"), json.loads(path.read_text()))
+        for path in sorted((run_dir / "suites").glob("*/report.json"))
+    ]
+    verdict = judge([Path(p).stem.removeprefix("test_") for p in paths], found, code)
+    suites_report, outcome = verdict["suites"], verdict["outcome"]
     finished = rundir.utc_now()
-    environment = suites_report[0]["environment"] if suites_report else rundir.environment(platform, overlay, {})
+    environment = next((s["environment"] for s in suites_report if s.get("environment")), None)
+    environment = environment or rundir.environment(platform, overlay, {})
     report = {
         "kind": "run",
         "started": started.isoformat(),
@@ -147,8 +194,9 @@ def run_gate(
         "environment": environment,
         "outcome": outcome,
         "pytest_exit_code": code,
+        "not_run": verdict["not_run"],
         "suites": suites_report,
-        "counts": {k: sum(s["counts"].get(k, 0) for s in suites_report) for k in ("passed", "failed", "error", "skipped")},
+        "counts": verdict["counts"],
     }
     rundir.write_report(run_dir, report, [])
     html.write_run_html(run_dir, report)

@@ -5,25 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, select_autoescape
+from harness.report import style
 
-TEMPLATE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{{ report.kind }} — {{ report.outcome }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1100px; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
-.pass { color: #17803d; } .fail, .error { color: #b3261e; font-weight: bold; } .skip { color: #777; }
-pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
-</style></head><body>
-<h1>{{ report.kind }}: <span class="{{ report.outcome }}">{{ report.outcome }}</span></h1>
+TEMPLATE = """{{ head(report.kind ~ " — " ~ report.outcome) }}<body>
+<h1>{{ report.kind }}: <span class="{{ report.outcome|css }}">{{ report.outcome }}</span></h1>
 <p>{{ report.started }} — {{ report.finished }} ({{ "%.1f"|format(report.duration_s) }} s) on {{ report.environment.platform }}
 ({{ report.environment.overlay }}); Redis {{ report.environment.versions.get("redis_server", "?") }},
 image {{ report.environment.versions.get("image", "?") }}.</p>
+{% if report.not_run %}<p class="not-run">not run: {{ report.not_run }}</p>{% endif %}
 <table><tr><th>test</th><th>outcome</th><th>seconds</th><th>key figures</th></tr>
-{% for t in report.tests %}<tr><td><a href="#{{ t.name }}">{{ t.name }}</a></td><td class="{{ t.outcome }}">{{ t.outcome }}</td>
-<td>{{ "%.1f"|format(t.duration_s) }}</td><td>{{ t.headline }}</td></tr>{% endfor %}
+{% for t in report.tests %}<tr><td><a href="#{{ t.name }}">{{ t.name }}</a></td><td class="{{ t.outcome }}">{{ t.outcome|replace("_", " ") }}</td>
+<td>{{ "%.1f"|format(t.duration_s) }}</td><td>{{ t.headline or t.reason or "" }}</td></tr>{% endfor %}
 </table>
-{% for t in report.tests %}<h2 id="{{ t.name }}">{{ t.name }} <span class="{{ t.outcome }}">{{ t.outcome }}</span></h2>
+{% for t in report.tests %}<h2 id="{{ t.name }}">{{ t.name }} <span class="{{ t.outcome }}">{{ t.outcome|replace("_", " ") }}</span></h2>
+{% if t.reason %}<p class="{{ t.outcome }}">{{ t.reason }}</p>{% endif %}
 {% for plot in t.plots %}<img src="{{ plot }}" alt="timeline of {{ t.name }}">{% endfor %}
 {% if t.figures %}<pre>{{ t.figures_text }}</pre>{% endif %}
 {% if t.failure %}<h3>failure</h3><pre>{{ t.failure }}</pre>{% endif %}
@@ -44,28 +39,23 @@ def write_html(run_dir: Path, report: dict[str, Any]) -> Path:
     for t in report["tests"]:
         t["headline"] = headline(t.get("figures", {}))
         t["figures_text"] = json.dumps(t.get("figures", {}), indent=2, default=str)
-    env = Environment(autoescape=select_autoescape(default=True))
     path = run_dir / "index.html"
-    path.write_text(env.from_string(TEMPLATE).render(report=report))
+    path.write_text(style.render(TEMPLATE, report=report))
     return path
 
 
-RUN_TEMPLATE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>gate — {{ report.outcome }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em; max-width: 1100px; }
-table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
-.pass, .passed { color: #17803d; } .fail, .failed, .error { color: #b3261e; font-weight: bold; }
-pre { background: #f6f6f6; padding: 8px; overflow-x: auto; font-size: 12px; }
-</style></head><body>
-<h1>gate: <span class="{{ report.outcome }}">{{ report.outcome }}</span></h1>
+RUN_TEMPLATE = """{{ head("gate — " ~ report.outcome) }}<body>
+<h1>gate: <span class="{{ report.outcome|css }}">{{ report.outcome }}</span></h1>
 <p>{{ report.started }} ({{ "%.0f"|format(report.duration_s) }} s) on {{ report.environment.platform }}
 ({{ report.environment.overlay }}); Redis {{ report.environment.versions.get("redis_server", "?") }},
 image {{ report.environment.versions.get("image", "?") }}.</p>
-<table><tr><th>suite</th><th>outcome</th><th>passed</th><th>failed</th><th>error</th><th>skipped</th><th>seconds</th></tr>
-{% for s in report.suites %}<tr><td><a href="{{ s.index }}">{{ s.suite }}</a></td><td class="{{ s.outcome }}">{{ s.outcome }}</td>
+{% if report.not_run %}<h2 class="not-run">not run</h2>
+<ul>{% for s in report.not_run %}<li><b>{{ s.suite }}</b>: {{ s.reason }}</li>{% endfor %}</ul>{% endif %}
+<table><tr><th>suite</th><th>outcome</th><th>passed</th><th>failed</th><th>error</th><th>skipped</th><th>not supported</th><th>seconds</th></tr>
+{% for s in report.suites %}<tr><td>{% if s.index %}<a href="{{ s.index }}">{{ s.suite }}</a>{% else %}{{ s.suite }}{% endif %}</td>
+<td class="{{ s.outcome|css }}">{{ s.outcome }}</td>
 <td>{{ s.counts.passed }}</td><td>{{ s.counts.failed }}</td><td>{{ s.counts.error }}</td><td>{{ s.counts.skipped }}</td>
-<td>{{ "%.0f"|format(s.duration_s) }}</td></tr>{% endfor %}
+<td>{{ s.counts.get("not_supported", 0) }}</td><td>{{ "%.0f"|format(s.duration_s) }}</td></tr>{% endfor %}
 </table>
 {% for s in report.suites %}{% for f in s.failures %}<h2 class="fail">{{ s.suite }}: {{ f.test }} ({{ f.outcome }})</h2>
 <pre>{{ f.failure }}</pre>{% endfor %}{% endfor %}
@@ -75,5 +65,5 @@ image {{ report.environment.versions.get("image", "?") }}.</p>
 
 def write_run_html(run_dir: Path, report: dict[str, Any]) -> Path:
     path = run_dir / "index.html"
-    path.write_text(Environment(autoescape=select_autoescape(default=True)).from_string(RUN_TEMPLATE).render(report=report))
+    path.write_text(style.render(RUN_TEMPLATE, report=report))
     return path

@@ -2,7 +2,11 @@
 reports/<UTC timestamp>-<suite>/ with report.json, junit.xml (pytest's own) and index.html.
 
 Tests add evidence through the `evidence` fixture: figures (checker results, timings)
-and histories (written as JSON lines, plotted as timelines)."""
+and histories (written as JSON lines, plotted as timelines).
+
+A test (or one of its fixtures) that raises harness.errors.NotSupported is skipped with the
+error's message as the reason and recorded as "not_supported": it did not run. A suite none of
+whose tests ran is "not run", never "pass" (harness.report.outcomes)."""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ from typing import Any
 
 import pytest
 
+from harness.errors import NotSupported
 from harness.history import History
-from harness.report import html, rundir, timeline
+from harness.report import html, outcomes, rundir, timeline
 
 SCENARIOS = "scenarios"
 RECORDER = pytest.StashKey["Recorder"]()
@@ -31,6 +36,7 @@ class TestRecord:
     figures: dict[str, Any] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
     failure: str | None = None
+    reason: str | None = None  # why it was skipped or not supported
 
 
 @dataclass
@@ -75,8 +81,8 @@ class Recorder:
         self.root = Path(config.getoption("--reports")) if config.getoption("--reports") else None
         self.suites: dict[str, SuiteRun] = {}
         self.environment: dict[str, Any] = {
-            "platform": config.getoption("--platform"),
-            "overlay": config.getoption("--overlay"),
+            "platform": config.getoption("--platform", "local"),
+            "overlay": config.getoption("--overlay", "kind"),
             "versions": {},
         }
         self.secrets: list[str] = []
@@ -109,8 +115,8 @@ class Recorder:
             if not tests:
                 continue
             finished = suite.finished or rundir.utc_now()
-            outcomes = {t.outcome for t in tests}
-            outcome = "fail" if outcomes & {"failed", "error"} else "pass"
+            records = [t.__dict__ for t in tests]
+            outcome, not_run = outcomes.suite_outcome(records)
             env = rundir.environment(self.environment["platform"], self.environment["overlay"], self.environment["versions"])
             report = {
                 "kind": suite.name,
@@ -120,8 +126,9 @@ class Recorder:
                 "environment": env,
                 "slo": slos,
                 "outcome": outcome,
-                "counts": {o: sum(t.outcome == o for t in tests) for o in ("passed", "failed", "error", "skipped")},
-                "tests": [t.__dict__ for t in tests],
+                "not_run": not_run,
+                "counts": outcomes.counts(t.outcome for t in tests),
+                "tests": records,
             }
             rundir.write_report(suite.run_dir, report, self.secrets)
             html.write_html(suite.run_dir, rundir.scrub(report, self.secrets))
@@ -147,10 +154,36 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.xmlpath = str(Path(config.rootpath) / ".pytest-junit.xml")
 
 
+def _not_supported_is_a_skip(item: pytest.Item):
+    try:
+        return (yield)
+    except NotSupported as exc:
+        # reported at the test's own location, like a skip mark
+        raise pytest.skip.Exception(str(exc), _use_item_location=True) from exc
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    return (yield from _not_supported_is_a_skip(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    return (yield from _not_supported_is_a_skip(item))
+
+
+def _skip_reason(report: pytest.TestReport) -> str | None:
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return None
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.skipped and call.excinfo is not None and isinstance(call.excinfo.value.__cause__, NotSupported):
+        report.not_supported = True
     found = item.config.stash[RECORDER].record_of(item)
     if found is None:
         return
@@ -159,7 +192,8 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     if report.when == "call" or (report.when == "setup" and not report.passed):
         rec.duration_s += report.duration
         if report.skipped:
-            rec.outcome = "skipped"
+            rec.outcome = "not_supported" if getattr(report, "not_supported", False) else "skipped"
+            rec.reason = _skip_reason(report)
         elif report.when == "setup" and report.failed:
             rec.outcome = "error"
         else:

@@ -5,7 +5,10 @@ report.json schema (version 1):
   kind            what ran: "up", a suite name, "bench-<workload>", ...
   started, finished  ISO-8601 UTC timestamps; duration_s
   environment     platform, overlay, hostname, kernel, python, versions (Redis server, pinned image)
-  outcome         "pass" | "fail" | "error"
+  outcome         "pass" | "fail" | "error"; a gating suite or run may also be "not run" (no test ran:
+                  none at all, or every one not supported; not_run says why)
+  counts, tests   gating suites: tests are passed | failed | error | skipped | not_supported, with the
+                  skip's reason (harness.report.outcomes)
   timings         {name: seconds}
   checks          [{name, outcome, details}]
   error           the error message when outcome is "error"

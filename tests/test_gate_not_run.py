@@ -1,0 +1,100 @@
+"""The gate's verdict on synthetic suite reports: not supported and nothing run are "not run", never "pass"."""
+
+from __future__ import annotations
+
+from harness import gate
+from harness.report import html, outcomes
+
+MESSAGE = "partitioning a pod is not supported on the kubernetes platform"
+
+
+def body(kind: str, *tests: tuple[str, str], outcome: str = "pass") -> tuple[str, dict]:
+    return (
+        f"suites/x-{kind}/index.html",
+        {
+            "kind": kind,
+            "outcome": outcome,
+            "duration_s": 1.0,
+            "environment": {"platform": "kubernetes", "overlay": "kind", "versions": {}},
+            "tests": [
+                {"name": name, "outcome": o, "reason": MESSAGE if o == "not_supported" else None, "failure": None}
+                for name, o in tests
+            ],
+        },
+    )
+
+
+def test_every_suite_passing_passes():
+    verdict = gate.judge(["static", "sharding"], [body("static", ("a", "passed")), body("sharding", ("b", "passed"))], 0)
+    assert verdict["outcome"] == "pass"
+    assert verdict["not_run"] == []
+    assert [s["outcome"] for s in verdict["suites"]] == ["pass", "pass"]
+
+
+def test_a_suite_of_only_not_supported_tests_did_not_run():
+    found = [body("static", ("a", "passed")), body("network_policy", ("p", "not_supported"), ("q", "not_supported"))]
+    verdict = gate.judge(["static", "network_policy"], found, 0)
+    assert verdict["outcome"] == "not run"
+    suite = verdict["suites"][1]
+    assert suite["outcome"] == "not run"
+    assert suite["counts"] == {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "not_supported": 2}
+    assert verdict["not_run"] == [{"suite": "network_policy", "reason": f"all 2 tests not supported: {MESSAGE}"}]
+    assert verdict["counts"]["not_supported"] == 2 and verdict["counts"]["passed"] == 1
+
+
+def test_not_supported_beside_a_pass_still_passes():
+    verdict = gate.judge(["failover"], [body("failover", ("a", "passed"), ("b", "not_supported"))], 0)
+    assert verdict["outcome"] == "pass"
+    assert verdict["suites"][0]["counts"]["not_supported"] == 1
+
+
+def test_skipped_for_another_reason_keeps_todays_handling():
+    verdict = gate.judge(["network_policy"], [body("network_policy", ("a", "skipped"), ("b", "skipped"))], 0)
+    assert verdict["outcome"] == "pass"
+
+
+def test_not_supported_and_skipped_with_no_pass_did_not_run():
+    verdict = gate.judge(["failover"], [body("failover", ("a", "skipped"), ("b", "not_supported"))], 0)
+    assert verdict["outcome"] == "not run"
+    assert verdict["not_run"][0]["reason"] == f"no test passed: 1 not supported ({MESSAGE}), 1 skipped"
+
+
+def test_a_chosen_suite_without_a_report_did_not_run():
+    verdict = gate.judge(["static", "security"], [body("static", ("a", "passed"))], 0)
+    assert verdict["outcome"] == "not run"
+    assert verdict["not_run"] == [{"suite": "security", "reason": "no test of this suite ran"}]
+    missing = verdict["suites"][1]
+    assert missing["index"] is None and missing["counts"] == outcomes.counts([])
+
+
+def test_no_test_collected_is_not_run_not_error():
+    verdict = gate.judge(["static"], [], 5)
+    assert verdict["outcome"] == "not run"
+    assert verdict["not_run"] == [{"suite": "static", "reason": "pytest collected no test"}]
+
+
+def test_a_failure_outranks_not_run_and_a_broken_pytest_is_an_error():
+    found = [body("static", ("a", "failed"), outcome="fail"), body("sharding", ("b", "not_supported"))]
+    verdict = gate.judge(["static", "sharding", "failover"], found, 1)
+    assert verdict["outcome"] == "fail"
+    assert [s["suite"] for s in verdict["not_run"]] == ["sharding", "failover"]
+    assert verdict["suites"][0]["failures"][0]["test"] == "a"
+    assert gate.judge(["static"], [], 2)["outcome"] == "error"
+    assert gate.judge(["static"], [], 1)["outcome"] == "error"
+    assert "exit code 2" in gate.judge(["static"], [], 2)["not_run"][0]["reason"]
+
+
+def test_the_run_page_says_which_suite_did_not_run_and_why(tmp_path):
+    verdict = gate.judge(
+        ["static", "network_policy"], [body("static", ("a", "passed")), body("network_policy", ("p", "not_supported"))], 0
+    )
+    report = {
+        "started": "2025-01-01T00:00:00+00:00",
+        "duration_s": 3.0,
+        "environment": {"platform": "kubernetes", "overlay": "kind", "versions": {}},
+        **verdict,
+    }
+    page = html.write_run_html(tmp_path, report).read_text()
+    assert '<span class="not-run">not run</span>' in page
+    assert f"<b>network_policy</b>: the only test not supported: {MESSAGE}" in page
+    assert page.count("<style>") == 1
