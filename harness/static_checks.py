@@ -4,6 +4,7 @@ the reference must keep. Each seed defect of DESIGN.md has a check named after i
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ REDIS_PORT, BUS_PORT = 6379, 16379
 MASTERS, REPLICAS_PER_MASTER = 3, 1
 # The reference scripts read these paths from the environment with these container defaults.
 SCRIPT_MOUNTS = {"/etc/redis-config", "/etc/redis-tls", "/etc/redis-auth", "/data", "/run/redis"}
+NODE_KEY = "kubernetes.io/hostname"
+# node-map.sh's and bootstrap.sh's defaults for what both must agree on.
+NODE_MAP_SCRIPT, NODE_MAP_DEFAULT = "node-map.sh", "/work/node-map"
+POD_DEFAULTS = {"REDIS_POD_PREFIX": "redis-cluster", "REDIS_POD_COUNT": "6"}
 
 
 @dataclass(frozen=True)
@@ -310,6 +315,155 @@ def check_monitoring(m: Manifests) -> list[Finding]:
     return out
 
 
+# --- replicas off their master's node -------------------------------------------------
+def _bootstrap_job(m: Manifests) -> dict[str, Any] | None:
+    jobs = list(m.of_kind("Job"))
+    component = (
+        j for j in jobs if j["spec"]["template"]["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "bootstrap"
+    )
+    return next(component, None) or next((j for j in jobs if j["metadata"]["name"].endswith("bootstrap")), None)
+
+
+def _literal_env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e}
+
+
+def _mount_of(container: dict[str, Any], path: str) -> str | None:
+    """The volume under which `path` lies in the container (the longest mount path wins)."""
+    mounts = [v for v in container.get("volumeMounts", []) if (path + "/").startswith(v["mountPath"].rstrip("/") + "/")]
+    return max(mounts, key=lambda v: len(v["mountPath"]))["name"] if mounts else None
+
+
+def _grants(rule: dict[str, Any], verb: str, resource: str) -> bool:
+    return (
+        bool({"", "*"} & set(rule.get("apiGroups", [])))
+        and bool({resource, "*"} & set(rule.get("resources", [])))
+        and bool({verb, "*"} & set(rule.get("verbs", [])))
+        and not rule.get("resourceNames")
+    )
+
+
+def _bound_roles(m: Manifests, namespace: str, account: str) -> list[dict[str, Any]]:
+    """The Roles and ClusterRoles of the deployment bound to ServiceAccount `account` of `namespace`."""
+    roles = []
+    for binding in [*m.of_kind("RoleBinding"), *m.of_kind("ClusterRoleBinding")]:
+        in_namespace = binding["kind"] == "ClusterRoleBinding" or binding["metadata"].get("namespace", namespace) == namespace
+        subject = any(
+            s.get("kind") == "ServiceAccount"
+            and s.get("name") == account
+            and s.get("namespace", binding["metadata"].get("namespace", namespace)) == namespace
+            for s in binding.get("subjects") or []
+        )
+        role = m.find(binding["roleRef"].get("kind", ""), binding["roleRef"].get("name", ""))
+        if in_namespace and subject and role is not None:
+            roles.append(role)
+    return roles
+
+
+def check_node_placement(m: Manifests) -> list[Finding]:
+    """No replica on its master's node: the pods spread over nodes (hard, honouring
+    cordons), and the bootstrap Job learns which node runs which pod (a node-map
+    initContainer with a ServiceAccount that may list pods)."""
+    out = []
+    sts = _sts(m)
+    spread = [c for c in (sts or {}).get("spec", {}).get("template", {}).get("spec", {}).get("topologySpreadConstraints", [])]
+    spread = [c for c in spread if c.get("topologyKey") == NODE_KEY]
+    if sts is not None and not spread:
+        out.append(
+            Finding("node-placement", f"the StatefulSet has no topology spread constraint on {NODE_KEY}: pods may share a node")
+        )
+    if spread and not any(c.get("whenUnsatisfiable") == "DoNotSchedule" for c in spread):
+        out.append(
+            Finding("node-placement", f"the spread over {NODE_KEY} is not DoNotSchedule: the scheduler may stack pods on a node")
+        )
+    if spread and not any(c.get("nodeTaintsPolicy") == "Honor" for c in spread):
+        out.append(
+            Finding(
+                "node-placement",
+                f"the spread over {NODE_KEY} does not honour node taints (nodeTaintsPolicy: Honor): a cordoned node "
+                "still counts, and a drain leaves the evicted pods Pending",
+            )
+        )
+    job = _bootstrap_job(m)
+    if job is None:
+        return [*out, Finding("node-placement", "no bootstrap Job")]
+    spec = job["spec"]["template"]["spec"]
+    containers = spec.get("containers", [])
+    main = next((c for c in containers if c["name"] == "bootstrap"), containers[0] if containers else {})
+    main_env = _literal_env(main)
+    map_file = main_env.get("REDIS_NODE_MAP_FILE")
+    if not map_file:
+        out.append(
+            Finding(
+                "node-placement",
+                "the bootstrap container reads no node map (REDIS_NODE_MAP_FILE unset): it counts every pod as its own "
+                "node and may put a replica on its master's node",
+            )
+        )
+    writer = next(
+        (
+            c
+            for c in spec.get("initContainers", [])
+            if any(NODE_MAP_SCRIPT in a for a in [*c.get("command", []), *c.get("args", [])])
+        ),
+        None,
+    )
+    if writer is None:
+        out.append(
+            Finding(
+                "node-placement",
+                f"the bootstrap Job has no initContainer that writes the node map ({NODE_MAP_SCRIPT}): nothing tells "
+                "the bootstrap which node runs which pod",
+            )
+        )
+    elif map_file:
+        writer_env = _literal_env(writer)
+        written = writer_env.get("REDIS_NODE_MAP_FILE", NODE_MAP_DEFAULT)
+        directory = posixpath.dirname(map_file)
+        shared = _mount_of(writer, directory)
+        if written != map_file:
+            out.append(Finding("node-placement", f"the node-map initContainer writes {written}, the bootstrap reads {map_file}"))
+        elif shared is None or shared != _mount_of(main, directory):
+            out.append(
+                Finding(
+                    "node-placement",
+                    f"{directory} (the node map) is not one volume mounted by both the initContainer and the bootstrap",
+                )
+            )
+        for key, default in POD_DEFAULTS.items():
+            if writer_env.get(key, default) != main_env.get(key, default):
+                out.append(
+                    Finding(
+                        "node-placement",
+                        f"the node-map initContainer waits for {key}={writer_env.get(key, default)}, "
+                        f"the bootstrap for {main_env.get(key, default)}",
+                    )
+                )
+    namespace = job["metadata"].get("namespace", "default")
+    account = spec.get("serviceAccountName") or "default"
+    sa = m.find("ServiceAccount", account)
+    token = spec.get("automountServiceAccountToken", (sa or {}).get("automountServiceAccountToken", True))
+    if not token:
+        out.append(
+            Finding("node-placement", "the bootstrap Job's pod mounts no ServiceAccount token: it cannot ask where pods run")
+        )
+    roles = _bound_roles(m, namespace, account)
+    if not any(_grants(rule, "list", "pods") for role in roles for rule in role.get("rules") or []):
+        out.append(
+            Finding("node-placement", f"the bootstrap Job's ServiceAccount '{account}' is bound to no Role that can list pods")
+        )
+    for role in roles:
+        for rule in role.get("rules") or []:
+            if not set(rule.get("resources", [])) <= {"pods"} or not set(rule.get("verbs", [])) <= {"get", "list"}:
+                out.append(
+                    Finding(
+                        "node-placement",
+                        f"{role['kind']} {role['metadata']['name']} grants the bootstrap more than get and list on pods: {rule}",
+                    )
+                )
+    return out
+
+
 # --- hygiene of the reference ----------------------------------------------------------
 def check_pod_security(m: Manifests) -> list[Finding]:
     out = []
@@ -362,6 +516,7 @@ SEED_CHECKS: dict[str, Callable[[Manifests], list[Finding]]] = {
 ALL_CHECKS: dict[str, Callable[[Manifests], list[Finding]]] = {
     "schema": check_schemas,
     **SEED_CHECKS,
+    "node-placement": check_node_placement,
     "pod-security": check_pod_security,
 }
 

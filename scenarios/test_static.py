@@ -5,6 +5,7 @@ controls of this suite)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,83 @@ def test_seed_missing_exporter_and_scrape_config_is_flagged():
 def test_seed_defect_manifest_is_otherwise_valid_kubernetes(defect):
     """Each defect is a valid manifest: the structural check, not the schema, must catch it."""
     assert static_checks.check_schemas(reference.load_manifests(SEED_DEFECTS / defect)) == []
+
+
+# --- replicas off their master's node ---------------------------------------------------
+def placement_findings(manifests: Manifests) -> list[str]:
+    return [f.message for f in static_checks.check_node_placement(manifests)]
+
+
+def kind_with(change) -> Manifests:
+    """The kind overlay, rendered, with `change(objects)` applied to a copy."""
+    objects = copy.deepcopy(reference.render("kind").objects)
+    change(objects)
+    return Manifests(objects)
+
+
+def of(objects, kind):
+    return next(o for o in objects if o["kind"] == kind)
+
+
+def test_bootstrap_that_ignores_nodes_is_flagged():
+    """broken-colocated: no spread, no node-map initContainer, no REDIS_NODE_MAP_FILE."""
+    messages = placement_findings(reference.render("broken-colocated"))
+    assert any("no topology spread constraint on kubernetes.io/hostname" in m for m in messages)
+    assert any("REDIS_NODE_MAP_FILE unset" in m for m in messages)
+    assert any("no initContainer that writes the node map" in m for m in messages)
+
+
+@pytest.mark.parametrize("overlay", GATED_OVERLAYS)
+def test_bootstrap_gets_a_node_map_and_the_spread_is_hard(overlay):
+    assert placement_findings(reference.render(overlay)) == []
+
+
+def test_spread_that_counts_cordoned_nodes_or_only_prefers_is_flagged():
+    def soften(objects):
+        spread = of(objects, "StatefulSet")["spec"]["template"]["spec"]["topologySpreadConstraints"][0]
+        spread["whenUnsatisfiable"] = "ScheduleAnyway"
+        del spread["nodeTaintsPolicy"]
+
+    messages = placement_findings(kind_with(soften))
+    assert any("is not DoNotSchedule" in m for m in messages)
+    assert any("nodeTaintsPolicy: Honor" in m for m in messages)
+
+
+def test_bootstrap_account_that_cannot_list_pods_is_flagged():
+    def no_list(objects):
+        of(objects, "Role")["rules"][0]["verbs"] = ["get"]
+
+    def no_binding(objects):
+        objects.remove(of(objects, "RoleBinding"))
+
+    def no_token(objects):
+        of(objects, "Job")["spec"]["template"]["spec"].pop("automountServiceAccountToken")
+
+    for change in (no_list, no_binding):
+        assert any("bound to no Role that can list pods" in m for m in placement_findings(kind_with(change)))
+    assert any("mounts no ServiceAccount token" in m for m in placement_findings(kind_with(no_token)))
+
+
+def test_bootstrap_role_that_grants_more_than_reading_pods_is_flagged():
+    def wider(objects):
+        of(objects, "Role")["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]})
+
+    assert any("more than get and list on pods" in m for m in placement_findings(kind_with(wider)))
+
+
+def test_node_map_written_elsewhere_or_for_other_pods_is_flagged():
+    def elsewhere(objects):
+        spec = of(objects, "Job")["spec"]["template"]["spec"]
+        next(e for e in spec["initContainers"][0]["env"] if e["name"] == "REDIS_NODE_MAP_FILE")["value"] = "/tmp/node-map"
+
+    def other_count(objects):
+        spec = of(objects, "Job")["spec"]["template"]["spec"]
+        next(e for e in spec["initContainers"][0]["env"] if e["name"] == "REDIS_POD_COUNT")["value"] = "8"
+
+    def unshared(objects):
+        spec = of(objects, "Job")["spec"]["template"]["spec"]
+        spec["containers"][0]["volumeMounts"] = [v for v in spec["containers"][0]["volumeMounts"] if v["name"] != "work"]
+
+    assert any("writes /tmp/node-map, the bootstrap reads /work/node-map" in m for m in placement_findings(kind_with(elsewhere)))
+    assert any("waits for REDIS_POD_COUNT=8" in m for m in placement_findings(kind_with(other_count)))
+    assert any("not one volume mounted by both" in m for m in placement_findings(kind_with(unshared)))

@@ -3,8 +3,9 @@
 # Idempotent: on a healthy cluster it changes nothing and says so.
 #
 #  - a fresh set of pods: the first pods on distinct nodes become masters with
-#    all 16384 slots, each remaining pod joins as a replica of the master with
-#    the fewest replicas that runs on another node;
+#    all 16384 slots, each remaining pod joins as a replica of the master that
+#    place-replica.awk (next to this script) chooses: the fewest replicas, on
+#    another node where one can be found for every master;
 #  - an existing cluster: a member whose address changed is met again at its
 #    new address, and a pod that never joined is added as a replica.
 #
@@ -126,20 +127,28 @@ while read -r pod addr node; do
   fi
 done < "$pods"
 
-# 4. Attach each unjoined pod as a replica: fewest replicas first, another node preferred.
+# 4. Attach each unjoined pod as a replica, in pod order; place-replica.awk chooses
+#    the master: fewest replicas, then on another node, then the one that the fewest
+#    of the pods still to place could take, then by pod ordinal.
+placed=0
 while read -r pod addr node id; do
+  placed=$((placed + 1))
   cli "$anchor" CLUSTER NODES | tr -d '\r' > "$work/view"
   # "master-id master-address replica-count" for every master that serves slots
   awk '$3 ~ /master/ && $3 !~ /fail/ && NF > 8 { split($2, a, "@"); split(a[1], h, ":"); m[$1] = h[1]; n[$1] = 0 }
        $3 ~ /slave/ { r[$4]++ }
-       END { for (id in m) print id, m[id], (id in r ? r[id] : 0) }' "$work/view" | sort -k3,3n > "$work/masters"
-  choice=""
+       END { for (id in m) print id, m[id], (id in r ? r[id] : 0) }' "$work/view" > "$work/masters"
+  # The placement input: every master with its pod and node, then this pod and the
+  # pods after it.
+  : > "$work/placement"
   while read -r mid maddr count; do
     mpod=$(awk -v a="$maddr" '$2 == a {print $1; exit}' "$pods")
-    if [ "$(node_of "${mpod:-?}")" != "$node" ]; then choice="$mid $maddr"; break; fi
+    echo "master $mid $maddr ${mpod:-?} $(node_of "${mpod:-?}") $count" >> "$work/placement"
   done < "$work/masters"
-  [ -n "$choice" ] || choice=$(head -n 1 "$work/masters" | cut -d' ' -f1,2)
+  awk -v from="$placed" 'NR >= from {print "pod", $1, $3}' "$work/unjoined" >> "$work/placement"
+  choice=$(awk -f "$(dirname "$0")/place-replica.awk" "$work/placement") || die "placing $pod failed"
   [ -n "$choice" ] || die "no master to attach $pod to"
+  # shellcheck disable=SC2086
   set -- $choice
   log "adding $pod ($addr) as a replica of $1 ($2)"
   admin_cli --cluster add-node "$addr:$REDIS_PORT" "$2:$REDIS_PORT" --cluster-slave --cluster-master-id "$1" \
