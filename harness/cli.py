@@ -19,7 +19,7 @@ from rich.table import Table
 
 from harness import gate, observe, reference
 from harness.errors import HarnessError
-from harness.platforms import get_platform
+from harness.platforms import registry
 from harness.platforms.base import Platform
 from harness.topology import PodState, check_invariants
 
@@ -29,16 +29,16 @@ out = Console(width=140)
 
 PlatformOpt = Annotated[str, typer.Option("--platform", help="local or kubernetes")]
 OverlayOpt = Annotated[str, typer.Option("--overlay", help="an overlay under reference/overlays")]
-ClusterOpt = Annotated[str, typer.Option("--cluster", help="name of the local cluster (state and device names)")]
-NetworkOpt = Annotated[str, typer.Option("--network", help="local pod network: auto, netns (root) or loopback")]
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="local: name of the cluster [default: redis-harness]")]
+NetworkOpt = Annotated[str | None, typer.Option("--network", help="local: pod network, auto, netns (root) or loopback")]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="kubernetes: the kubeconfig context")]
 SubnetOpt = Annotated[str | None, typer.Option("--subnet", help="address range for local pods")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="where local clusters keep their state")]
 
 
-def _platform(platform: str, overlay: str, cluster: str, network: str, subnet: str | None, state_dir: Path | None) -> Platform:
-    if platform == "local":
-        return get_platform("local", overlay=overlay, cluster=cluster, network=network, subnet=subnet, state_dir=state_dir)
-    return get_platform(platform, overlay=overlay)
+def _platform(platform: str, **options) -> Platform:
+    """The platform by name; an option it does not take (given on the command line) is refused."""
+    return registry.create(platform, **options)
 
 
 def status_table(states: list[PodState]) -> Table:
@@ -70,13 +70,14 @@ def status_table(states: list[PodState]) -> Table:
 def up(
     platform: PlatformOpt = "local",
     overlay: OverlayOpt = "kind",
-    cluster: ClusterOpt = "redis-harness",
-    network: NetworkOpt = "auto",
+    cluster: ClusterOpt = None,
+    network: NetworkOpt = None,
     subnet: SubnetOpt = None,
     state_dir: StateOpt = None,
+    context: ContextOpt = None,
 ) -> None:
     """Stand the reference up and leave it running."""
-    p = _platform(platform, overlay, cluster, network, subnet, state_dir)
+    p = _platform(platform, overlay=overlay, cluster=cluster, network=network, subnet=subnet, state_dir=state_dir, context=context)
     start = time.monotonic()
     p.up()  # cleans up after itself when it fails
     try:
@@ -84,9 +85,8 @@ def up(
     except BaseException:
         p.down(keep_volumes=True)
         raise
-    if hasattr(p, "detach"):
-        p.detach()
-    console.print(f"cluster '{cluster}' is up in {time.monotonic() - start:.1f}s")
+    p.detach()
+    console.print(f"cluster '{p.options().get('cluster', p.name)}' is up in {time.monotonic() - start:.1f}s")
     out.print(status_table(observe.snapshot(p)))
 
 
@@ -94,11 +94,12 @@ def up(
 def status(
     platform: PlatformOpt = "local",
     overlay: OverlayOpt = "kind",
-    cluster: ClusterOpt = "redis-harness",
+    cluster: ClusterOpt = None,
     state_dir: StateOpt = None,
+    context: ContextOpt = None,
 ) -> None:
-    """Pods, roles, addresses, slots and replication links; exit 1 when an invariant fails."""
-    p = _platform(platform, overlay, cluster, "auto", None, state_dir)
+    """Pods, nodes, roles, addresses, slots and replication links; exit 1 when an invariant fails."""
+    p = _platform(platform, overlay=overlay, cluster=cluster, state_dir=state_dir, context=context)
     states = observe.snapshot(p)
     out.print(status_table(states))
     masters, replicas = p.layout()
@@ -114,15 +115,16 @@ def status(
 def down(
     platform: PlatformOpt = "local",
     overlay: OverlayOpt = "kind",
-    cluster: ClusterOpt = "redis-harness",
+    cluster: ClusterOpt = None,
     state_dir: StateOpt = None,
+    context: ContextOpt = None,
     keep_volumes: Annotated[bool, typer.Option("--keep-volumes", help="keep data for the next up")] = False,
 ) -> None:
     """Remove every process, namespace, link and rule of the cluster."""
-    p = _platform(platform, overlay, cluster, "auto", None, state_dir)
+    p = _platform(platform, overlay=overlay, cluster=cluster, state_dir=state_dir, context=context)
     start = time.monotonic()
     p.down(keep_volumes=keep_volumes)
-    console.print(f"cluster '{cluster}' is down in {time.monotonic() - start:.1f}s")
+    console.print(f"cluster '{p.options().get('cluster', p.name)}' is down in {time.monotonic() - start:.1f}s")
 
 
 @app.command()
@@ -191,10 +193,12 @@ app.add_typer(report_app, name="report")
 
 @app.command()
 def bench(
+    platform: PlatformOpt = "local",
+    context: ContextOpt = None,
     workload: Annotated[
         list[str] | None, typer.Option("--workload", help="a workload under benchmarks/workloads, or a file; repeatable")
     ] = None,
-    cluster: ClusterOpt = "redis-harness",
+    cluster: ClusterOpt = None,
     state_dir: StateOpt = None,
     duration: Annotated[float, typer.Option("--duration", help="seconds of the closed (or open) loop")] = 10.0,
     rate: Annotated[float, typer.Option("--rate", help="open loop at this total ops/s instead of closed loop")] = 0.0,
@@ -240,7 +244,7 @@ def bench(
         slo_p99_ms=slo_file.load().benchmark("capacity_p99_ms"), baseline=baseline,
     )  # fmt: skip
     options.validate()
-    p = get_platform("local", cluster=cluster, state_dir=state_dir)
+    p = _platform(platform, cluster=cluster, state_dir=state_dir, context=context)
     p.pods()  # a cluster that is not up fails here, in one sentence
     failed = False
     for w in chosen:

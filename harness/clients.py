@@ -9,19 +9,17 @@ security suite checks those names separately).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
 from redis.retry import Retry
 
-if TYPE_CHECKING:
-    from harness.platforms.base import Platform, Pod
+from harness.platforms.base import Credentials, Pod
 
 
-def _connection_options(platform: Platform, user: str, tls: bool, socket_timeout: float) -> dict[str, Any]:
-    creds = platform.credentials()
+def _connection_options(creds: Credentials, user: str, tls: bool, socket_timeout: float) -> dict[str, Any]:
     options: dict[str, Any] = {
         "username": user,
         "password": creds.password(user) if user in creds.passwords else None,
@@ -42,7 +40,8 @@ def _connection_options(platform: Platform, user: str, tls: bool, socket_timeout
 
 
 def cluster_client(
-    platform: Platform,
+    pods: list[Pod],
+    creds: Credentials,
     user: str = "app",
     read_from_replicas: bool = False,
     socket_timeout: float = 2.0,
@@ -51,21 +50,21 @@ def cluster_client(
     **extra: Any,
 ) -> RedisCluster:
     """A RedisCluster client that starts from every running pod."""
-    nodes = [ClusterNode(p.address, p.port) for p in platform.pods() if p.running]
+    nodes = [ClusterNode(p.address, p.port) for p in pods if p.running]
     if read_from_replicas:
         extra.setdefault("load_balancing_strategy", LoadBalancingStrategy.ROUND_ROBIN_REPLICAS)
     return RedisCluster(
         startup_nodes=nodes,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
-        **_connection_options(platform, user, tls, socket_timeout),
+        **_connection_options(creds, user, tls, socket_timeout),
         **extra,
     )
 
 
 def node_client(
-    platform: Platform, pod: Pod, user: str = "admin", socket_timeout: float = 2.0, tls: bool = True, **extra: Any
+    pod: Pod, creds: Credentials, user: str = "admin", socket_timeout: float = 2.0, tls: bool = True, **extra: Any
 ) -> redis.Redis:
     """A plain client for one node (admin commands, INFO, CLUSTER NODES). It does not retry:
     an observer must see a node that does not answer, not wait for it."""
     extra.setdefault("retry", Retry(NoBackoff(), 0))
-    return redis.Redis(host=pod.address, port=pod.port, **_connection_options(platform, user, tls, socket_timeout), **extra)
+    return redis.Redis(host=pod.address, port=pod.port, **_connection_options(creds, user, tls, socket_timeout), **extra)

@@ -79,3 +79,39 @@ def reshard(platform: Platform, anchor: str, source_id: str, target_id: str, slo
         bare=True,
         timeout=300,
     )
+
+
+def colocated_replicas(platform: Platform) -> list[str]:
+    """Replicas that run on the node of their master."""
+    from harness.observe import snapshot
+
+    states = snapshot(platform)
+    node_at = {s.address: s.node for s in states}
+    pod_at = {s.address: s.pod for s in states}
+    view = next((s for s in states if s.error is None), None)
+    if view is None:
+        return []
+    by_id = {n.id: n for n in view.nodes}
+    out = []
+    for n in view.nodes:
+        master = by_id.get(n.master_id or "")
+        if n.is_replica and master is not None and node_at.get(n.ip) and node_at.get(n.ip) == node_at.get(master.ip):
+            out.append(pod_at[n.ip])
+    return sorted(out)
+
+
+def survivors_serve_all(platform: Platform, dead: list[str]) -> bool:
+    """Every slot has a master among the pods not in `dead`, and every answering pod says cluster_state:ok."""
+    from harness.observe import snapshot
+
+    states = [s for s in snapshot(platform) if s.pod not in dead and s.error is None]
+    if not states or any(s.cluster_info.get("cluster_state") != "ok" for s in states):
+        return False
+    dead_addresses = {platform.pod(p).address for p in dead}
+    covered = sum(
+        end - start + 1
+        for n in states[0].nodes
+        if n.is_master and n.ip not in dead_addresses and not ({"fail", "fail?"} & n.flags)
+        for start, end in n.slots
+    )
+    return covered == 16384

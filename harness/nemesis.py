@@ -15,10 +15,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.cluster import Shard, node_of, shards, wait_for
+from harness.cluster import Shard, node_of, shards, survivors_serve_all, wait_for
 from harness.errors import HarnessError, NotSupported
 from harness.observe import snapshot, wait_healthy
-from harness.platforms.base import Platform
+from harness.platforms.base import (
+    Bootstrapping,
+    DrainingNodes,
+    FailingNodes,
+    FillingVolumes,
+    HoldingDown,
+    Killing,
+    Partitioning,
+    Pausing,
+    Platform,
+    RestartingAll,
+    ShapingNetwork,
+    require,
+)
 
 
 @dataclass
@@ -38,22 +51,26 @@ class Nemesis:
         self.random = random.Random(self.seed)
 
     # --- bookkeeping ---------------------------------------------------------------------
-    def mark(self, name: str, **details: Any) -> None:
+    def attach(self, mark: Callable[..., float | None]) -> None:
+        """Mark every fault and heal in a recording's timeline too."""
+        self._mark = mark
+
+    def mark(self, name: str, **details: Any) -> float | None:
+        """Log the event; returns its time on the attached recording's clock (None without one)."""
         self.log.append({"event": name, "at": time.time(), **details})
-        if self._mark is not None:
-            self._mark(name, **details)
+        return self._mark(name, **details) if self._mark is not None else None
 
     def _inject(self, name: str, inject: Callable[[], object], heal: Callable[[], None], **details: Any) -> dict[str, Any]:
         """Register the heal first, then inject: a fault that half-happened is healed too."""
         fault = ActiveFault(name, heal, details)
         self.active.append(fault)
-        self.mark(f"fault:{name}", **details)
+        at = self.mark(f"fault:{name}", **details)
         try:
             inject()
         except BaseException:
             self.heal(name)
             raise
-        return {"fault": name, **details}
+        return {"fault": name, "at": at, **details}
 
     def heal(self, name: str | None = None) -> list[str]:
         """Heal the faults called `name` (all when None), newest first; returns what was healed.
@@ -90,37 +107,56 @@ class Nemesis:
             raise HarnessError("no shard answers: the cluster is down")
         return found[index % len(found)]
 
-    def _start_if_down(self, pod: str) -> Callable[[], None]:
-        def heal() -> None:
-            if not self.platform.pod(pod).running:
-                self.platform.start(pod)
-
-        return heal
-
     # --- process faults --------------------------------------------------------------------
+    def _hold(self, name: str, pod: str, **details: Any) -> dict[str, Any]:
+        """SIGKILL the pod and keep it down until healed (pod-failure)."""
+        platform = require(self.platform, HoldingDown)
+        return self._inject(name, lambda: platform.hold_down(pod), lambda: platform.release(pod), pod=pod, **details)
+
     def kill_master(self, shard: int = 0) -> dict[str, Any]:
-        pod = self.shard(shard).master
-        return self._inject("kill_master", lambda: self.platform.kill(pod), self._start_if_down(pod), pod=pod)
+        """The shard's master killed (SIGKILL) and held down until healed: its replica must take over."""
+        return self._hold("kill_master", self.shard(shard).master)
 
     def kill_replica(self, shard: int = 0) -> dict[str, Any]:
         target = self.shard(shard)
         if not target.replicas:
             raise HarnessError(f"master {target.master} has no replica to kill")
-        pod = target.replicas[0]
-        return self._inject("kill_replica", lambda: self.platform.kill(pod), self._start_if_down(pod), pod=pod)
+        return self._hold("kill_replica", target.replicas[0])
+
+    def kill_shard(self, shard: int = 0) -> dict[str, Any]:
+        """A master and every replica of it killed and held down together: its slots have no one left."""
+        platform = require(self.platform, HoldingDown)
+        target = self.shard(shard)
+        pods = [target.master, *target.replicas]
+
+        def release() -> None:
+            for pod in pods:
+                platform.release(pod)
+
+        def hold() -> None:
+            for pod in pods:
+                platform.hold_down(pod)
+
+        return self._inject("kill_shard", hold, release, pods=pods)
+
+    def crash_pod(self, pod: str) -> dict[str, Any]:
+        """SIGKILL and nothing else: the platform restarts the container itself, as kubelet does."""
+        platform = require(self.platform, Killing)
+        at = self.mark("fault:crash", pod=pod)
+        platform.kill(pod)
+        return {"fault": "crash", "at": at, "pod": pod}
 
     def kill_random_pods(self, times: int = 5, timeout: float = 60.0) -> dict[str, Any]:
-        """Redis's failover loop: kill a random pod, wait for the cluster to serve every slot
-        again, bring the pod back, wait until healthy; `times` rounds."""
+        """Redis's failover loop: kill a random pod and hold it down, wait for the cluster to serve
+        every slot again, bring the pod back, wait until healthy; `times` rounds."""
         rounds = []
         for i in range(times):
             pod = self.random.choice([p.name for p in self.platform.pods()])
             was_master = node_of(snapshot(self.platform), pod).is_master
             started = time.monotonic()
-            kill = functools.partial(self.platform.kill, pod)
-            self._inject("kill_random", kill, self._start_if_down(pod), pod=pod, round=i + 1, master=was_master)
+            self._hold("kill_random", pod, round=i + 1, master=was_master)
             wait_for(
-                lambda pod=pod: _survivors_serve_all(self.platform, pod),
+                lambda pod=pod: survivors_serve_all(self.platform, [pod]),
                 timeout,
                 f"the pods other than {pod} to serve every slot",
             )
@@ -130,15 +166,24 @@ class Nemesis:
             rounds.append({"pod": pod, "master": was_master, "serving_s": round(serving, 3), "healthy_s": round(healthy, 3)})
         return {"fault": "kill_random", "seed": self.seed, "rounds": rounds}
 
-    def pause_master(self, seconds: float, shard: int = 0) -> dict[str, Any]:
-        """Freeze the master (SIGSTOP locally) for `seconds`; it resumes by itself, or on heal."""
+    def pause_master(self, seconds: float | None = None, shard: int = 0) -> dict[str, Any]:
+        """Freeze the master (SIGSTOP) for `seconds` (until healed when None); it resumes by itself, or on heal."""
+        platform = require(self.platform, Pausing)
         pod = self.shard(shard).master
-        pause = functools.partial(self.platform.pause, pod, seconds)
-        return self._inject("pause_master", pause, lambda: self.platform.resume(pod), pod=pod, seconds=seconds)
+        pause = functools.partial(platform.pause, pod, seconds)
+        return self._inject("pause_master", pause, lambda: platform.resume(pod), pod=pod, seconds=seconds)
+
+    def restart_pod(self, pod: str, graceful: bool = True) -> dict[str, Any]:
+        """Delete the pod (graceful or grace 0); its replacement answers at a new address."""
+        at = self.mark("fault:restart", pod=pod, graceful=graceful)
+        self.platform.restart(pod, graceful=graceful)
+        self.mark("heal:restart", pod=pod)
+        return {"fault": "restart", "at": at, "pod": pod, "graceful": graceful}
 
     def restart_all(self, graceful: bool = True) -> dict[str, Any]:
+        platform = require(self.platform, RestartingAll)
         self.mark("fault:restart_all", graceful=graceful)
-        self.platform.restart_all(graceful=graceful)
+        platform.restart_all(graceful=graceful)
         self.mark("heal:restart_all")
         return {"fault": "restart_all", "graceful": graceful}
 
@@ -146,21 +191,78 @@ class Nemesis:
         """As a StatefulSet rolls: highest ordinal first, one pod at a time, each healthy before the next."""
         steps = []
         for pod in reversed([p.name for p in self.platform.pods()]):
-            self.mark("fault:restart", pod=pod)
             started = time.monotonic()
-            self.platform.restart(pod, graceful=True)
+            self.restart_pod(pod, graceful=True)
             wait_healthy(self.platform, timeout=timeout)
             steps.append({"pod": pod, "healthy_s": round(time.monotonic() - started, 3)})
-            self.mark("heal:restart", pod=pod)
         return {"fault": "rolling_restart", "steps": steps}
+
+    # --- node faults ---------------------------------------------------------------------------
+    def node_of_master(self, shard: int = 0) -> str:
+        return self.platform.pod(self.shard(shard).master).node
+
+    def fail_node(self, node: str | None = None, shard: int = 0) -> dict[str, Any]:
+        """Lose a node (by default the one running `shard`'s master): its pods die at once and stay
+        down until healed, when the node returns."""
+        platform = require(self.platform, FailingNodes)
+        node = node or self.node_of_master(shard)
+        pods = sorted(p.name for p in self.platform.pods() if p.node == node)
+        def recover() -> None:
+            platform.recover_node(node)
+            self.restore_placement()
+
+        return self._inject("node_failure", lambda: platform.fail_node(node), recover, node=node, pods=pods)
+
+    def drain_node(self, node: str | None = None, shard: int = 0, timeout: float = 300.0) -> dict[str, Any]:
+        """`kubectl drain`: cordon, evict the node's pods one at a time as the PodDisruptionBudget
+        allows. The heal uncordons it and evicts each replica left on its master's node, so the
+        scheduler places it anew (on the emptiest node), as a descheduler would."""
+        platform = require(self.platform, DrainingNodes)
+        node = node or self.node_of_master(shard)
+        moved: dict[str, str] = {}
+
+        def drain() -> None:
+            moved.update(platform.drain(node, timeout=timeout))
+
+        result = self._inject("drain", drain, lambda: self._uncordon_and_separate(platform, node), node=node)
+        return {**result, "moved": moved}
+
+    def _uncordon_and_separate(self, platform: DrainingNodes, node: str) -> None:
+        platform.uncordon(node)
+        self.restore_placement()
+
+    def restore_placement(self, timeout: float = 90.0, strict: bool = True) -> None:
+        """What a platform team does once a node is back: spread the pods over the nodes again (a
+        descheduler's eviction of pods beyond the topology spread, replicas first), then re-run
+        the reference's bootstrap Job, which repairs roles (masters on distinct nodes, no replica
+        on its master's node). Waits until every invariant holds — placement included when strict."""
+        wait_healthy(self.platform, timeout=timeout)
+        if isinstance(self.platform, DrainingNodes):
+            while True:
+                schedulable = [n.name for n in self.platform.nodes() if n.schedulable and n.ready]
+                pods = self.platform.pods()
+                count = {n: sum(p.node == n for p in pods) for n in schedulable}
+                fullest = max(count, key=lambda n: count[n])
+                if count[fullest] - min(count.values()) <= 1:
+                    break
+                roles = {s.pod: s.myself() for s in snapshot(self.platform)}
+                on_it = sorted((p.name for p in pods if p.node == fullest), key=lambda p: not (roles[p] and roles[p].is_replica))
+                self.mark("evict", pod=on_it[0], reason="topology spread")
+                self.platform.evict(on_it[0])
+                wait_healthy(self.platform, timeout=timeout)
+        if isinstance(self.platform, Bootstrapping):
+            self.mark("bootstrap", reason="repair roles")
+            self.platform.run_bootstrap()
+        wait_healthy(self.platform, timeout=timeout, placement=strict)
 
     # --- network faults --------------------------------------------------------------------
     def partition_master(self, shard: int = 0) -> dict[str, Any]:
         """One master alone on its side; its clients still reach it (the documented minority case)."""
         pod = self.shard(shard).master
         address = self.platform.pod(pod).address
-        cut = functools.partial(self.platform.partition, [[pod]])
-        return self._inject("partition", cut, self.platform.heal, minority=[pod], master=pod, master_address=address)
+        platform = require(self.platform, Partitioning)
+        cut = functools.partial(platform.partition, [[pod]])
+        return self._inject("partition", cut, platform.heal, minority=[pod], master=pod, master_address=address)
 
     def partition_split(self, shard: int = 0) -> dict[str, Any]:
         """A minority of one master and another shard's replica against the majority of the rest."""
@@ -169,46 +271,35 @@ class Nemesis:
         other = next((s for s in found if s.master != target.master and s.replicas), None)
         minority = [target.master] + ([other.replicas[0]] if other else [])
         address = self.platform.pod(target.master).address
-        cut = functools.partial(self.platform.partition, [minority])
-        return self._inject("partition", cut, self.platform.heal, minority=minority, master=target.master, master_address=address)
+        platform = require(self.platform, Partitioning)
+        cut = functools.partial(platform.partition, [minority])
+        return self._inject("partition", cut, platform.heal, minority=minority, master=target.master, master_address=address)
 
     def slow_network(
         self, shard: int = 0, delay_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0, rate_kbit: int | None = None
     ) -> dict[str, Any]:
         """Delay (± jitter), loss and a bandwidth limit at the master. Where the platform cannot
         delay (a kernel without tc netem) the rest is still applied and the result says so."""
+        platform = require(self.platform, ShapingNetwork)
         pod = self.shard(shard).master
         details: dict[str, Any] = {"pod": pod, "delay_ms": delay_ms, "jitter_ms": jitter_ms, "loss_percent": loss_percent}
 
         def degrade() -> None:
             try:
-                self.platform.degrade_network(pod, delay_ms, jitter_ms, loss_percent, rate_kbit)
+                platform.degrade_network(pod, delay_ms, jitter_ms, loss_percent, rate_kbit)
             except NotSupported as exc:
                 if not delay_ms:
                     raise
-                self.platform.degrade_network(pod, 0, 0, loss_percent, rate_kbit)
+                platform.degrade_network(pod, 0, 0, loss_percent, rate_kbit)
                 details.update(delay_ms=0, jitter_ms=0, delay_not_applied=str(exc))
 
-        result = self._inject("slow_network", degrade, lambda: self.platform.restore_network(pod), rate_kbit=rate_kbit, **details)
+        result = self._inject("slow_network", degrade, lambda: platform.restore_network(pod), rate_kbit=rate_kbit, **details)
         return {**result, **details}
 
     # --- storage faults --------------------------------------------------------------------
     def fill_volume(self, shard: int = 0) -> dict[str, Any]:
+        platform = require(self.platform, FillingVolumes)
         pod = self.shard(shard).master
-        fill = functools.partial(self.platform.fill_volume, pod)
-        return self._inject("full_volume", fill, lambda: self.platform.free_volume(pod), pod=pod)
+        fill = functools.partial(platform.fill_volume, pod)
+        return self._inject("full_volume", fill, lambda: platform.free_volume(pod), pod=pod)
 
-
-def _survivors_serve_all(platform: Platform, dead: str) -> bool:
-    """Every slot has a master other than `dead`, and every answering pod says cluster_state:ok."""
-    states = [s for s in snapshot(platform) if s.pod != dead and s.error is None]
-    if not states or any(s.cluster_info.get("cluster_state") != "ok" for s in states):
-        return False
-    dead_address = platform.pod(dead).address
-    covered = sum(
-        end - start + 1
-        for n in states[0].nodes
-        if n.is_master and n.ip != dead_address and not ({"fail", "fail?"} & n.flags)
-        for start, end in n.slots
-    )
-    return covered == 16384

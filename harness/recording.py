@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.checkers import availability, check_set, probe_rate, recovery_time
 from harness.history import History
+from harness.judgement import Figures
 from harness.platforms.base import Platform
 from harness.writers import Probe, WorkloadLimits, WriteWorkload, key_on_master, read_keys
 
@@ -78,37 +79,38 @@ def final_read(rec: Recording) -> set[str]:
     return read_keys(rec.platform, sorted({op.key for op in rec.history.ops if op.f == "write"}))
 
 
-def judge(rec: Recording, fault_time: float | None, present: set[str] | None = None) -> dict[str, Any]:
+def judge(rec: Recording, fault_time: float | None, present: set[str] | None = None) -> Figures:
     """Every checker on the history and a final read (made here unless `present` is one already):
     the figures a test asserts on and a report shows."""
     if present is None:
         present = final_read(rec)
     result = check_set(rec.history, present)
     avail = availability(rec.history, f="write")
-    figures: dict[str, Any] = {
-        "writes": result.attempted,
-        "acknowledged": result.acknowledged,
-        "lost": len(result.lost),
-        "lost_waited": len(result.lost_waited),
-        "lost_unwaited": len(result.lost_unwaited),
-        "unexpected": len(result.unexpected),
-        "recovered": len(result.recovered),
-        "failed_but_present": len(result.failed_but_present),
-        "fail_ops": sum(op.outcome == "fail" for op in rec.history.ops if op.f == "write"),
-        "info_ops": sum(op.outcome == "info" for op in rec.history.ops if op.f == "write"),
-        "ok_fraction": round(avail.ok_fraction, 4),
-        "unavailable_s": round(avail.longest, 3),
-        "unavailable_windows": [(round(a, 3), round(b, 3)) for a, b in avail.windows],
-        "set": result.summary(),
-        "workload_errors": rec.errors(),
-    }
+    writes = [op for op in rec.history.ops if op.f == "write"]
+    figures = Figures(
+        writes=result.attempted,
+        acknowledged=result.acknowledged,
+        lost=len(result.lost),
+        lost_waited=len(result.lost_waited),
+        lost_unwaited=len(result.lost_unwaited),
+        unexpected=len(result.unexpected),
+        recovered=len(result.recovered),
+        failed_but_present=len(result.failed_but_present),
+        fail_ops=sum(op.outcome == "fail" for op in writes),
+        info_ops=sum(op.outcome == "info" for op in writes),
+        ok_fraction=round(avail.ok_fraction, 4),
+        unavailable_s=round(avail.longest, 3),
+        unavailable_windows=[(round(a, 3), round(b, 3)) for a, b in avail.windows],
+        set=result.summary(),
+        workload_errors=rec.errors(),
+    )
     if rec.probe is not None:
         # The probe sees the attacked shard alone: its outage is the shard's unavailability.
         shard = availability(rec.probe_history)
-        figures["unavailable_s"] = round(shard.longest, 3)
-        figures["unavailable_windows"] = [(round(a, 3), round(b, 3)) for a, b in shard.windows]
-        figures["probe_hz"] = round(probe_rate(rec.probe_history), 1)
+        figures.unavailable_s = round(shard.longest, 3)
+        figures.unavailable_windows = [(round(a, 3), round(b, 3)) for a, b in shard.windows]
+        figures.probe_hz = round(probe_rate(rec.probe_history), 1)
         if fault_time is not None:
             rt = recovery_time(rec.probe_history, fault_time)
-            figures["recovery_s"] = None if rt is None else round(rt, 3)
+            figures.recovery_s = None if rt is None else round(rt, 3)
     return figures

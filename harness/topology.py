@@ -198,6 +198,13 @@ def check_invariants(states: list[PodState], expected_masters: int = 3, replicas
                     "master-without-replica", f"master {m.id[:8]} ({m.ip}) has {len(live)} replica(s) with master_link_status:up"
                 )
             )
+    # Spread: with at least as many nodes as masters, no two masters share a node (losing it
+    # would take a majority of the voters, and no failover could follow).
+    node_of_address = {s.address: s.node for s in states}
+    master_nodes = [node_of_address.get(m.ip) for m in masters if node_of_address.get(m.ip)]
+    if len({s.node for s in states if s.node}) >= len(masters) and len(set(master_nodes)) < len(master_nodes):
+        shared = sorted({n for n in master_nodes if master_nodes.count(n) > 1})
+        out.append(Violation("co-located", f"masters share node(s) {', '.join(shared)} while another node runs none"))
     for rid, r in by_id.items():
         if r.is_replica and r.master_id not in by_id:
             out.append(Violation("orphan-replica", f"replica {rid[:8]} follows unknown master {r.master_id}"))

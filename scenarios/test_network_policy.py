@@ -8,7 +8,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.observe import wait_healthy
-from harness.platforms import get_platform
+from harness.platforms.base import ProbingPolicy, require
 
 pytestmark = pytest.mark.netns
 
@@ -20,7 +20,7 @@ CLIENT = {"role": "client"}
 @pytest.fixture(scope="module")
 def canary(platform):
     """Before anything here means something: a deny-all policy must actually block a connection."""
-    result = platform.policy_canary()
+    result = require(platform, ProbingPolicy).policy_canary()
     if result != {"without_policy": "open", "with_deny_all": "filtered"}:
         raise HarnessError(f"this platform does not enforce NetworkPolicy ({platform.name}): canary {result}")
     return result
@@ -29,7 +29,7 @@ def canary(platform):
 @pytest.fixture
 def enforced(canary, healthy, evidence):
     evidence.figure(canary=canary)
-    return healthy
+    return require(healthy, ProbingPolicy)
 
 
 def redis_labels(platform) -> dict[str, str]:
@@ -65,12 +65,10 @@ def test_monitoring_namespace_reaches_the_metrics_port_only(enforced, evidence):
         assert ports[DATA] == "filtered" and ports[BUS] == "filtered", f"monitoring reaches more of {pod}: {ports}"
 
 
-def test_cluster_forms_and_stays_healthy_with_the_policy_on(request, tmp_path, evidence):
+def test_cluster_forms_and_stays_healthy_with_the_policy_on(platform, evidence):
     """A cluster of its own, stood up from scratch under the overlay's policies."""
-    overlay = request.config.getoption("--overlay")
-    platform = get_platform(
-        "local", overlay=overlay, cluster="rh-policy", subnet="198.18.8.0/24", state_dir=tmp_path, startup_timeout=40
-    )
+    overlay = platform.overlay
+    platform = platform.sibling("policy")
     try:
         platform.up()
         waited, _ = wait_healthy(platform, timeout=60)

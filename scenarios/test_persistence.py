@@ -5,7 +5,7 @@ that keeps the volumes — and the topology comes back the same, with nothing st
 from __future__ import annotations
 
 from harness.checkers import check_set
-from harness.cluster import shards
+from harness.cluster import shards, wait_for
 from harness.observe import snapshot, wait_healthy
 from harness.recording import judge, start_recording
 from harness.topology import check_invariants
@@ -32,11 +32,11 @@ def layout(platform) -> tuple[dict, dict]:
     return slots, replicas
 
 
-def test_graceful_restart_with_a_new_address_keeps_every_key(healthy, evidence):
+def test_graceful_restart_with_a_new_address_keeps_every_key(healthy, nemesis, evidence):
     keys = write_keys(healthy, "graceful")
     master = shards(snapshot(healthy))[0].master
     before = healthy.pod(master).address
-    healthy.restart(master, graceful=True)
+    nemesis.restart_pod(master, graceful=True)
     waited, _ = wait_healthy(healthy, timeout=60)
     present = read_keys(healthy, keys)
     evidence.figure(
@@ -50,16 +50,17 @@ def test_graceful_restart_with_a_new_address_keeps_every_key(healthy, evidence):
     assert len(present) == len(keys)
 
 
-def test_kill9_loses_at_most_the_appendfsync_window(healthy, slo, evidence):
-    """kill -9 and an immediate restart (before any failover): what the AOF kept is what survives."""
+def test_kill9_loses_at_most_the_appendfsync_window(healthy, nemesis, slo, evidence):
+    """kill -9 and kubelet's restart (before any failover): what the AOF kept is what survives."""
     master = shards(snapshot(healthy))[0].master
     address = healthy.pod(master).address
     rec = start_recording(healthy, waited_workers=0, unwaited_workers=4, rate=150)
+    nemesis.attach(rec.mark)
     try:
         rec.run_for(3.0)
-        kill_at = rec.mark("kill -9", pod=master)
-        healthy.restart(master, graceful=False)
-        rec.mark("started", pod=master)
+        kill_at = nemesis.crash_pod(master)["at"]
+        wait_for(lambda: healthy.pod(master).running and healthy.pod(master).address != address, 30, f"{master} to be restarted")
+        rec.mark("restarted", pod=master)
         wait_healthy(healthy, timeout=60)
         rec.run_for(1.0)
     finally:
@@ -74,20 +75,20 @@ def test_kill9_loses_at_most_the_appendfsync_window(healthy, slo, evidence):
         lost_on_killed_master=len(lost_ops),
         loss_window_s=round(window, 3),
         appendfsync="everysec",
-        **figures,
+        **figures.as_dict(),
     )
     evidence.history("kill9", rec.history)
-    assert figures["workload_errors"] == []
+    assert figures.workload_errors == []
     assert len(on_master) > 100, "too few writes reached the killed master to judge"
     assert window <= slo.value("persistence", "max_loss_window_seconds")
-    assert figures["unexpected"] == 0
+    assert figures.unexpected == 0
 
 
-def test_restart_all_keeps_topology_keys_and_links(healthy, evidence):
+def test_restart_all_keeps_topology_keys_and_links(healthy, nemesis, evidence):
     keys = write_keys(healthy, "all")
     slots_before, replicas_before = layout(healthy)
     old_addresses = {p.address for p in healthy.pods()}
-    healthy.restart_all(graceful=True)
+    nemesis.restart_all(graceful=True)
     waited, states = wait_healthy(healthy, timeout=120)
     present = read_keys(healthy, keys)
     slots_after, replicas_after = layout(healthy)

@@ -10,6 +10,7 @@ import redis
 from harness.cluster import reshard, shards, wait_for
 from harness.errors import HarnessError
 from harness.observe import snapshot
+from harness.platforms.base import Scaling, require
 from harness.recording import judge, start_recording
 from harness.topology import SLOTS, check_invariants
 
@@ -148,15 +149,15 @@ def test_resharding_under_a_live_workload_loses_nothing(healthy, slo, evidence):
         rec.stop()
     figures = judge(rec, start)
     moved = shards(snapshot(healthy))
-    evidence.figure(**figures)
+    evidence.figure(**figures.as_dict())
     evidence.history("reshard", rec.history)
-    assert figures["workload_errors"] == []
+    assert figures.workload_errors == []
     assert (
         sum(b - a + 1 for a, b in next(s for s in moved if s.master == target.master).slots)
         >= sum(b - a + 1 for a, b in target.slots) + 500
     )
-    assert figures["fail_ops"] == 0, "the workload saw writes refused while slots moved"
-    assert figures["lost"] == 0 and figures["unexpected"] == 0
+    assert figures.fail_ops == 0, "the workload saw writes refused while slots moved"
+    assert figures.lost == 0 and figures.unexpected == 0
 
 
 def _all_know(platform, n: int, outside: tuple[str, ...] = ()) -> bool:
@@ -180,7 +181,7 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(healthy, slo
     try:
         rec.run_for(1.0)
         start = rec.mark("scale 6→8")
-        new_master, new_replica = healthy.scale(8)
+        new_master, new_replica = require(healthy, Scaling).scale(8)
         master_id = healthy.exec_redis_cli(new_master, "CLUSTER", "MYID").strip()
         cli("add-node", f"{healthy.pod(new_master).address}:6379", at)
         wait_for(lambda: _all_know(healthy, 7, outside=(new_replica,)), 30, f"{new_master} to be known everywhere")
@@ -196,23 +197,23 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(healthy, slo
         for pod in (new_replica, new_master):
             node_id = healthy.exec_redis_cli(pod, "CLUSTER", "MYID").strip()
             cli("del-node", at, node_id)
-        healthy.scale(6)
+        require(healthy, Scaling).scale(6)
         rec.mark("scale 8→6")
         _, shrunk_after = wait_for(lambda: _healthy_with(healthy, 3), 60, "a healthy 3-shard cluster")
         rec.run_for(1.0)
     finally:
         rec.stop()
         if len(healthy.pods()) > 6:
-            healthy.scale(6)
+            require(healthy, Scaling).scale(6)
     figures = judge(rec, start)
     evidence.figure(
         grown_after_s=round(grown_after, 3),
         shrunk_after_s=round(shrunk_after, 3),
         slots_per_master_at_4=[sum(b - a + 1 for a, b in s.slots) for s in four],
-        **figures,
+        **figures.as_dict(),
     )
     evidence.history("scale", rec.history)
-    assert figures["workload_errors"] == []
+    assert figures.workload_errors == []
     assert len(four) == 4 and all(s.replicas for s in four)
     assert min(sum(b - a + 1 for a, b in s.slots) for s in four) >= SLOTS // 4 - 2
-    assert figures["lost"] == 0 and figures["unexpected"] == 0
+    assert figures.lost == 0 and figures.unexpected == 0

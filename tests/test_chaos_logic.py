@@ -3,6 +3,7 @@ figures, experiment-file validation. The rules are also parsed by the real nft."
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -16,11 +17,23 @@ from harness.chaos.verdict import Expectations, judge, recoveries
 from harness.chaos.verdict import isolated_master_figures as isolated
 from harness.errors import HarnessError
 from harness.history import FAIL, OK, History, Op
+from harness.judgement import Figures
 from harness.platforms.local import faults
 from harness.platforms.local.network import have_root
 
 PODS = [f"redis-cluster-{i}" for i in range(6)]
-GOOD = {"recovery_s": 7.9, "unavailable_s": 7.5, "lost_waited": 0, "lost_unwaited": 0, "unexpected": 0, "workload_errors": []}
+
+
+def figures_with(**changes) -> Figures:
+    """A run that met every objective of kill_master, with `changes`."""
+    good = Figures(
+        writes=5000, acknowledged=5000, lost=0, lost_waited=0, lost_unwaited=0, unexpected=0, recovered=0,
+        failed_but_present=0, fail_ops=0, info_ops=12, ok_fraction=0.98, unavailable_s=7.5, probe_hz=180.0, recovery_s=7.9,
+    )  # fmt: skip
+    return dataclasses.replace(good, **changes)
+
+
+GOOD = figures_with()
 COMPLETED = {"status": "completed", "deviated": False}
 
 
@@ -106,7 +119,7 @@ def test_a_recovery_within_the_slo_passes(reference_slo):
     ],
 )
 def test_each_breach_fails_with_its_reason(reference_slo, change, says):
-    verdict = judge(COMPLETED, {**GOOD, **change}, Expectations(slo="kill_master"), reference_slo)
+    verdict = judge(COMPLETED, figures_with(**change), Expectations(slo="kill_master"), reference_slo)
     assert not verdict.passed
     assert any(says in r for r in verdict.reasons), verdict.reasons
 
@@ -126,7 +139,7 @@ def test_a_deviated_steady_state_fails_naming_the_probe(reference_slo):
 
 
 def test_documented_partition_loss_is_stated_not_hidden(reference_slo):
-    figures = {**GOOD, "lost_unwaited": 400, "isolated_master": {"acknowledged": 600, "last_ack_after_s": 5.2, "lost": 400}}
+    figures = figures_with(lost_unwaited=400, isolated_master={"acknowledged": 600, "last_ack_after_s": 5.2, "lost": 400})
     expect = Expectations(slo="partition", unwaited_loss="documented", minority_stops_within_s=7.5)
     verdict = judge(COMPLETED, figures, expect, reference_slo)
     assert verdict.passed
@@ -135,7 +148,7 @@ def test_documented_partition_loss_is_stated_not_hidden(reference_slo):
 
 
 def test_a_minority_master_acknowledging_past_node_timeout_fails(reference_slo):
-    figures = {**GOOD, "isolated_master": {"acknowledged": 900, "last_ack_after_s": 11.0, "lost": 900}}
+    figures = figures_with(isolated_master={"acknowledged": 900, "last_ack_after_s": 11.0, "lost": 900})
     expect = Expectations(slo="partition", unwaited_loss="documented", minority_stops_within_s=7.5)
     assert not judge(COMPLETED, figures, expect, reference_slo).passed
 

@@ -14,6 +14,7 @@ import time
 import pytest
 import redis
 
+from harness.cluster import wait_for
 from harness.observe import snapshot, wait_healthy
 from harness.platforms.local.platform import LocalPlatform
 from harness.topology import check_invariants, parse_cluster_nodes
@@ -196,15 +197,64 @@ def test_parse_own_cluster_nodes_line_format(healthy):
     assert all(e.hostname.endswith(".svc.cluster.local") and e.bus_port == e.port + 10000 for e in entries)
 
 
-def test_killed_replica_stays_down_until_started_then_rejoins(healthy):
+def test_held_replica_stays_down_until_released_then_rejoins(healthy):
     replica = next(s for s in snapshot(healthy) if s.myself().is_replica)
-    healthy.kill(replica.pod)
+    healthy.hold_down(replica.pod)
+    time.sleep(healthy.restart_delay + 0.5)  # longer than a killed pod stays down
     assert not healthy.pod(replica.pod).running
     with pytest.raises(Exception, match="not healthy"):
         wait_healthy(healthy, timeout=2)
-    healthy.start(replica.pod)
+    healthy.release(replica.pod)
     assert healthy.pod(replica.pod).address != replica.address
     wait_healthy(healthy, timeout=60)
+
+
+def test_killed_pod_is_restarted_by_the_platform_at_a_new_address(healthy):
+    """kill is SIGKILL only; the platform restarts the container as kubelet does."""
+    replica = next(s for s in snapshot(healthy) if s.myself().is_replica)
+    healthy.kill(replica.pod)
+    assert not healthy.pod(replica.pod).running
+    _, waited = wait_for(lambda: healthy.pod(replica.pod).running, 30, f"{replica.pod} to be restarted")
+    assert healthy.pod(replica.pod).address != replica.address
+    assert healthy.pod(replica.pod).node == replica.node  # a container restart stays on its node
+    assert waited >= healthy.restart_delay * 0.9
+    wait_healthy(healthy, timeout=60)
+
+
+def test_pods_are_spread_over_the_kind_workers(healthy):
+    nodes = [n.name for n in healthy.nodes()]
+    assert nodes == ["redis-harness-worker", "redis-harness-worker2", "redis-harness-worker3"]
+    per_node = {n: sum(p.node == n for p in healthy.pods()) for n in nodes}
+    assert sorted(per_node.values()) == [2, 2, 2], per_node
+
+
+def test_drain_moves_pods_off_the_node_and_uncordon_lets_them_back(healthy):
+    node = healthy.pods()[0].node
+    moved = healthy.drain(node, timeout=120)
+    try:
+        assert moved and all(target != node for target in moved.values())
+        assert not any(p.node == node for p in healthy.pods())
+        assert not next(n for n in healthy.nodes() if n.name == node).schedulable
+    finally:
+        healthy.uncordon(node)
+    wait_healthy(healthy, timeout=60)
+    pod = next(iter(moved))
+    healthy.evict(pod)  # the emptiest node is schedulable again: the topology spread sends it back
+    assert healthy.pod(pod).node == node
+    wait_healthy(healthy, timeout=60)
+
+
+def test_failed_node_takes_its_pods_down_until_it_returns(healthy):
+    node = healthy.pods()[1].node
+    lost = healthy.fail_node(node)
+    try:
+        assert lost and all(not healthy.pod(p).running for p in lost)
+        time.sleep(healthy.restart_delay + 0.5)
+        assert all(not healthy.pod(p).running for p in lost), "a failed node's pods came back by themselves"
+    finally:
+        healthy.recover_node(node)
+    assert all(healthy.pod(p).running and healthy.pod(p).node == node for p in lost)
+    wait_healthy(healthy, timeout=90)
 
 
 def test_paused_pod_answers_nothing_until_resumed(healthy):
@@ -215,3 +265,50 @@ def test_paused_pod_answers_nothing_until_resumed(healthy):
         client.ping()
     time.sleep(4.5)
     assert healthy.node_client(pod.name).ping()
+
+
+# --- fault primitives on real namespaces ------------------------------------------------
+def inside(platform, pod: str, *argv: str) -> str:
+    rec = platform.ledger.pods[pod]
+    return subprocess.run(["ip", "netns", "exec", rec.netns, *argv], capture_output=True, text=True).stdout
+
+
+def test_partition_cuts_pods_apart_but_not_their_clients(healthy):
+    a, b, c = (p.name for p in healthy.pods()[:3])
+    address = {p.name: p.address for p in healthy.pods()}
+    rec = {name: healthy.ledger.pods[name] for name in (a, b, c)}
+    healthy.partition([[a]])
+    try:
+        cut = healthy._tcp(rec[b], [(address[a], 6379), (address[c], 6379)])
+        assert cut == {(address[a], 6379): "filtered", (address[c], 6379): "open"}
+        assert healthy._tcp(rec[a], [(address[b], 16379)]) == {(address[b], 16379): "filtered"}
+        assert healthy.node_client(a).ping()  # the node (and every client) still reaches it
+    finally:
+        healthy.heal()
+    assert healthy._tcp(rec[b], [(address[a], 6379)]) == {(address[a], 6379): "open"}
+
+
+def test_degraded_network_and_its_restore(healthy):
+    pod = healthy.pods()[1].name
+    healthy.degrade_network(pod, loss_percent=2, rate_kbit=4000)
+    try:
+        assert "tbf" in inside(healthy, pod, "tc", "qdisc", "show", "dev", "eth0")
+        assert "numgen random mod 1000 < 20 drop" in inside(healthy, pod, "nft", "list", "table", "inet", "rh_degrade")
+        assert healthy.node_client(pod).ping()
+    finally:
+        healthy.restore_network(pod)
+    assert "tbf" not in inside(healthy, pod, "tc", "qdisc", "show", "dev", "eth0")
+    assert "rh_degrade" not in inside(healthy, pod, "nft", "list", "tables")
+
+
+def test_a_filled_volume_refuses_writes_cleanly_until_freed(healthy):
+    pod = healthy.pods()[0].name
+    volume = healthy.data_volume(pod)
+    healthy.fill_volume(pod)
+    try:
+        stat = os.statvfs(volume)
+        assert stat.f_bavail * stat.f_frsize < 64 * 1024
+    finally:
+        healthy.free_volume(pod)
+    stat = os.statvfs(volume)
+    assert stat.f_bavail * stat.f_frsize > 64 * 1024**2

@@ -161,9 +161,8 @@ def run_locust(
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", "--skip-log-setup",
         "-u", str(users), "-r", str(users), "-t", f"{int(locust_seconds + 0.999)}s", "--stop-timeout", "2",
         "--processes", str(processes), "--exit-code-on-error", "0", *master_port_args(),
-        "--workload", str(workload_file(work_dir, workload)), "--cluster", getattr(platform, "cluster", "redis-harness"),
+        "--workload", str(workload_file(work_dir, workload)), "--platform", platform.name, "--platform-options", json.dumps(platform.options()),
         "--results", str(results), "--rate", str(rate), "--start-at", str(start_at),
-        *(["--state-dir", str(platform.root.parent)] if hasattr(platform, "root") else []),
         *(["--capacity", f"{plan.start_rate}:{plan.factor}:{plan.step_seconds}:{plan.max_steps}", "--slo-p99-ms", str(plan.slo_p99_ms)] if plan else []),
         *(extra or []),
     ]  # fmt: skip

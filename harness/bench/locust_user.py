@@ -38,8 +38,9 @@ MAX_RUN_SECONDS = 6 * 3600  # a bound on the load loop besides --run-time
 def _knobs(parser):
     group = parser.add_argument_group("redis-harness benchmark")
     group.add_argument("--workload", default="cache-read-heavy", help="workload name or file (benchmarks/workloads)")
-    group.add_argument("--cluster", default="redis-harness", help="local cluster to load (its credentials and pods)")
-    group.add_argument("--state-dir", default=None, help="where local clusters keep their state")
+    group.add_argument("--platform", default="local", help="the platform the cluster runs on")
+    group.add_argument("--cluster", default=None, help="local: the cluster to load (its credentials and pods)")
+    group.add_argument("--platform-options", default="{}", help="the platform's options as JSON (redis-harness bench passes them)")
     group.add_argument("--pipeline", type=int, default=None, help="operations per round trip of a user")
     group.add_argument("--value-size", default=None, help="BYTES, MIN-MAX or SIZE:WEIGHT,...")
     group.add_argument("--keys", type=int, default=None, help="key space size")
@@ -75,9 +76,14 @@ def workload_from(options):
 
 
 def target_from(options) -> Target:
-    from harness.platforms import get_platform
+    import json
 
-    platform = get_platform("local", cluster=options.cluster, state_dir=options.state_dir)
+    from harness.platforms import registry
+
+    platform_options = json.loads(options.platform_options)
+    if options.cluster:
+        platform_options["cluster"] = options.cluster
+    platform = registry.create(options.platform, **platform_options)
     return Target.from_platform(platform)
 
 

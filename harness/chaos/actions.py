@@ -50,58 +50,54 @@ def stop_workload(configuration: Configuration | None = None) -> dict[str, Any]:
     history = s.recording.history
     faults = [e for e in history.events if e["name"].startswith("fault:")]
     present = final_read(s.recording)
-    s.figures = judge(s.recording, faults[0]["time"] if faults else None, present)
+    figures = judge(s.recording, faults[0]["time"] if faults else None, present)
     if len(faults) > 1:
         # Several faults in a row: each one's recovery, the slowest is the experiment's.
         each = recoveries(s.recording.probe_history, [e["time"] for e in faults])
-        s.figures["recoveries_s"] = [None if r is None else round(r, 3) for r in each]
-        s.figures["recovery_s"] = None if None in each else round(max(each), 3)
+        figures.recoveries_s = [None if r is None else round(r, 3) for r in each]
+        figures.recovery_s = None if None in each else round(max(r for r in each if r is not None), 3)
     partition = next((e for e in faults if e["name"] == "fault:partition"), None)
     if partition is not None:
-        s.figures["isolated_master"] = isolated_master_figures(history, partition["time"], partition["master_address"], present)
-    return {"stopped": True, **{k: v for k, v in s.figures.items() if k not in ("set", "unavailable_windows")}}
-
-
-CLUSTER_WIDE = {"restart_all", "rolling_restart", "kill_random_pods"}  # faults that target no shard
-
-
-def _fault(configuration: Configuration | None, name: str, **arguments: Any) -> dict[str, Any]:
-    s = session(configuration)
-    if name not in CLUSTER_WIDE:
-        arguments.setdefault("shard", s.target_shard)  # the shard the workload probes
-    return getattr(s.nemesis, name)(**arguments)
+        figures.isolated_master = isolated_master_figures(history, partition["time"], partition["master_address"], present)
+    s.figures = figures
+    return {"stopped": True, **figures.headline()}
 
 
 def kill_master(configuration: Configuration | None = None) -> dict[str, Any]:
-    return _fault(configuration, "kill_master")
+    s = session(configuration)
+    return s.nemesis.kill_master(shard=s.target_shard)
 
 
 def kill_replica(configuration: Configuration | None = None) -> dict[str, Any]:
-    return _fault(configuration, "kill_replica")
+    s = session(configuration)
+    return s.nemesis.kill_replica(shard=s.target_shard)
 
 
 def kill_random_pods(configuration: Configuration | None = None, times: int = 5) -> dict[str, Any]:
-    return _fault(configuration, "kill_random_pods", times=times)
+    return session(configuration).nemesis.kill_random_pods(times=times)
 
 
 def pause_master(configuration: Configuration | None = None, seconds: float = 8.0) -> dict[str, Any]:
-    return _fault(configuration, "pause_master", seconds=seconds)
+    s = session(configuration)
+    return s.nemesis.pause_master(seconds=seconds, shard=s.target_shard)
 
 
 def partition_master(configuration: Configuration | None = None) -> dict[str, Any]:
-    return _fault(configuration, "partition_master")
+    s = session(configuration)
+    return s.nemesis.partition_master(shard=s.target_shard)
 
 
 def partition_split(configuration: Configuration | None = None) -> dict[str, Any]:
-    return _fault(configuration, "partition_split")
+    s = session(configuration)
+    return s.nemesis.partition_split(shard=s.target_shard)
 
 
 def restart_all(configuration: Configuration | None = None, graceful: bool = True) -> dict[str, Any]:
-    return _fault(configuration, "restart_all", graceful=graceful)
+    return session(configuration).nemesis.restart_all(graceful=graceful)
 
 
 def rolling_restart(configuration: Configuration | None = None) -> dict[str, Any]:
-    return _fault(configuration, "rolling_restart")
+    return session(configuration).nemesis.rolling_restart()
 
 
 def slow_network(
@@ -111,18 +107,27 @@ def slow_network(
     loss_percent: float = 0,
     rate_kbit: int = 0,
 ) -> dict[str, Any]:
-    return _fault(
-        configuration,
-        "slow_network",
-        delay_ms=delay_ms,
-        jitter_ms=jitter_ms,
-        loss_percent=loss_percent,
-        rate_kbit=rate_kbit or None,
+    s = session(configuration)
+    return s.nemesis.slow_network(
+        shard=s.target_shard, delay_ms=delay_ms, jitter_ms=jitter_ms, loss_percent=loss_percent, rate_kbit=rate_kbit or None
     )
 
 
 def fill_volume(configuration: Configuration | None = None) -> dict[str, Any]:
-    return _fault(configuration, "fill_volume")
+    s = session(configuration)
+    return s.nemesis.fill_volume(shard=s.target_shard)
+
+
+def fail_node(configuration: Configuration | None = None) -> dict[str, Any]:
+    """Lose the node that runs the probed shard's master."""
+    s = session(configuration)
+    return s.nemesis.fail_node(shard=s.target_shard)
+
+
+def drain_node(configuration: Configuration | None = None, timeout: float = 300.0) -> dict[str, Any]:
+    """Drain the node that runs the probed shard's master."""
+    s = session(configuration)
+    return s.nemesis.drain_node(shard=s.target_shard, timeout=timeout)
 
 
 def heal(configuration: Configuration | None = None, fault: str | None = None) -> dict[str, Any]:
@@ -143,8 +148,7 @@ def restart_pod(configuration: Configuration | None = None, fault_pod_of: str = 
     entry = next((e for e in reversed(s.nemesis.log) if e["event"] == f"fault:{fault_pod_of}" and "pod" in e), None)
     if entry is None:
         return {"restarted": None}
-    s.mark("restart", pod=entry["pod"])
-    s.platform.restart(entry["pod"], graceful=True)
+    s.nemesis.restart_pod(entry["pod"], graceful=True)
     return {"restarted": entry["pod"]}
 
 

@@ -53,10 +53,8 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def configuration_for(platform: Platform) -> dict[str, Any]:
-    conf: dict[str, Any] = {"platform": platform.name, "overlay": platform.overlay}
-    if getattr(platform, "cluster", None):
-        conf["cluster"] = platform.cluster
-    return conf
+    """The experiment's `configuration`: the platform by name and the options that rebuild it."""
+    return {"platform": platform.name, **{k: v for k, v in platform.options().items() if v is not None}}
 
 
 def run_one(path: Path, platform: Platform, reports_root: Path | None = None) -> ExperimentResult:
@@ -91,7 +89,7 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
         name=Path(path).stem,
         title=experiment["title"],
         journal=journal,
-        figures=session.figures,
+        figures=session.figures.as_dict() if session.figures else {},
         verdict=judge(journal, session.figures, expect, slo),
         expectations=expect,
         duration_s=round(time.monotonic() - started, 2),
@@ -120,7 +118,7 @@ def run_catalogue(paths: list[Path], platform: Platform, reports_root: Path | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.platforms import get_platform
+    from harness.platforms import registry
 
     parser = argparse.ArgumentParser(prog="python -m harness.chaos.runner", description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="*", type=Path, help="experiment files (default: the whole catalogue)")
@@ -135,10 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         paths = args.experiments or catalogue()
         for path in paths:
             load(path)
-        options = {"overlay": args.overlay}
-        if args.platform == "local":
-            options.update(cluster=args.cluster, subnet=args.subnet)
-        platform = get_platform(args.platform, **options)
+        platform = registry.from_config(
+            {"platform": args.platform, "overlay": args.overlay, "cluster": args.cluster, "subnet": args.subnet}
+        )
         platform.up()
         try:
             results, summary = run_catalogue(paths, platform, args.reports)

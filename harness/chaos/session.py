@@ -7,11 +7,12 @@ experiment's configuration (a local cluster already up, or the kubernetes contex
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from harness.judgement import Figures
 from harness.nemesis import Nemesis
-from harness.platforms import get_platform
+from harness.platforms import registry
 from harness.platforms.base import Platform
 from harness.recording import Recording
 
@@ -24,7 +25,7 @@ class Session:
     nemesis: Nemesis
     recording: Recording | None = None
     target_shard: int = 0
-    figures: dict[str, Any] = field(default_factory=dict)  # what stop_workload judged
+    figures: Figures | None = None  # what stop_workload judged
 
     def mark(self, name: str, **details: Any) -> float | None:
         return self.recording.mark(name, **details) if self.recording is not None else None
@@ -54,11 +55,10 @@ def session(configuration: dict[str, Any] | None) -> Session:
             conf = dict(configuration or {})
             platform = _platforms.get(key)
             if platform is None:
-                options = {k: conf[k] for k in ("cluster", "overlay", "context") if conf.get(k)}
-                platform = get_platform(conf.get("platform", "local"), **options)
+                platform = registry.from_config(conf)
             seed = conf.get("seed")  # kill_random_pods: the same seed kills the same pods
             s = Session(platform, Nemesis(platform, seed=None if seed is None else int(seed)))
-            s.nemesis._mark = s.mark
+            s.nemesis.attach(s.mark)
             _sessions[key] = s
         return _sessions[key]
 

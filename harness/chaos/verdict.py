@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.checkers import recovery_time
 from harness.history import OK, History
+from harness.judgement import Figures, UnwaitedLoss, slo_reasons
 from harness.slo import Slo
 
 
@@ -16,7 +17,7 @@ class Expectations:
     """The `redis-harness` extension of an experiment file."""
 
     slo: str | None = None  # key in recovery_seconds / max_unavailability_seconds
-    unwaited_loss: str = "slo"  # "slo": judged against lost_writes.unwaited; "documented": reported only
+    unwaited_loss: UnwaitedLoss = "slo"  # "slo": judged against lost_writes.unwaited; "documented": reported only
     minority_stops_within_s: float | None = None  # partitions: the isolated master's last acknowledgement
     must_deviate: bool = False  # negative controls
 
@@ -49,7 +50,7 @@ def failed_probes(journal: dict[str, Any]) -> list[str]:
     ]
 
 
-def judge(journal: dict[str, Any], figures: dict[str, Any], expect: Expectations, slo: Slo) -> Verdict:
+def judge(journal: dict[str, Any], figures: Figures | None, expect: Expectations, slo: Slo) -> Verdict:
     reasons: list[str] = []
     notes: list[str] = []
     status = journal.get("status")
@@ -58,40 +59,11 @@ def judge(journal: dict[str, Any], figures: dict[str, Any], expect: Expectations
         reasons.append("steady state did not hold: " + (", ".join(broken) or "after the method"))
     elif status != "completed":
         reasons.append(f"experiment {status}")
-    if figures.get("workload_errors"):
-        reasons.append(f"workload errors: {figures['workload_errors'][:3]}")
-    if not figures:
+    if figures is None:
         reasons.append("no workload was recorded")
     else:
-        if expect.slo and expect.slo in slo.raw.get("recovery_seconds", {}):
-            recovery, limit = figures.get("recovery_s"), slo.recovery(expect.slo)
-            if recovery is None:
-                reasons.append("the probed shard never recovered")
-            elif recovery > limit:
-                reasons.append(f"recovery {recovery:.2f} s > SLO {limit:g} s")
-        if expect.slo and expect.slo in slo.raw.get("max_unavailability_seconds", {}):
-            unavailable, limit = figures.get("unavailable_s", 0), slo.unavailability(expect.slo)
-            if unavailable > limit:
-                reasons.append(f"unavailable {unavailable:.2f} s > SLO {limit:g} s")
-        if figures.get("lost_waited", 0) > slo.lost_writes(waited=True):
-            reasons.append(f"{figures['lost_waited']} WAITed writes lost (SLO {slo.lost_writes(waited=True)})")
-        lost_unwaited = figures.get("lost_unwaited", 0)
-        if expect.unwaited_loss == "slo" and lost_unwaited > slo.lost_writes(waited=False):
-            reasons.append(f"{lost_unwaited} un-WAITed writes lost (SLO {slo.lost_writes(waited=False)})")
-        elif expect.unwaited_loss == "documented" and lost_unwaited:
-            notes.append(f"{lost_unwaited} acknowledged un-WAITed writes lost, as Redis Cluster documents for this fault")
-        for key, what in (("unexpected", "values nobody wrote"), ("failed_but_present", "writes reported failed yet present")):
-            if figures.get(key):
-                reasons.append(f"{figures[key]} {what}")
-        isolated = figures.get("isolated_master")
-        if expect.minority_stops_within_s is not None and isolated:
-            last = isolated.get("last_ack_after_s")
-            if last is not None and last > expect.minority_stops_within_s:
-                reasons.append(f"the isolated master acknowledged writes {last:.2f} s into the partition")
-            notes.append(
-                f"the isolated master acknowledged {isolated['acknowledged']} writes after the partition "
-                f"(last {0 if last is None else last:.2f} s in); {isolated['lost']} of them lost"
-            )
+        found, notes = slo_reasons(figures, slo, expect.slo, expect.unwaited_loss, expect.minority_stops_within_s)
+        reasons += found
     if expect.must_deviate:
         # A negative control passes when the experiment caught the weakness.
         caught = bool(journal.get("deviated")) or bool(reasons)

@@ -1,7 +1,16 @@
 """The platform contract: the only thing that differs between a laptop and a real cluster.
 
-Pods are named, labelled and addressed as on Kubernetes; no process ids, file
-paths or other local notions appear here. A platform knows nothing of checkers.
+A small core every platform has, plus capabilities a platform declares by
+inheriting them, in the manner of Jepsen's database protocols (Kill, Pause,
+Primary): the nemesis and the suites ask for a capability with `require`, and a
+platform without it answers "<fault> is not supported on the <platform> platform",
+which the gate counts as not run, never as passed.
+
+Every operation means what it means on Kubernetes. Pods are named, labelled,
+addressed and scheduled onto nodes as there; no process ids, file paths or other
+local notions appear here. The test process stands where a `role: client` pod
+would: it reaches every pod's address, and nothing it does needs more. A platform
+knows nothing of checkers.
 """
 
 from __future__ import annotations
@@ -9,7 +18,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.errors import NotSupported
 
@@ -26,6 +35,15 @@ class Pod:
     node: str
     running: bool
     port: int = 6379
+
+
+@dataclass(frozen=True)
+class Node:
+    """A Kubernetes node: `schedulable` is false when cordoned, `ready` false when it failed."""
+
+    name: str
+    schedulable: bool = True
+    ready: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,7 +65,7 @@ class Credentials:
 
 
 class Platform(abc.ABC):
-    """Stand the reference up, tear it down, and fault single pods."""
+    """The core: stand the reference up, see it, reach it, restart a pod."""
 
     name: str = "abstract"
     overlay: str = "kind"
@@ -55,24 +73,41 @@ class Platform(abc.ABC):
     # --- lifecycle ----------------------------------------------------------
     @abc.abstractmethod
     def up(self) -> None:
-        """Stand the reference up and wait until the cluster is formed."""
+        """Apply the overlay and wait until the cluster is formed (every pod ready)."""
 
     @abc.abstractmethod
     def down(self, keep_volumes: bool = False) -> None:
-        """Remove everything `up` made; with keep_volumes, the data survives for the next `up`."""
+        """Delete everything `up` made and return when it is gone (`kubectl delete --wait`);
+        with keep_volumes the PersistentVolumeClaims survive for the next `up`."""
+
+    def detach(self) -> None:  # noqa: B027 — a platform whose clusters outlive their process has nothing to do
+        """Leave the cluster up after this process exits (`redis-harness up`, `run --keep`)."""
+
+    def sibling(self, name: str) -> Platform:
+        """Another instance of the reference beside this one, not yet up (a namespace of its own on
+        Kubernetes), for tests that must stand one up from scratch."""
+        raise NotSupported("a second instance of the reference", self.name)
+
+    @abc.abstractmethod
+    def options(self) -> dict[str, Any]:
+        """The options that build this platform again in another process (registry.create)."""
 
     # --- what is there --------------------------------------------------------
     @abc.abstractmethod
     def pods(self) -> list[Pod]:
-        """The Redis pods, in StatefulSet order."""
+        """The StatefulSet's pods in ordinal order, with their current address and node."""
 
     @abc.abstractmethod
     def credentials(self) -> Credentials:
-        """How clients authenticate: TLS files and ACL passwords."""
+        """How a client pod authenticates: the client certificate and the ACL passwords of the Secret."""
 
     @abc.abstractmethod
     def versions(self) -> dict[str, str]:
-        """Redis version the platform runs, and the image the manifests pin."""
+        """The Redis version the pods run, and the image the manifests pin."""
+
+    @abc.abstractmethod
+    def logs(self, pod: str) -> str:
+        """What the pod's Redis container wrote to stdout/stderr (`kubectl logs`)."""
 
     def layout(self) -> tuple[int, int]:
         """(masters, replicas per master) the overlay's bootstrap forms."""
@@ -90,92 +125,198 @@ class Platform(abc.ABC):
     def client(self, user: str = "app", **options) -> RedisCluster:
         from harness.clients import cluster_client
 
-        return cluster_client(self, user=user, **options)
+        return cluster_client(self.pods(), self.credentials(), user=user, **options)
 
     def node_client(self, pod: str, user: str = "admin", **options) -> redis.Redis:
         from harness.clients import node_client
 
-        return node_client(self, self.pod(pod), user=user, **options)
+        return node_client(self.pod(pod), self.credentials(), user=user, **options)
 
     @abc.abstractmethod
     def exec_redis_cli(self, pod: str, *args: str, user: str = "admin", bare: bool = False, timeout: float = 30) -> str:
-        """redis-cli inside the pod (its network, its certificate), as `user`; returns stdout.
+        """`kubectl exec POD -- redis-cli …`: its network, its certificate, as `user`; returns stdout.
         With bare, no -h/-p is added (for `--cluster` subcommands that name their own target)."""
 
-    # --- faults -------------------------------------------------------------
     @abc.abstractmethod
     def restart(self, pod: str, graceful: bool = True) -> None:
-        """Stop the pod (SIGTERM, or SIGKILL when not graceful) and start it again with a new address."""
+        """`kubectl delete pod` (graceful: SIGTERM and the grace period; else grace 0, SIGKILL) and
+        wait until the StatefulSet's replacement answers: same name and volume, a new address."""
 
+
+# --- capabilities -------------------------------------------------------------------------
+# A platform declares one by inheriting it. Each docstring says what it is on Kubernetes.
+
+
+class Killing(abc.ABC):
     @abc.abstractmethod
     def kill(self, pod: str) -> None:
-        """SIGKILL the pod's Redis. Locally it stays down until `start`; Kubernetes brings it back itself."""
+        """SIGKILL of the pod's Redis, nothing before it. The platform brings the container back
+        as kubelet does under restartPolicy Always, after a short delay and (here) at a new address;
+        `kill` returns at once, without waiting for that."""
+
+
+class HoldingDown(abc.ABC):
+    @abc.abstractmethod
+    def hold_down(self, pod: str) -> None:
+        """SIGKILL the pod's Redis and keep it from running until `release` (Chaos Mesh's
+        pod-failure): the pod is there, its process is not."""
 
     @abc.abstractmethod
-    def start(self, pod: str) -> None:
-        """Bring a killed pod back (a new address) and wait until it answers."""
+    def release(self, pod: str) -> None:
+        """Let a held pod run again (a new address) and wait until it answers."""
 
+
+class Pausing(abc.ABC):
     @abc.abstractmethod
     def pause(self, pod: str, seconds: float | None = None) -> None:
-        """Freeze the pod's Redis (SIGSTOP); resume after `seconds` when given."""
+        """SIGSTOP of the pod's Redis (from the node: Redis is PID 1 in its container, where
+        `kill -STOP 1` is ignored); resumed after `seconds` when given."""
 
     @abc.abstractmethod
     def resume(self, pod: str) -> None:
-        """Undo `pause`."""
+        """SIGCONT: undo `pause`."""
 
+
+class RestartingAll(abc.ABC):
     @abc.abstractmethod
     def restart_all(self, graceful: bool = True) -> None:
-        """Stop every pod at once, start them all again (new addresses), wait until they answer."""
+        """Delete every pod at once (`kubectl delete pods -l …`); wait until the replacements answer."""
 
-    def logs(self, pod: str) -> str:
-        """Everything the pod's Redis container wrote to stdout/stderr."""
-        raise NotSupported("logs", self.name)
 
+class Scaling(abc.ABC):
+    @abc.abstractmethod
     def scale(self, replicas: int) -> list[str]:
-        """Scale the StatefulSet to `replicas` pods; returns the pods added or removed."""
-        raise NotSupported("scale", self.name)
+        """`kubectl scale statefulset`: new pods start empty (not yet cluster members); removed pods
+        keep their PersistentVolumeClaims. Returns the pods added or removed."""
 
+
+class Partitioning(abc.ABC):
+    @abc.abstractmethod
     def partition(self, groups: list[list[str]]) -> None:
-        """Pods in different groups (pods named in none form one more) stop reaching each other;
+        """Pods in different groups (pods named in none form one more) stop reaching each other,
+        established connections included (nftables drops in each pod's network namespace);
         clients keep reaching every pod, so an isolated master still hears its clients."""
-        raise NotSupported("partition", self.name)
 
+    @abc.abstractmethod
     def heal(self) -> None:
         """Undo `partition`."""
-        raise NotSupported("heal", self.name)
 
+
+class ShapingNetwork(abc.ABC):
+    @abc.abstractmethod
     def degrade_network(
         self, pod: str, delay_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0, rate_kbit: int | None = None
     ) -> None:
-        """Slow the pod's network: added delay (± jitter), random loss, a bandwidth limit."""
-        raise NotSupported("degrading the network", self.name)
+        """Slow the pod's network (tc and nftables in its namespace): delay ± jitter, random loss, a
+        bandwidth limit. A kernel without sch_netem cannot delay: NotSupported names that."""
 
+    @abc.abstractmethod
     def restore_network(self, pod: str) -> None:
         """Undo `degrade_network`."""
-        raise NotSupported("degrading the network", self.name)
 
+
+class FillingVolumes(abc.ABC):
+    @abc.abstractmethod
     def fill_volume(self, pod: str) -> None:
-        """Take every free block of the pod's data volume."""
-        raise NotSupported("filling a volume", self.name)
+        """Take every free block of the pod's data volume (its PersistentVolume)."""
 
+    @abc.abstractmethod
     def free_volume(self, pod: str) -> None:
         """Undo `fill_volume`."""
-        raise NotSupported("filling a volume", self.name)
 
-    def reach(self, from_labels: dict[str, str], to_pod: str, ports: list[int], namespace: str | None = None) -> dict[int, str]:
-        """From a new pod with these labels: port → "open", "refused" (admitted, nothing listens) or "filtered"."""
-        raise NotSupported("reach", self.name)
 
+class Nodes(abc.ABC):
+    @abc.abstractmethod
+    def nodes(self) -> list[Node]:
+        """The worker nodes pods can be scheduled onto (`kubectl get nodes`)."""
+
+
+class FailingNodes(Nodes):
+    @abc.abstractmethod
+    def fail_node(self, node: str) -> list[str]:
+        """The node is lost: every pod on it dies at once and stays unreachable (a StatefulSet does
+        not replace pods of an unreachable node). Returns those pods."""
+
+    @abc.abstractmethod
+    def recover_node(self, node: str) -> None:
+        """The node returns: its pods start again (new addresses) and answer."""
+
+
+class DrainingNodes(Nodes):
+    @abc.abstractmethod
+    def cordon(self, node: str) -> None:
+        """Mark the node unschedulable."""
+
+    @abc.abstractmethod
+    def uncordon(self, node: str) -> None:
+        """Mark the node schedulable again; pods do not move back by themselves."""
+
+    @abc.abstractmethod
+    def evict(self, pod: str, timeout: float = 120.0) -> str:
+        """The Eviction API: wait until the PodDisruptionBudget allows it, stop the pod gracefully,
+        and wait until its replacement is scheduled (onto a schedulable node, honouring the
+        StatefulSet's constraints) and answers. Returns the node it now runs on; raises when it
+        stays Pending, saying why."""
+
+    def drain(self, node: str, timeout: float = 300.0) -> dict[str, str]:
+        """`kubectl drain`: cordon, then evict the node's pods one at a time. Returns pod → new node."""
+        self.cordon(node)
+        moved = {}
+        for pod in [p.name for p in self.pods() if p.node == node]:  # type: ignore[attr-defined]
+            moved[pod] = self.evict(pod, timeout=timeout)
+        return moved
+
+
+class ProbingPolicy(abc.ABC):
+    @abc.abstractmethod
     def reach_all(
         self, from_labels: dict[str, str], ports: list[int], namespace: str | None = None, pods: list[str] | None = None
     ) -> dict[str, dict[int, str]]:
-        """`reach` against every Redis pod (or `pods`) from one new pod."""
-        return {p: self.reach(from_labels, p, ports, namespace) for p in (pods or [pod.name for pod in self.pods()])}
+        """From one short-lived pod with these labels (in `namespace`, default the Redis one), to
+        every Redis pod (or `pods`): port → "open", "refused" (admitted, nothing listens) or
+        "filtered" (dropped by policy)."""
 
+    @abc.abstractmethod
     def policy_canary(self) -> dict[str, str]:
-        """Reach a listener before and after a deny-all policy selects it: {"without_policy": ..., "with_deny_all": ...}."""
-        raise NotSupported("policy_canary", self.name)
+        """A listener reached before and after a deny-all policy selects it:
+        {"without_policy": ..., "with_deny_all": ...} — does this platform enforce NetworkPolicy at all?"""
 
-    def connect_probe(self, from_labels: dict[str, str], to_pod: str, port: int, namespace: str | None = None) -> bool:
-        """Can a pod with these labels open a TCP connection to `to_pod`:`port`?"""
-        return self.reach(from_labels, to_pod, [port], namespace)[port] == "open"
+    def reach(self, from_labels: dict[str, str], to_pod: str, ports: list[int], namespace: str | None = None) -> dict[int, str]:
+        return self.reach_all(from_labels, ports, namespace, pods=[to_pod])[to_pod]
+
+
+class Bootstrapping(abc.ABC):
+    @abc.abstractmethod
+    def run_bootstrap(self) -> str:
+        """Run the reference's bootstrap Job again (it must be idempotent); returns its log."""
+
+
+C = TypeVar("C")
+
+CAPABILITIES: dict[type, str] = {
+    Killing: "killing a pod",
+    HoldingDown: "holding a pod down",
+    Pausing: "pausing a pod",
+    RestartingAll: "restarting every pod",
+    Scaling: "scaling the StatefulSet",
+    Partitioning: "a network partition",
+    ShapingNetwork: "a degraded network",
+    FillingVolumes: "filling a volume",
+    Nodes: "listing nodes",
+    FailingNodes: "a node failure",
+    DrainingNodes: "draining a node",
+    ProbingPolicy: "probing NetworkPolicy",
+    Bootstrapping: "re-running the bootstrap Job",
+}
+
+
+def capabilities(platform: Platform) -> list[str]:
+    """What this platform declares, by capability name."""
+    return [cap.__name__ for cap in CAPABILITIES if isinstance(platform, cap)]
+
+
+def require(platform: Platform, capability: type[C]) -> C:
+    """The platform as `capability`, or NotSupported: "<fault> is not supported on the <name> platform"."""
+    if not isinstance(platform, capability):
+        raise NotSupported(CAPABILITIES[capability], platform.name)
+    return platform  # type: ignore[return-value]

@@ -8,21 +8,35 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from typing import Any, NoReturn
 
 from harness import reference
-from harness.errors import HarnessError, NoCluster, NotSupported
+from harness.errors import NoCluster, NotSupported
 from harness.platforms.base import Credentials, Platform, Pod
 
 
 class KubernetesPlatform(Platform):
+    """The core contract only, for now: every operation first checks that a cluster answers,
+    and says in one sentence when none does. It declares no fault capability, so a test that
+    needs one reports "<fault> is not supported on the kubernetes platform"."""
+
     name = "kubernetes"
 
-    def __init__(self, overlay: str = "kind", context: str | None = None, **_ignored):
+    def __init__(self, overlay: str = "kind", context: str | None = None, kubeconfig: str | None = None):
         self.overlay = overlay
         self.context = context
+        self.kubeconfig = kubeconfig
+
+    def options(self) -> dict[str, Any]:
+        return {"overlay": self.overlay, "context": self.context, "kubeconfig": self.kubeconfig}
 
     def _kubectl(self, *args: str, timeout: float = 20) -> subprocess.CompletedProcess:
-        argv = [reference.kubectl(), *(["--context", self.context] if self.context else []), *args]
+        argv = [
+            reference.kubectl(),
+            *(["--kubeconfig", self.kubeconfig] if self.kubeconfig else []),
+            *(["--context", self.context] if self.context else []),
+            *args,
+        ]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
 
     def preflight(self) -> None:
@@ -34,65 +48,30 @@ class KubernetesPlatform(Platform):
                 hint = "kind needs a running Docker engine, and none answers here"
             raise NoCluster(f"no Kubernetes cluster is reachable from the current kubeconfig: {hint}")
 
-    def _unsupported(self, operation: str):
+    def _unsupported(self, operation: str) -> NoReturn:
         self.preflight()
         raise NotSupported(operation, self.name)
 
     def up(self) -> None:
-        self._unsupported("up")
+        self._unsupported("standing the reference up")
 
     def down(self, keep_volumes: bool = False) -> None:
-        self._unsupported("down")
+        self._unsupported("tearing the reference down")
 
     def pods(self) -> list[Pod]:
-        self._unsupported("pods")
-        return []
+        self._unsupported("listing pods")
 
     def credentials(self) -> Credentials:
-        self._unsupported("credentials")
-        raise HarnessError("unreachable")
+        self._unsupported("reading credentials")
 
     def versions(self) -> dict[str, str]:
         return {"image": reference.render(self.overlay).redis_container()["image"]}
 
+    def logs(self, pod: str) -> str:
+        self._unsupported("reading logs")
+
     def exec_redis_cli(self, pod: str, *args: str, user: str = "admin", bare: bool = False, timeout: float = 30) -> str:
-        self._unsupported("exec_redis_cli")
-        return ""
+        self._unsupported("exec into a pod")
 
     def restart(self, pod: str, graceful: bool = True) -> None:
-        self._unsupported("restart")
-
-    def kill(self, pod: str) -> None:
-        self._unsupported("kill")
-
-    def start(self, pod: str) -> None:
-        self._unsupported("start")
-
-    def pause(self, pod: str, seconds: float | None = None) -> None:
-        self._unsupported("pause")
-
-    def resume(self, pod: str) -> None:
-        self._unsupported("resume")
-
-    def restart_all(self, graceful: bool = True) -> None:
-        self._unsupported("restart_all")
-
-    def partition(self, groups: list[list[str]]) -> None:
-        self._unsupported("partition")
-
-    def heal(self) -> None:
-        self._unsupported("heal")
-
-    def degrade_network(
-        self, pod: str, delay_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0, rate_kbit=None
-    ) -> None:
-        self._unsupported("degrading the network")
-
-    def restore_network(self, pod: str) -> None:
-        self._unsupported("degrading the network")
-
-    def fill_volume(self, pod: str) -> None:
-        self._unsupported("filling a volume")
-
-    def free_volume(self, pod: str) -> None:
-        self._unsupported("filling a volume")
+        self._unsupported("restarting a pod")

@@ -24,7 +24,9 @@ class PodRecord:
     paused: bool = False
     generation: int = 0  # how many times this pod was (re)created
     kind: str = "redis"  # "redis" for StatefulSet pods; "job" or "probe" for helpers
-    node: str = ""
+    node: str = ""  # the node it is bound to ("" while Pending)
+    held: bool = False  # held down: not restarted until released (pod-failure, a failed node)
+    pending: str = ""  # why the scheduler could not place it
 
 
 @dataclass
@@ -41,16 +43,17 @@ class Ledger:
     pods: dict[str, PodRecord] = field(default_factory=dict)
     netns: list[str] = field(default_factory=list)  # every namespace created, pods' and helpers'
     links: list[str] = field(default_factory=list)
-    processes: list[dict] = field(default_factory=list)  # helper processes: {"pid", "start_time"}
     partition: list[list[str]] = field(default_factory=list)  # pod groups cut off from each other
+    nodes: dict[str, dict[str, bool]] = field(default_factory=dict)  # node → {"schedulable", "ready"}
 
     @classmethod
     def load(cls, path: Path) -> Ledger | None:
         if not path.is_file():
             return None
         raw = json.loads(path.read_text())
-        raw["pods"] = {k: PodRecord(**v) for k, v in raw.get("pods", {}).items()}
-        return cls(**raw)
+        known = set(cls.__dataclass_fields__)
+        raw["pods"] = {k: PodRecord(**{f: x for f, x in v.items() if f in PodRecord.__dataclass_fields__}) for k, v in raw.get("pods", {}).items()}
+        return cls(**{k: v for k, v in raw.items() if k in known})
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")

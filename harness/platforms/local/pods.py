@@ -1,0 +1,157 @@
+"""Pod processes: a StatefulSet's pods as redis-server processes started by the
+reference's entrypoint, scheduled onto nodes, stopped, restarted and probed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from harness import reference
+from harness.errors import HarnessError
+from harness.platforms.local import scheduler
+from harness.platforms.local.ledger import PodRecord, is_alive, process_start_time, terminate
+from harness.platforms.local.sandbox import Sandbox
+
+
+class PodProcesses(Sandbox):
+    def _worker_names(self) -> list[str]:
+        return scheduler.kind_workers(reference.REFERENCE_DIR / "kind" / "cluster.yaml")
+
+    def _node_infos(self) -> list[scheduler.NodeInfo]:
+        return [scheduler.NodeInfo(name, n["schedulable"], n["ready"]) for name, n in self.ledger.nodes.items()]
+
+    def _reschedule(self, name: str) -> None:
+        """Bind the pod to a node as kube-scheduler would; a pod that fits nowhere stays Pending
+        and the error says why, in the scheduler's words."""
+        rec = self.ledger.pods[name]
+        pod_spec = self.manifests.redis_statefulset()["spec"]["template"]["spec"]
+        placed = [scheduler.Placed(r.name, r.node, r.labels) for r in self._redis_records() if r.node and r.name != name]
+        node, why = scheduler.schedule(pod_spec, rec.labels, self._node_infos(), placed)
+        with self._lock:
+            rec.node = node or ""
+            rec.pending = why
+            self._save()
+        if node is None:
+            raise HarnessError(f"pod {name} is Pending: {why}")
+
+    def _add_records(self, count: int) -> list[str]:
+        """Pod records up to `count` StatefulSet ordinals, each scheduled onto a node; returns the names added."""
+        sts = self.manifests.redis_statefulset()
+        prefix, labels = sts["metadata"]["name"], dict(sts["spec"]["template"]["metadata"]["labels"])
+        added = []
+        for i in range(count):
+            name = f"{prefix}-{i}"
+            if name in self.ledger.pods:
+                continue
+            pod_labels = {**labels, "statefulset.kubernetes.io/pod-name": name, "apps.kubernetes.io/pod-index": str(i)}
+            self.ledger.pods[name] = PodRecord(name=name, address="", labels=pod_labels, namespace=self.manifests.namespace())
+            self._reschedule(name)
+            added.append(name)
+        return added
+
+    def _launch(
+        self, rec: PodRecord, pod_spec: dict[str, Any], container: dict[str, Any], claims: list[dict[str, Any]]
+    ) -> subprocess.Popen:
+        dirs = self._volumes(rec, pod_spec, claims)
+        env = self._env(rec, container, dirs)
+        log = open(self.root / "pods" / rec.name / "log", "ab")
+        argv = self._network().wrap(rec, self._script(dirs, container))
+        proc = subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        log.close()
+        self._children[proc.pid] = proc
+        return proc
+
+    def _start(self, names: list[str]) -> None:
+        """(Re)create the pods' sandboxes with new addresses, then start their Redis."""
+        sts = self.manifests.redis_statefulset()
+        pod_spec = sts["spec"]["template"]["spec"]
+        container = self.manifests.redis_container()
+        network = self._network()
+        with self._lock:
+            for name in names:
+                network.attach(self.ledger.pods[name])
+            self._save()
+            if self.ledger.network == "loopback":
+                for name in names:
+                    self._check_free(self.ledger.pods[name].address)
+            self._write_hosts()
+            self._refresh_policies()
+            for name in names:
+                rec = self.ledger.pods[name]
+                proc = self._launch(rec, pod_spec, container, sts["spec"].get("volumeClaimTemplates", []))
+                rec.pid, rec.start_time, rec.paused = proc.pid, process_start_time(proc.pid), False
+            self._save()
+        self._wait(lambda: all(self._answers(self.ledger.pods[n]) for n in names), f"{', '.join(names)} to answer")
+
+    def _check_free(self, address: str) -> None:
+        """Pods sharing the host's network need their ports free on their own address."""
+        for port in (self._port(), self._port() + 10000):
+            with socket.socket() as sock:
+                # As Redis does: TIME_WAIT leftovers of an earlier run do not count as "in use".
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((address, port))
+                    sock.listen(1)
+                except OSError:
+                    raise HarnessError(f"{address}:{port} is already in use: choose another range with --subnet") from None
+
+    def _stop(self, names: list[str], graceful: bool) -> None:
+        grace = self._grace_seconds() if graceful else 0.0
+        recs = [self._record(n) for n in names]
+        self._terminate(recs, grace)
+        self._reap()
+        for r in recs:
+            r.pid = r.start_time = None
+            r.paused = False
+        self._save()
+
+    @staticmethod
+    def _terminate(records: list[PodRecord], grace: float) -> None:
+        """Stop these pods' processes together (SIGTERM, SIGKILL after `grace`); returns when all are gone."""
+        threads = [threading.Thread(target=terminate, args=(r.pid, r.start_time, grace)) for r in records]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def _reap(self) -> None:
+        for pid, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[pid]
+
+    def _answers(self, rec: PodRecord) -> bool:
+        if not is_alive(rec.pid, rec.start_time):
+            log = (self.root / "pods" / rec.name / "log").read_text(errors="replace").strip().splitlines()
+            raise HarnessError(f"pod {rec.name} exited during start: {log[-1] if log else 'no output'}")
+        return self._probe(rec, "liveness")
+
+    def _probe(self, rec: PodRecord, kind: str) -> bool:
+        """The reference's own probe script, run inside the pod's network."""
+        tls = self.root / "pods" / rec.name / "tls"
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "REDIS_PORT": str(self._port()),
+            "POD_IP": rec.address,
+            "REDIS_TLS_DIR": str(tls),
+            "REDIS_SECRETS_DIR": str(self.root / "pods" / rec.name / "auth"),
+        }
+        script = self.root / "pods" / rec.name / "config" / "probe.sh"
+        proc = subprocess.run(
+            self._network().wrap(rec, ["/bin/sh", str(script), kind]), env=env, capture_output=True, text=True, timeout=15
+        )
+        return proc.returncode == 0
+
+    def _wait(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.2)
+        raise HarnessError(f"timed out after {self.startup_timeout:.0f}s waiting for {what}")

@@ -1,0 +1,172 @@
+"""A pod's sandbox, as kubelet would materialise it: the Secret's passwords, the
+cert-manager certificates, the ConfigMaps and volumes as directories, the container's
+environment and command."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from harness import certs
+from harness.errors import HarnessError
+from harness.platforms.local import faults
+from harness.platforms.local.ledger import PodRecord
+from harness.platforms.local.state import AUTH_SECRET, CLIENT_TLS_SECRET, MOUNT_ENV, LocalState
+
+
+class Sandbox(LocalState):
+    def _prepare_secrets(self) -> None:
+        """Passwords from the rendered Secret, or generated; a CA and a client certificate."""
+        sdir = self.root / "secrets"
+        sdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        rendered = self.manifests.find("Secret", AUTH_SECRET)
+        given: dict[str, str] = {}
+        if rendered is not None:
+            given = {k: base64.b64decode(v).decode() for k, v in (rendered.get("data") or {}).items()}
+            given.update(rendered.get("stringData") or {})
+        template = self.manifests.redis_files().get("users.acl.template", "")
+        acl_lines = "\n".join(line for line in template.splitlines() if not line.lstrip().startswith("#"))
+        for user in sorted(set(re.findall(r"@([A-Z]+)@", acl_lines))):
+            key = f"{user.lower()}-password"
+            path = sdir / key
+            if key in given:
+                path.write_text(given[key])
+            elif not path.exists():
+                path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        ca_dir = self.root / "ca"
+        if (ca_dir / "ca.key").exists():
+            self._ca = certs.load_ca(ca_dir)
+        else:
+            self._ca = certs.make_ca(f"{self.cluster}-ca")
+            certs.save_ca(ca_dir, self._ca)
+        cert = self.manifests.certificate_for_secret(CLIENT_TLS_SECRET)
+        cn = cert["spec"].get("commonName", "redis-client") if cert else "redis-client"
+        certs.write_tls_dir(self.root / "client-tls", self._ca, certs.issue(self._ca, cn, server=False, client=True))
+
+    def _ca_pair(self) -> certs.KeyPair:
+        if not hasattr(self, "_ca"):
+            self._ca = certs.load_ca(self.root / "ca")
+        return self._ca
+
+    def _tls_for(self, secret_name: str, rec: PodRecord, directory: Path) -> None:
+        """Materialise a cert-manager TLS Secret for this pod: the Certificate's names plus the pod's own."""
+        cert = self.manifests.certificate_for_secret(secret_name)
+        if cert is None:
+            raise HarnessError(f"no Certificate in the reference produces the Secret '{secret_name}'")
+        spec = cert["spec"]
+        usages = spec.get("usages") or ["server auth", "client auth"]
+        dns = list(spec.get("dnsNames") or [])
+        ips = list(spec.get("ipAddresses") or [])
+        if rec.kind == "redis" and "server auth" in usages:
+            dns.append(self._fqdn(rec.name))
+            ips.append(rec.address)
+        leaf = certs.issue(
+            self._ca_pair(),
+            spec.get("commonName", rec.name),
+            sorted(set(dns)),
+            sorted(set(ips)),
+            server="server auth" in usages,
+            client="client auth" in usages,
+        )
+        certs.write_tls_dir(directory, self._ca_pair(), leaf)
+
+    def _headless_domain(self) -> str:
+        sts = self.manifests.redis_statefulset()
+        return f"{sts['spec']['serviceName']}.{self.manifests.namespace()}.svc.cluster.local"
+
+    def _fqdn(self, pod: str) -> str:
+        return f"{pod}.{self._headless_domain()}"
+
+    def _write_hosts(self) -> None:
+        """The cluster DNS, as a hosts file the reference scripts consult (REDIS_HOSTS_FILE)."""
+        lines = [f"{r.address} {self._fqdn(r.name)} {r.name}" for r in self._redis_records() if r.address]
+        path = self.root / "hosts"
+        # Rewritten in place: readers hold no stale copy.
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+    def _volumes(self, rec: PodRecord, pod_spec: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Path]:
+        """Every volume of the pod template, as a local directory, by volume name."""
+        pod_dir = self.root / "pods" / rec.name
+        dirs: dict[str, Path] = {}
+        for claim in claims:
+            d = self.root / "volumes" / rec.name / claim["metadata"]["name"]
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self.ledger.network == "netns":
+                # A filesystem of the claim's size (capped), so that a volume can fill up.
+                request = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "1Gi")
+                faults.mount_volume(d.with_suffix(".img"), d, faults.quantity_bytes(request))
+            dirs[claim["metadata"]["name"]] = d
+        for vol in pod_spec.get("volumes", []):
+            d = pod_dir / vol["name"]
+            if d.exists():
+                shutil.rmtree(d)
+            d.mkdir(parents=True, mode=0o700)
+            if "configMap" in vol:
+                cm = self.manifests.find("ConfigMap", vol["configMap"]["name"])
+                if cm is None:
+                    raise HarnessError(f"pod {rec.name} mounts ConfigMap {vol['configMap']['name']}, which the reference lacks")
+                for key, text in cm.get("data", {}).items():
+                    (d / key).write_text(text)
+            elif "secret" in vol:
+                secret = vol["secret"]["secretName"]
+                if secret == AUTH_SECRET:
+                    for f in (self.root / "secrets").glob("*-password"):
+                        shutil.copy2(f, d / f.name)
+                else:
+                    self._tls_for(secret, rec, d)
+            dirs[vol["name"]] = d
+        return dirs
+
+    def _env(self, rec: PodRecord, container: dict[str, Any], dirs: dict[str, Path]) -> dict[str, str]:
+        """The container's environment as Kubernetes would give it, with paths under its mounts
+        mapped to the local directories, plus local mount locations."""
+        fields = {
+            "metadata.name": rec.name,
+            "metadata.namespace": rec.namespace,
+            "status.podIP": rec.address,
+            "spec.nodeName": rec.node,
+        }
+        env: dict[str, str] = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": "/tmp"}
+        for mount in container.get("volumeMounts", []):
+            var = MOUNT_ENV.get(mount["mountPath"])
+            if var and mount["name"] in dirs:
+                env[var] = str(dirs[mount["name"]])
+        local = self._path_mapper(dirs, container)
+        for item in container.get("env", []):
+            if "value" in item:
+                env[item["name"]] = local(re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), item["value"]))
+            elif "fieldRef" in (item.get("valueFrom") or {}):
+                env[item["name"]] = fields.get(item["valueFrom"]["fieldRef"]["fieldPath"], "")
+        env["REDIS_HOSTS_FILE"] = str(self.root / "hosts")
+        if self.ledger.network == "loopback":
+            env["REDIS_BIND"] = rec.address  # pods share the host's network: each binds its own address
+        env["REDIS_SERVER"] = shutil.which("redis-server") or "redis-server"
+        return env
+
+    @staticmethod
+    def _path_mapper(dirs: dict[str, Path], container: dict[str, Any]):
+        """A function from a path inside the container to the local directory mounted there."""
+        mounts = sorted(
+            ((m["mountPath"].rstrip("/") + "/", dirs[m["name"]]) for m in container.get("volumeMounts", []) if m["name"] in dirs),
+            key=lambda m: -len(m[0]),
+        )
+
+        def local(arg: str) -> str:
+            for prefix, directory in mounts:
+                if arg.startswith(prefix):
+                    return f"{directory}/{arg[len(prefix) :]}"
+            return arg
+
+        return local
+
+    def _script(self, dirs: dict[str, Path], container: dict[str, Any]) -> list[str]:
+        """The container's command, with its script path mapped to the local config directory."""
+        local = self._path_mapper(dirs, container)
+        return [local(arg) for arg in (container.get("command") or []) + (container.get("args") or [])]

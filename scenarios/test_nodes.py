@@ -1,0 +1,94 @@
+"""Node gate: pods spread over the nodes so that losing one never takes a master and its
+replica together. No replica runs on its master's node; losing any one node keeps every
+slot served and loses no WAITed write; draining a node keeps every shard serving."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.cluster import colocated_replicas, shards, survivors_serve_all, wait_for
+from harness.errors import HarnessError
+from harness.observe import snapshot, wait_healthy
+from harness.platforms.base import Nodes, require
+from harness.recording import judge, start_recording
+
+pytestmark = pytest.mark.cluster
+
+
+def test_no_replica_shares_a_node_with_its_master(healthy, evidence):
+    nodes = [n.name for n in require(healthy, Nodes).nodes()]
+    placement = {p.name: p.node for p in healthy.pods()}
+    pairs = [(s.master, r) for s in shards(snapshot(healthy)) for r in s.replicas]
+    evidence.figure(nodes=nodes, placement=placement, pairs=pairs)
+    assert set(placement.values()) <= set(nodes), f"pods on nodes the platform does not have: {placement}"
+    together = [f"{r} with its master {m} on {placement[m]}" for m, r in pairs if placement[m] == placement[r]]
+    assert together == [], "replicas share a node with their master: " + "; ".join(together)
+    assert colocated_replicas(healthy) == []
+
+
+def test_losing_any_one_node_keeps_every_slot_served(healthy, nemesis, slo, evidence):
+    limit = slo.recovery("node_failure")
+    outcomes = {}
+    for node in [n.name for n in require(healthy, Nodes).nodes()]:
+        wait_healthy(healthy, timeout=90)
+        lost_pods = sorted(p.name for p in healthy.pods() if p.node == node)
+        rec = start_recording(healthy)
+        nemesis.attach(rec.mark)
+        try:
+            rec.run_for(1.5)
+            fault = nemesis.fail_node(node)["at"]
+            try:
+                _, served_after = wait_for(
+                    lambda lost_pods=lost_pods: survivors_serve_all(healthy, lost_pods),
+                    limit,
+                    "the other nodes to serve every slot",
+                )
+            except HarnessError:
+                served_after = None
+            rec.mark("served" if served_after is not None else "not served", node=node)
+            rec.run_for(1.0)
+            nemesis.heal("node_failure")
+            wait_healthy(healthy, timeout=90)
+            rec.run_for(1.0)
+        finally:
+            nemesis.heal_all()
+            rec.stop()
+        figures = judge(rec, fault)
+        outcomes[node] = {"pods": lost_pods, "served_after_s": served_after and round(served_after, 3), **figures}
+        evidence.history(f"node-failure-{node}", rec.history)
+    evidence.figure(
+        limit_s=limit,
+        nodes={n: {k: v for k, v in o.items() if k not in ("set", "unavailable_windows")} for n, o in outcomes.items()},
+    )
+    unserved = [f"{n} (pods {', '.join(o['pods'])})" for n, o in outcomes.items() if o["served_after_s"] is None]
+    assert unserved == [], f"slots went unserved for more than {limit:g} s after losing " + "; ".join(unserved)
+    for node, o in outcomes.items():
+        assert o["workload_errors"] == [], f"{node}: {o['workload_errors']}"
+        assert o["lost_waited"] <= slo.lost_writes(waited=True), f"losing {node} lost {o['lost_waited']} WAITed writes"
+        assert o["unexpected"] == 0
+
+
+def test_drain_keeps_every_shard_serving(healthy, nemesis, slo, evidence):
+    shard = shards(snapshot(healthy))[0]
+    rec = start_recording(healthy, probe_master_address=healthy.pod(shard.master).address)
+    nemesis.attach(rec.mark)
+    try:
+        rec.run_for(1.5)
+        drained = nemesis.drain_node(shard=0)
+        rec.mark("drained", node=drained["node"])
+        rec.run_for(1.0)
+        nemesis.heal("drain")
+        wait_healthy(healthy, timeout=90, placement=True)
+        rec.run_for(1.0)
+    finally:
+        nemesis.heal_all()
+        rec.stop()
+    figures = judge(rec, drained["at"])
+    evidence.figure(node=drained["node"], moved=drained["moved"], **figures.as_dict())
+    evidence.history("drain", rec.history, rec.probe_history)
+    assert figures.workload_errors == []
+    assert set(drained["moved"].values()).isdisjoint({drained["node"]}), f"pods stayed on the drained node: {drained['moved']}"
+    assert figures.unavailable_s <= slo.unavailability("drain"), (
+        f"a shard stopped serving for {figures.unavailable_s:.2f} s during the drain (limit {slo.unavailability('drain'):g} s)"
+    )
+    assert figures.lost == 0 and figures.unexpected == 0
