@@ -23,7 +23,7 @@ from harness.errors import HarnessError
 from harness.report import html, outcomes, rundir
 
 ROOT = Path(__file__).resolve().parent.parent
-SUITES = ("static", "sharding", "failover", "persistence", "security", "network_policy", "negative_controls")
+SUITES = ("static", "sharding", "failover", "nodes", "persistence", "security", "network_policy", "negative_controls")
 RESULT_LINE = re.compile(r"^(scenarios/\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)")
 
 

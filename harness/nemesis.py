@@ -209,7 +209,7 @@ class Nemesis:
         pods = sorted(p.name for p in self.platform.pods() if p.node == node)
         def recover() -> None:
             platform.recover_node(node)
-            self.restore_placement()
+            self.restore_placement(strict=False)
 
         return self._inject("node_failure", lambda: platform.fail_node(node), recover, node=node, pods=pods)
 
@@ -229,7 +229,7 @@ class Nemesis:
 
     def _uncordon_and_separate(self, platform: DrainingNodes, node: str) -> None:
         platform.uncordon(node)
-        self.restore_placement()
+        self.restore_placement(strict=False)
 
     def restore_placement(self, timeout: float = 90.0, strict: bool = True) -> None:
         """What a platform team does once a node is back: spread the pods over the nodes again (a

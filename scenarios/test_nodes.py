@@ -78,7 +78,7 @@ def test_drain_keeps_every_shard_serving(healthy, nemesis, slo, evidence):
         rec.mark("drained", node=drained["node"])
         rec.run_for(1.0)
         nemesis.heal("drain")
-        wait_healthy(healthy, timeout=90, placement=True)
+        wait_healthy(healthy, timeout=90)
         rec.run_for(1.0)
     finally:
         nemesis.heal_all()

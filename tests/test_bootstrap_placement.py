@@ -222,3 +222,224 @@ def test_node_map_gives_up_after_the_timeout_and_says_why(fake_kubectl, tmp_path
     proc = run_node_map(bin_dir, out, timeout=1)
     assert proc.returncode == 1 and not out.exists()
     assert "node-map: gave up after 1s: not yet scheduled: redis-cluster-1" in proc.stderr
+
+
+# --- repair-roles.awk: the repair of roles that failovers moved --------------------------------
+REPAIR = REDIS_DIR / "repair-roles.awk"
+
+# A layout: pod ordinal → (node, master ordinal or None for a master that serves slots).
+Layout = dict[int, tuple[str, int | None]]
+
+
+def repair_lines(layout: Layout, none: tuple[int, ...] = ()) -> list[str]:
+    """The input bootstrap.sh gives repair-roles.awk: "pod node id role master-id"."""
+    lines = []
+    for pod, (node, master) in sorted(layout.items()):
+        if pod in none:
+            lines.append(f"redis-cluster-{pod} {node} {node_id(pod)} none -")
+        elif master is None:
+            lines.append(f"redis-cluster-{pod} {node} {node_id(pod)} master -")
+        else:
+            lines.append(f"redis-cluster-{pod} {node} {node_id(pod)} replica {node_id(master)}")
+    return lines
+
+
+def pod_of(node_id_: str) -> int:
+    return next(p for p in range(64) if node_id(p) == node_id_)
+
+
+def repair(layout: Layout, none: tuple[int, ...] = (), shuffle: int | None = None) -> tuple | None:
+    """repair-roles.awk's next action, with pods as ordinals: ("failover", r),
+    ("replicate", r, m) or ("swap", a, master-of-b, b, master-of-a); None for nothing."""
+    lines = repair_lines(layout, none)
+    if shuffle is not None:
+        random.Random(shuffle).shuffle(lines)
+    proc = subprocess.run([AWK, "-f", str(REPAIR)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
+    out = proc.stdout.splitlines()
+    assert len(out) <= 1, out
+    if not out:
+        return None
+    words = out[0].split()
+    pod = lambda w: int(w.removeprefix("redis-cluster-"))  # noqa: E731
+    if words[0] == "failover":
+        return ("failover", pod(words[1]))
+    if words[0] == "replicate":
+        return ("replicate", pod(words[1]), pod_of(words[2]))
+    assert words[0] == "swap", out
+    return ("swap", pod(words[1]), pod_of(words[2]), pod(words[3]), pod_of(words[4]))
+
+
+def apply(layout: Layout, action: tuple) -> Layout:
+    """What Redis does: a failover promotes the replica, its old master and the master's
+    other replicas follow it; CLUSTER REPLICATE moves a replica."""
+    after = dict(layout)
+    if action[0] == "failover":
+        r = action[1]
+        m = layout[r][1]
+        for pod, (node, master) in layout.items():
+            if pod == m or (master == m and pod != r):
+                after[pod] = (node, r)
+        after[r] = (layout[r][0], None)
+    elif action[0] == "replicate":
+        after[action[1]] = (layout[action[1]][0], action[2])
+    else:
+        _, a, mb, b, ma = action
+        after[a] = (layout[a][0], mb)
+        after[b] = (layout[b][0], ma)
+    return after
+
+
+def master_nodes_shared(layout: Layout) -> bool:
+    nodes = [node for node, master in layout.values() if master is None]
+    return len(set(nodes)) < len(nodes)
+
+
+def co_located(layout: Layout) -> int:
+    return sum(master is not None and node == layout[master][0] for node, master in layout.values())
+
+
+def settle(layout: Layout, limit: int = 10) -> tuple[Layout, list[tuple]]:
+    """bootstrap.sh's loop: the next action, applied, until there is none (at most `limit`)."""
+    actions = []
+    while (action := repair(layout)) is not None:
+        assert len(actions) < limit, (layout, actions)
+        actions.append(action)
+        layout = apply(layout, action)
+    return layout, actions
+
+
+def drifted() -> Layout:
+    """Measured after losing w1 and its return: 5 took over from 0, and w3 runs two masters."""
+    return {0: ("w1", 5), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 1), 4: ("w2", 2), 5: ("w3", None)}
+
+
+def test_the_drifted_layout_fails_over_to_the_replica_on_the_node_without_a_master():
+    assert repair(drifted()) == ("failover", 0)
+    final, actions = settle(drifted())
+    assert actions == [("failover", 0)]
+    assert not master_nodes_shared(final) and co_located(final) == 0
+    assert final == {0: ("w1", None), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 1), 4: ("w2", 2), 5: ("w3", 0)}
+
+
+def test_every_node_lost_in_turn_ends_well_placed():
+    """The end-to-end run's rounds: lose a node (its masters' replicas take over, its pods
+    come back as replicas), then repair; every round ends with masters on three nodes and
+    no replica on its master's node."""
+    layout = {0: ("w1", None), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 1), 4: ("w2", 2), 5: ("w3", 0)}
+    for lost in ("w1", "w2", "w3"):
+        for pod in sorted(layout):
+            node, master = layout[pod]
+            if node == lost and master is None:
+                layout = apply(layout, ("failover", next(r for r, (_, m) in layout.items() if m == pod)))
+        assert master_nodes_shared(layout)
+        layout, actions = settle(layout)
+        assert actions and actions[0][0] == "failover", actions
+        assert not master_nodes_shared(layout) and co_located(layout) == 0, (lost, layout)
+
+
+def test_a_healthy_layout_needs_nothing():
+    assert repair({0: ("w1", None), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 1), 4: ("w2", 2), 5: ("w3", 0)}) is None
+    # Whatever bootstrap.sh creates needs no repair: the Job stays idempotent.
+    for nodes in layouts(6):
+        masters = first_on_distinct_nodes(nodes, 3)
+        layout = {p: (nodes[p], None) for p in masters} | {r: (nodes[r], m) for r, m in plan(nodes, masters).items()}
+        assert repair(layout) is None, (nodes, layout)
+
+
+def test_a_replica_on_its_masters_node_swaps_masters_with_another_shard():
+    layout = {0: ("w1", None), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 0), 4: ("w2", 2), 5: ("w3", 1)}
+    # 3 shares w1 with 0; 4 (of 2) and 5 (of 1) could both trade, 4 comes first.
+    assert repair(layout) == ("swap", 3, 2, 4, 0)
+    final, actions = settle(layout)
+    assert len(actions) == 1 and co_located(final) == 0
+
+
+def test_a_swap_that_mends_two_replicas_is_preferred():
+    layout = {0: ("w1", None), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 0), 4: ("w2", 1), 5: ("w3", 1)}
+    layout[5] = ("w3", 2)  # every replica on its master's node
+    assert repair(layout) == ("swap", 3, 1, 4, 0)
+    final, actions = settle(layout)
+    assert len(actions) == 2 and co_located(final) == 0
+
+
+def test_a_master_with_another_replica_elsewhere_gives_the_co_located_one_away():
+    # Seven pods: 0 has replicas 3 (w1, its own node) and 6 (w2); 1 and 2 have one each.
+    layout = {0: ("w1", None), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 0), 4: ("w3", 1), 5: ("w2", 2), 6: ("w2", 0)}
+    assert repair(layout) == ("replicate", 3, 1)  # 1 (w2) and 2 (w3) have one each: ordinal
+    final, _ = settle(layout)
+    assert co_located(final) == 0
+
+
+def test_no_possible_improvement_means_no_action():
+    assert repair({p: ("w1", None if p < 3 else p - 3) for p in range(6)}) is None  # one node
+    # Two nodes, all masters on w1: 3 and 4 share w1 with their masters, and no master
+    # runs elsewhere to trade with.
+    assert repair({0: ("w1", None), 1: ("w1", None), 2: ("w1", None), 3: ("w1", 0), 4: ("w1", 1), 5: ("w2", 2)}) is None
+
+
+def test_fewer_nodes_than_masters_gets_no_master_spread():
+    # Three masters on w1, their replicas on w2: a failover would move one master to w2, but
+    # with two nodes some node runs two masters anyway.
+    layout = {0: ("w1", None), 1: ("w1", None), 2: ("w1", None), 3: ("w2", 0), 4: ("w2", 1), 5: ("w2", 2)}
+    assert repair(layout) is None
+    # Four masters on three nodes: masters share a node, still no failover.
+    layout = {p: (f"w{p % 3 + 1}", None) for p in range(4)} | {p: (f"w{(p + 1) % 3 + 1}", p - 4) for p in range(4, 8)}
+    assert co_located(layout) == 0 and repair(layout) is None
+
+
+def test_a_swap_first_when_no_replica_of_a_shared_master_is_on_a_free_node():
+    # w3 runs masters 2 and 5; w1 runs none, but its replicas follow 1 (w2); 5's replica 4
+    # on w2 trades with 3: then 3 (w1) follows 5 and takes over from it.
+    layout = {0: ("w1", 1), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 1), 4: ("w2", 5), 5: ("w3", None)}
+    layout[0] = ("w1", 2)
+    layout[4] = ("w2", 5)
+    assert repair(layout) is not None
+    final, actions = settle(layout)
+    assert not master_nodes_shared(final) and co_located(final) == 0, (actions, final)
+
+
+def test_a_swap_interrupted_half_way_is_completed():
+    # The first CLUSTER REPLICATE of swap (3 → 2, 4 → 0) happened, the second did not: 0 has
+    # no replica, 2 has two; the repair moves 4, not 3 (which would share w1 with 0 again).
+    layout = {0: ("w1", None), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 2), 4: ("w2", 2), 5: ("w3", 1)}
+    assert repair(layout) == ("replicate", 4, 0)
+
+
+def test_members_in_flux_and_orphans_are_not_counted():
+    layout = drifted()
+    # Pod 5 seen as neither role (a failing member): no shared node, nothing to do.
+    assert repair(layout, none=(5,)) is None
+
+
+def test_the_action_does_not_depend_on_the_order_of_the_input():
+    layouts_ = [drifted(), {0: ("w1", None), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 0), 4: ("w2", 1), 5: ("w3", 2)}]
+    for layout in layouts_:
+        assert len({repair(layout, shuffle=s) for s in range(6)}) == 1
+
+
+def test_every_six_pod_layout_settles_within_ten_actions_and_never_gets_worse():
+    rng = random.Random(7)
+    all_layouts = list(layouts(6))
+    for _ in range(150):
+        nodes = rng.choice(all_layouts)
+        masters = sorted(rng.sample(range(6), 3))
+        replicas = [p for p in range(6) if p not in masters]
+        followed = rng.sample(masters, 3)
+        layout = {m: (nodes[m], None) for m in masters} | {r: (nodes[r], m) for r, m in zip(replicas, followed, strict=True)}
+        shared_before, co_before = master_nodes_shared(layout), co_located(layout)
+        final, actions = settle(layout)
+        assert sorted(m for _, m in final.values() if m is not None) == sorted(p for p, (_, m) in final.items() if m is None)
+        if len(set(nodes)) >= 3:
+            assert not master_nodes_shared(final) or shared_before, (layout, actions)
+        if not shared_before:
+            assert co_located(final) <= co_before, (layout, actions)
+
+
+def test_a_bad_line_is_an_error_and_bootstrap_calls_the_repair_next_to_itself():
+    bad = subprocess.run([AWK, "-f", str(REPAIR)], input="redis-cluster-0 w1 x leader -\n", capture_output=True, text=True)
+    assert bad.returncode == 2 and "not understood" in bad.stderr
+    script = (REDIS_DIR / "bootstrap.sh").read_text()
+    assert 'awk -f "$(dirname "$0")/repair-roles.awk"' in script
+    assert script.index("repair-roles.awk\"") < script.index("# 6. Wait until every pod sees a healthy")
+    config = reference.render("kind").find_prefixed("ConfigMap", "redis-config")
+    assert "repair-roles.awk" in config["data"]

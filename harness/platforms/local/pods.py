@@ -103,14 +103,41 @@ class PodProcesses(Sandbox):
                     raise HarnessError(f"{address}:{port} is already in use: choose another range with --subnet") from None
 
     def _stop(self, names: list[str], graceful: bool) -> None:
+        """Stop pods as kubelet does: a graceful stop runs the container's preStop hook first
+        (all pods' hooks together), then SIGTERM, and SIGKILL after the grace period."""
         grace = self._grace_seconds() if graceful else 0.0
         recs = [self._record(n) for n in names]
+        if graceful:
+            hooks = [threading.Thread(target=self._pre_stop, args=(r, grace)) for r in recs if is_alive(r.pid, r.start_time)]
+            for t in hooks:
+                t.start()
+            for t in hooks:
+                t.join()
         self._terminate(recs, grace)
         self._reap()
         for r in recs:
             r.pid = r.start_time = None
             r.paused = False
         self._save()
+
+    def _pre_stop(self, rec: PodRecord, grace: float) -> None:
+        """The Redis container's preStop exec hook, inside the pod, bounded by the grace period."""
+        container = self.manifests.redis_container()
+        command = (((container.get("lifecycle") or {}).get("preStop") or {}).get("exec") or {}).get("command")
+        if not command:
+            return
+        dirs = self._mounted_dirs(rec)
+        env = self._env(rec, container, dirs)
+        local = self._path_mapper(dirs, container)
+        try:
+            proc = subprocess.run(
+                self._network().wrap(rec, [local(arg) for arg in command]), env=env, capture_output=True, text=True, timeout=grace
+            )
+            output = proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired:
+            output = f"preStop hook still running after {grace:.0f}s: stopping anyway\n"
+        with open(self.root / "pods" / rec.name / "log", "a") as log:
+            log.write(output)
 
     @staticmethod
     def _terminate(records: list[PodRecord], grace: float) -> None:

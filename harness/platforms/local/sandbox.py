@@ -124,6 +124,18 @@ class Sandbox(LocalState):
             dirs[vol["name"]] = d
         return dirs
 
+    def _mounted_dirs(self, rec: PodRecord) -> dict[str, Path]:
+        """The running pod's volumes by name, where _volumes put them (nothing is recreated)."""
+        sts = self.manifests.redis_statefulset()
+        dirs = {
+            c["metadata"]["name"]: self.root / "volumes" / rec.name / c["metadata"]["name"]
+            for c in sts["spec"].get("volumeClaimTemplates", [])
+        }
+        dirs.update(
+            {v["name"]: self.root / "pods" / rec.name / v["name"] for v in sts["spec"]["template"]["spec"].get("volumes", [])}
+        )
+        return dirs
+
     def _env(self, rec: PodRecord, container: dict[str, Any], dirs: dict[str, Path]) -> dict[str, str]:
         """The container's environment as Kubernetes would give it, with paths under its mounts
         mapped to the local directories, plus local mount locations."""

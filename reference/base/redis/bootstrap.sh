@@ -8,6 +8,10 @@
 #    another node where one can be found for every master;
 #  - an existing cluster: a member whose address changed is met again at its
 #    new address, and a pod that never joined is added as a replica.
+#  - with a node map, roles that failovers moved are repaired (repair-roles.awk,
+#    next to this script, chooses each step): a graceful CLUSTER FAILOVER puts the
+#    masters back on distinct nodes, CLUSTER REPLICATE moves replicas off their
+#    master's node.
 #
 # Pods are named <prefix>-<i>.<headless domain>, as a StatefulSet names them.
 # An optional node map file ("pod node" per line) tells which Kubernetes node
@@ -25,6 +29,8 @@ REDIS_SECRETS_DIR="${REDIS_SECRETS_DIR:-/etc/redis-auth}"
 REDIS_HOSTS_FILE="${REDIS_HOSTS_FILE:-}"
 REDIS_NODE_MAP_FILE="${REDIS_NODE_MAP_FILE:-}"
 BOOTSTRAP_TIMEOUT_SECONDS="${BOOTSTRAP_TIMEOUT_SECONDS:-300}"
+REPAIR_MAX_ACTIONS="${REPAIR_MAX_ACTIONS:-10}"
+REPAIR_SETTLE_SECONDS="${REPAIR_SETTLE_SECONDS:-30}"
 
 log() { echo "bootstrap: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -115,8 +121,10 @@ fi
 # 3. Meet members whose address changed; collect pods that never joined.
 cli "$anchor" CLUSTER NODES | tr -d '\r' > "$work/view"
 : > "$work/unjoined"
+: > "$work/ids"
 while read -r pod addr node; do
   id=$(cli "$addr" CLUSTER MYID | tr -d '\r')
+  echo "$pod $addr $node $id" >> "$work/ids"
   known=$(awk -v id="$id" '$1 == id {split($2, a, ":"); print a[1]}' "$work/view")
   if [ -z "$known" ]; then
     echo "$pod $addr $node $id" >> "$work/unjoined"
@@ -162,7 +170,115 @@ while read -r pod addr node id; do
   done
 done < "$work/unjoined"
 
-# 5. Wait until every pod sees a healthy, agreeing cluster.
+# 5. With a node map, repair roles that failovers moved: masters on distinct nodes (when
+#    there are enough nodes), no replica on its master's node. repair-roles.awk (next to
+#    this script) chooses one action from the anchor's view; it is carried out and waited
+#    for, then the next one is chosen from the new view, at most REPAIR_MAX_ACTIONS.
+#    Only on a settled view: every pod a member, a master that serves slots or a replica.
+if [ -n "$REDIS_NODE_MAP_FILE" ] && [ -r "$REDIS_NODE_MAP_FILE" ]; then
+  # "pod node id role master-id" for every pod, from the anchor's CLUSTER NODES;
+  # exit status 1 while some pod is missing, failing or neither role.
+  roles() {
+    cli "$anchor" CLUSTER NODES | tr -d '\r' > "$work/view" || return 1
+    awk 'NR == FNR { pod[$4] = $1; node[$4] = $3; want++; next }
+         $1 in pod {
+           role = "none"; m = "-"
+           if ($3 ~ /fail|handshake|noaddr/) role = "none"
+           else if ($3 ~ /master/ && NF > 8) role = "master"
+           else if ($3 ~ /slave/ && $4 != "-") { role = "replica"; m = $4 }
+           print pod[$1], node[$1], $1, role, m
+           if (role != "none") got++
+         }
+         END { exit got != want }' "$work/ids" "$work/view" > "$work/roles"
+  }
+  # field POD N: field N of the pod's "pod address node id" line.
+  field() { awk -v p="$1" -v f="$2" '$1 == p {print $f; exit}' "$work/ids"; }
+  # shown ID WANT [ID WANT]...: the anchor shows each ID as a master that serves slots
+  # (WANT "master") or as a replica of the master with id WANT.
+  shown() {
+    cli "$anchor" CLUSTER NODES 2>/dev/null | tr -d '\r' | awk -v want="$*" '
+      BEGIN { n = split(want, w, " "); for (i = 1; i < n; i += 2) need[w[i]] = w[i + 1] }
+      ($1 in need) && ((need[$1] == "master" && $3 ~ /master/ && $3 !~ /fail/ && NF > 8) ||
+                       (need[$1] != "master" && $3 ~ /slave/ && $4 == need[$1])) { ok++ }
+      END { exit ok != n / 2 }'
+  }
+  # describe POD: "pod (node)"; of_master ID: the pod and node of that master.
+  describe() { echo "$1 ($(field "$1" 3))"; }
+  of_id() { describe "$(awk -v i="$1" '$4 == i {print $1; exit}' "$work/ids")"; }
+  settle=$(( $(date +%s) + REPAIR_SETTLE_SECONDS ))
+  [ "$settle" -lt "$deadline" ] || settle=$deadline
+  until roles; do
+    if [ "$(date +%s)" -ge "$settle" ]; then
+      log "repair: skipped, the cluster has not settled: $(awk '$4 == "none" {printf "%s ", $1}' "$work/roles")"
+      : > "$work/roles"
+      break
+    fi
+    sleep 0.5
+  done
+  actions=0
+  while [ -s "$work/roles" ]; do
+    action=$(awk -f "$(dirname "$0")/repair-roles.awk" "$work/roles") || die "repair-roles.awk failed"
+    [ -n "$action" ] || break
+    if [ "$actions" -ge "$REPAIR_MAX_ACTIONS" ]; then
+      log "repair: stopping after $actions actions; next would be: $action"
+      break
+    fi
+    # shellcheck disable=SC2086
+    set -- $action
+    case "$1" in
+      failover)
+        r="$2"; raddr=$(field "$r" 2); rid=$(field "$r" 4)
+        mid=$(awk -v p="$r" '$1 == p {print $5; exit}' "$work/roles")
+        log "repair: failover to $(describe "$r") from its master $(of_id "$mid"), whose node runs another master"
+        # A graceful failover needs the replica in sync with its master.
+        until cli "$raddr" INFO replication | tr -d '\r' | grep -q '^master_link_status:up'; do
+          [ "$(date +%s)" -lt "$deadline" ] || die "repair: $r never got in sync with its master"
+          sleep 0.5
+        done
+        while :; do
+          cli "$raddr" CLUSTER FAILOVER > /dev/null || log "repair: CLUSTER FAILOVER on $r failed; retrying"
+          retry=$(( $(date +%s) + 15 ))
+          while ! shown "$rid" master "$mid" "$rid" && [ "$(date +%s)" -lt "$retry" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+            sleep 0.5
+          done
+          shown "$rid" master "$mid" "$rid" && break
+          [ "$(date +%s)" -lt "$deadline" ] || die "repair: the failover to $r did not happen in time"
+        done
+        ;;
+      replicate)
+        r="$2"; mid="$3"
+        log "repair: $(describe "$r") now replicates $(of_id "$mid")"
+        cli "$(field "$r" 2)" CLUSTER REPLICATE "$mid" > /dev/null || die "repair: CLUSTER REPLICATE on $r failed"
+        until shown "$(field "$r" 4)" "$mid"; do
+          [ "$(date +%s)" -lt "$deadline" ] || die "repair: $r did not move in time"
+          sleep 0.5
+        done
+        ;;
+      swap)
+        a="$2"; mb="$3"; b="$4"; ma="$5"
+        log "repair: swap: $(describe "$a") now replicates $(of_id "$mb"), $(describe "$b") now replicates $(of_id "$ma")"
+        # Back to back, so that neither master stays without a replica long enough for
+        # Redis's own replica migration to step in.
+        cli "$(field "$a" 2)" CLUSTER REPLICATE "$mb" > /dev/null || die "repair: CLUSTER REPLICATE on $a failed"
+        cli "$(field "$b" 2)" CLUSTER REPLICATE "$ma" > /dev/null || die "repair: CLUSTER REPLICATE on $b failed"
+        until shown "$(field "$a" 4)" "$mb" "$(field "$b" 4)" "$ma"; do
+          [ "$(date +%s)" -lt "$deadline" ] || die "repair: the swap of $a and $b did not happen in time"
+          sleep 0.5
+        done
+        ;;
+      *) die "repair-roles.awk answered what bootstrap does not know: $action" ;;
+    esac
+    actions=$((actions + 1))
+    changes=$((changes + 1))
+    until roles; do
+      [ "$(date +%s)" -lt "$deadline" ] || die "repair: the cluster did not settle after: $action"
+      sleep 0.5
+    done
+  done
+  [ "$actions" -eq 0 ] || log "repair: $actions action(s)"
+fi
+
+# 6. Wait until every pod sees a healthy, agreeing cluster.
 while :; do
   ok=1
   while read -r pod addr node; do
