@@ -93,6 +93,20 @@ def owner_alive(pid: int) -> bool:
     return True
 
 
+def sigkill(pid: int | None, start_time: str | None) -> None:
+    """SIGKILL and nothing before it (kill -9); returns once the process is gone."""
+    if not is_alive(pid, start_time):
+        return
+    assert pid is not None
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while is_alive(pid, start_time) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def terminate(pid: int | None, start_time: str | None, grace: float) -> None:
     """SIGCONT (a paused process cannot exit), SIGTERM, then SIGKILL after `grace` seconds."""
     if not is_alive(pid, start_time):

@@ -31,7 +31,7 @@ class LocalNodes(HelperPods, FailingNodes, DrainingNodes):
             for name in pods:
                 self.ledger.pods[name].held = True
             self._save()
-        self._stop(pods, graceful=False)
+        self._kill(pods)
         return pods
 
     def recover_node(self, node: str) -> None:

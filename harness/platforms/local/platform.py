@@ -282,7 +282,7 @@ class LocalPlatform(
         self._start(names)
 
     def kill(self, pod: str) -> None:
-        self._stop([pod], graceful=False)
+        self._kill([pod])
         timer = threading.Timer(self.restart_delay, self._restart_killed, args=(pod,))
         timer.daemon = True
         self._timers.append(timer)
@@ -305,7 +305,7 @@ class LocalPlatform(
         with self._lock:
             rec.held = True
             self._save()
-        self._stop([pod], graceful=False)
+        self._kill([pod])
 
     def release(self, pod: str) -> None:
         rec = self._record(pod)

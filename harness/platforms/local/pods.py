@@ -14,7 +14,7 @@ from typing import Any
 from harness import reference
 from harness.errors import HarnessError
 from harness.platforms.local import scheduler
-from harness.platforms.local.ledger import PodRecord, is_alive, process_start_time, terminate
+from harness.platforms.local.ledger import PodRecord, is_alive, process_start_time, sigkill, terminate
 from harness.platforms.local.sandbox import Sandbox
 
 
@@ -101,6 +101,18 @@ class PodProcesses(Sandbox):
                     sock.listen(1)
                 except OSError:
                     raise HarnessError(f"{address}:{port} is already in use: choose another range with --subnet") from None
+
+    def _kill(self, names: list[str]) -> None:
+        """SIGKILL the pods' Redis, nothing before it (kill -9)."""
+        recs = [self._record(n) for n in names]
+        for r in recs:
+            sigkill(r.pid, r.start_time)
+        self._reap()
+        with self._lock:
+            for r in recs:
+                r.pid = r.start_time = None
+                r.paused = False
+            self._save()
 
     def _stop(self, names: list[str], graceful: bool) -> None:
         """Stop pods as kubelet does: a graceful stop runs the container's preStop hook first
