@@ -388,13 +388,13 @@ def test_fewer_nodes_than_masters_gets_no_master_spread():
 
 
 def test_a_swap_first_when_no_replica_of_a_shared_master_is_on_a_free_node():
-    # w3 runs masters 2 and 5; w1 runs none, but its replicas follow 1 (w2); 5's replica 4
-    # on w2 trades with 3: then 3 (w1) follows 5 and takes over from it.
-    layout = {0: ("w1", 1), 1: ("w2", None), 2: ("w3", None), 3: ("w1", 1), 4: ("w2", 5), 5: ("w3", None)}
-    layout[0] = ("w1", 2)
-    layout[4] = ("w2", 5)
-    assert repair(layout) is not None
+    # w3 runs masters 2 and 3; w1 runs no master, but its one pod (0) follows 5 (w2). 0
+    # trades masters with 4 (of 2), which lands on 5's node for a while; 0 takes over from
+    # 2; then 4 trades again.
+    layout = {0: ("w1", 5), 1: ("w2", 3), 2: ("w3", None), 3: ("w3", None), 4: ("w2", 2), 5: ("w2", None)}
+    assert repair(layout) == ("swap", 0, 2, 4, 5)
     final, actions = settle(layout)
+    assert [a[0] for a in actions] == ["swap", "failover", "swap"], actions
     assert not master_nodes_shared(final) and co_located(final) == 0, (actions, final)
 
 
@@ -417,22 +417,28 @@ def test_the_action_does_not_depend_on_the_order_of_the_input():
         assert len({repair(layout, shuffle=s) for s in range(6)}) == 1
 
 
-def test_every_six_pod_layout_settles_within_ten_actions_and_never_gets_worse():
+def test_six_pod_layouts_settle_within_ten_actions_as_well_placed_as_they_can_be():
+    """Random masters and replicas on every way to put six pods on nodes (all 24360 such
+    states were checked once, in 3 actions at most; a sample here): with three nodes or more
+    the masters end on distinct nodes, and a replica ends on its master's node only when
+    no assignment of replicas to those masters avoids it."""
     rng = random.Random(7)
     all_layouts = list(layouts(6))
-    for _ in range(150):
+    for _ in range(200):
         nodes = rng.choice(all_layouts)
         masters = sorted(rng.sample(range(6), 3))
         replicas = [p for p in range(6) if p not in masters]
-        followed = rng.sample(masters, 3)
-        layout = {m: (nodes[m], None) for m in masters} | {r: (nodes[r], m) for r, m in zip(replicas, followed, strict=True)}
-        shared_before, co_before = master_nodes_shared(layout), co_located(layout)
+        layout = {m: (nodes[m], None) for m in masters} | {
+            r: (nodes[r], m) for r, m in zip(replicas, rng.sample(masters, 3), strict=True)
+        }
         final, actions = settle(layout)
-        assert sorted(m for _, m in final.values() if m is not None) == sorted(p for p, (_, m) in final.items() if m is None)
+        assert len(actions) <= 3, (layout, actions)
+        final_masters = sorted(p for p, (_, m) in final.items() if m is None)
+        assert sorted(m for _, m in final.values() if m is not None) == final_masters, (layout, actions)
         if len(set(nodes)) >= 3:
-            assert not master_nodes_shared(final) or shared_before, (layout, actions)
-        if not shared_before:
-            assert co_located(final) <= co_before, (layout, actions)
+            assert not master_nodes_shared(final), (layout, actions)
+        if co_located(final):
+            assert not off_node_placement_exists(nodes, final_masters), (layout, actions)
 
 
 def test_a_bad_line_is_an_error_and_bootstrap_calls_the_repair_next_to_itself():
@@ -440,6 +446,6 @@ def test_a_bad_line_is_an_error_and_bootstrap_calls_the_repair_next_to_itself():
     assert bad.returncode == 2 and "not understood" in bad.stderr
     script = (REDIS_DIR / "bootstrap.sh").read_text()
     assert 'awk -f "$(dirname "$0")/repair-roles.awk"' in script
-    assert script.index("repair-roles.awk\"") < script.index("# 6. Wait until every pod sees a healthy")
+    assert script.index('repair-roles.awk"') < script.index("# 6. Wait until every pod sees a healthy")
     config = reference.render("kind").find_prefixed("ConfigMap", "redis-config")
     assert "repair-roles.awk" in config["data"]
