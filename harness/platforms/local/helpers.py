@@ -129,7 +129,7 @@ class HelperPods(PodProcesses):
                 if proc.returncode != 0:
                     tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
                     raise HarnessError(f"the bootstrap Job's {container['name']} failed: {tail[0] if tail else 'no output'}")
-            return proc.stderr
+            return "".join(log)
 
     def _api_stand_in(self, pod: str) -> Path:
         """The API server's answer to the one call the reference's Job makes (`kubectl get pods
