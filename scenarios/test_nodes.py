@@ -54,12 +54,9 @@ def test_losing_any_one_node_keeps_every_slot_served(healthy, nemesis, slo, evid
             nemesis.heal_all()
             rec.stop()
         figures = judge(rec, fault)
-        outcomes[node] = {"pods": lost_pods, "served_after_s": served_after and round(served_after, 3), **figures}
+        outcomes[node] = {"pods": lost_pods, "served_after_s": served_after and round(served_after, 3), **figures.headline()}
         evidence.history(f"node-failure-{node}", rec.history)
-    evidence.figure(
-        limit_s=limit,
-        nodes={n: {k: v for k, v in o.items() if k not in ("set", "unavailable_windows")} for n, o in outcomes.items()},
-    )
+    evidence.figure(limit_s=limit, nodes=outcomes)
     unserved = [f"{n} (pods {', '.join(o['pods'])})" for n, o in outcomes.items() if o["served_after_s"] is None]
     assert unserved == [], f"slots went unserved for more than {limit:g} s after losing " + "; ".join(unserved)
     for node, o in outcomes.items():

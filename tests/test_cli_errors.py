@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -85,3 +89,27 @@ def test_address_range_already_in_use_is_explained(tmp_path):
         subprocess.run(["ip", "link", "del", "rhtestbusy"], check=False)
     assert proc.returncode == 2
     assert "198.18.200.0/25 is already in use" in proc.stderr
+
+
+@pytest.mark.cluster
+def test_a_pod_that_fits_no_node_stays_pending_and_up_says_why(tmp_path):
+    """Required anti-affinity for six pods on three nodes: the fourth pod fits nowhere."""
+    shutil.copytree(ROOT / "reference", tmp_path / "reference")
+    overlay = tmp_path / "reference" / "overlays" / "one-per-node"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../kind\npatches:\n"
+        "  - target: {kind: StatefulSet, name: redis-cluster}\n    patch: |-\n"
+        "      - op: remove\n        path: /spec/template/spec/topologySpreadConstraints\n"
+        "      - op: replace\n        path: /spec/template/spec/affinity\n"
+        "        value: {podAntiAffinity: {requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: kubernetes.io/hostname,"
+        " labelSelector: {matchLabels: {app.kubernetes.io/component: server}}}]}}\n"
+    )
+    proc = harness(
+        "up", "--overlay", "one-per-node", "--cluster", "rh-pending", "--subnet", "198.18.7.0/24", "--state-dir", str(tmp_path / "state"),
+        env={"REDIS_HARNESS_REFERENCE": str(tmp_path / "reference")},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert "pod redis-cluster-3 is Pending: 0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules" in said
+    assert not list((tmp_path / "state").glob("*/ledger.json")), "a failed up left state behind"

@@ -122,10 +122,4 @@ def terminate(pid: int | None, start_time: str | None, grace: float) -> None:
         if not is_alive(pid, start_time):
             return
         time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 5
-    while is_alive(pid, start_time) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    sigkill(pid, start_time)
