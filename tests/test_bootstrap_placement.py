@@ -449,3 +449,81 @@ def test_a_bad_line_is_an_error_and_bootstrap_calls_the_repair_next_to_itself():
     assert script.index('repair-roles.awk"') < script.index("# 6. Wait until every pod sees a healthy")
     config = reference.render("kind").find_prefixed("ConfigMap", "redis-config")
     assert "repair-roles.awk" in config["data"]
+
+
+# --- bootstrap.sh's last step: the health wait includes every replica's first sync -------------
+FAKE_REDIS_CLI = """\
+#!/bin/sh
+# A stand-in redis-cli for a healthy six-pod cluster (masters 0-2 at 10.0.0.0-2, replica i
+# of master i-3 at 10.0.0.i): replica i reports master_link_status:down for as many INFO
+# replication calls as the number in STATE/down-i, then up.
+state=STATE
+host=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h) host=$2; shift 2 ;;
+    -p|--user|--cacert|--cert|--key) shift 2 ;;
+    --no-auth-warning|--tls) shift ;;
+    --cluster) echo "$*" >> "$state/cluster-calls"; exit 0 ;;
+    *) break ;;
+  esac
+done
+i=${host##*.}
+case "$*" in
+  PING) echo PONG ;;
+  "CLUSTER INFO") printf 'cluster_state:ok\\r\\ncluster_slots_assigned:16384\\r\\n' ;;
+  "CLUSTER MYID") echo "node$i" ;;
+  "CLUSTER NODES")
+    for j in 0 1 2; do echo "node$j 10.0.0.$j:6379@16379 master - 0 0 $((j + 1)) connected $j"; done
+    for j in 3 4 5; do echo "node$j 10.0.0.$j:6379@16379 slave node$((j - 3)) 0 0 $((j - 2)) connected"; done ;;
+  "INFO replication")
+    echo "$i" >> "$state/info-calls"
+    if [ "$i" -lt 3 ]; then printf '# Replication\\r\\nrole:master\\r\\nconnected_slaves:1\\r\\n'; exit 0; fi
+    n=$(cat "$state/down-$i" 2>/dev/null || echo 0)
+    link=up
+    if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$state/down-$i"; link=down; fi
+    printf '# Replication\\r\\nrole:slave\\r\\nmaster_host:10.0.0.%s\\r\\nmaster_link_status:%s\\r\\n' $((i - 3)) "$link" ;;
+  *) echo "unexpected: $*" >&2; exit 3 ;;
+esac
+"""
+
+
+def run_bootstrap(tmp_path: Path, down: dict[int, int], timeout: int) -> subprocess.CompletedProcess:
+    """bootstrap.sh against the stand-in redis-cli, with down[i] INFO replication calls
+    that find replica i's link down."""
+    state, bin_dir, secrets = tmp_path / "state", tmp_path / "bin", tmp_path / "secrets"
+    for d in (state, bin_dir, secrets):
+        d.mkdir()
+    for pod, count in down.items():
+        (state / f"down-{pod}").write_text(f"{count}\n")
+    cli = bin_dir / "redis-cli"
+    cli.write_text(FAKE_REDIS_CLI.replace("STATE", str(state)))
+    cli.chmod(0o755)
+    (secrets / "admin-password").write_text("secret\n")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("".join(f"10.0.0.{i} redis-cluster-{i}\n" for i in range(6)))
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "REDIS_SECRETS_DIR": str(secrets),
+        "REDIS_HOSTS_FILE": str(hosts),
+        "BOOTSTRAP_TIMEOUT_SECONDS": str(timeout),
+    }
+    return subprocess.run(["/bin/sh", str(REDIS_DIR / "bootstrap.sh")], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_bootstrap_waits_until_every_replica_has_finished_its_first_sync(tmp_path):
+    proc = run_bootstrap(tmp_path, {4: 2, 5: 1}, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "cluster healthy; nothing to do" in proc.stderr
+    calls = (tmp_path / "state" / "info-calls").read_text().split()
+    # Rounds 1 and 2 found 4 down (5 only in round 1); round 3 found every link up.
+    assert calls.count("4") == 3 and calls.count("5") == 3, calls
+    assert (tmp_path / "state" / "down-4").read_text().strip() == "0"
+
+
+def test_bootstrap_gives_up_at_the_deadline_and_names_the_replica_whose_link_is_down(tmp_path):
+    proc = run_bootstrap(tmp_path, {5: 1000}, timeout=2)
+    assert proc.returncode == 1
+    assert "bootstrap: replication link not up: redis-cluster-5 (down)" in proc.stderr
+    assert "cluster not healthy after 2s" in proc.stderr
+    assert "redis-cluster-3" not in proc.stderr and "redis-cluster-4" not in proc.stderr

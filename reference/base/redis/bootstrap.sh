@@ -278,14 +278,31 @@ if [ -n "$REDIS_NODE_MAP_FILE" ] && [ -r "$REDIS_NODE_MAP_FILE" ]; then
   [ "$actions" -eq 0 ] || log "repair: $actions action(s)"
 fi
 
-# 6. Wait until every pod sees a healthy, agreeing cluster.
+# 6. Wait until every pod sees a healthy, agreeing cluster and every replica has
+#    finished its first sync (master_link_status:up): a replica still syncing cannot
+#    take over, so a node lost right after the Job would take the cluster down.
 while :; do
   ok=1
+  unsynced=""
   while read -r pod addr node; do
     cli "$addr" CLUSTER INFO | grep -q '^cluster_state:ok' || ok=0
+    # "role link" from INFO replication; a master has no link, a pod that does not
+    # answer has neither.
+    repl=$(cli "$addr" INFO replication 2>/dev/null | tr -d '\r' | awk -F: '
+      $1 == "role" { role = $2 } $1 == "master_link_status" { link = $2 }
+      END { if (role == "") print "? no answer"; else print role, (link == "" ? "-" : link) }')
+    case "$repl" in
+      master\ *) ;;
+      "slave up") ;;
+      *) ok=0; unsynced="$unsynced $pod (${repl#* })" ;;
+    esac
   done < "$pods"
   if [ "$ok" = 1 ] && admin_cli --cluster check "$anchor:$REDIS_PORT" > "$work/check.log" 2>&1; then break; fi
-  [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/check.log" >&2; die "cluster not healthy after ${BOOTSTRAP_TIMEOUT_SECONDS}s"; }
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    cat "$work/check.log" >&2 2>/dev/null || true
+    [ -z "$unsynced" ] || log "replication link not up:$unsynced"
+    die "cluster not healthy after ${BOOTSTRAP_TIMEOUT_SECONDS}s"
+  fi
   sleep 1
 done
 
