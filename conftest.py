@@ -76,23 +76,22 @@ def nemesis(healthy):
 
 @pytest.fixture
 def healthy(platform):
-    """The session's cluster, healthy again before the test starts (a previous test may have faulted
-    it). A failover leaves roles off their nodes (two masters on one node); as a platform team's
-    repair Job would, the reference's bootstrap puts them back before the next test, and the
-    placement tests judge whether it could."""
-    from harness.nemesis import Nemesis
-    from harness.topology import check_invariants
-
-    _, states = wait_healthy(platform, timeout=90)
-    masters, replicas = platform.layout()
-    if any(v.code == "co-located" for v in check_invariants(states, masters, replicas)):
-        Nemesis(platform).restore_placement(strict=False)
+    """The session's cluster, healthy again before the test starts (a previous test may have faulted it)."""
+    wait_healthy(platform, timeout=90)
     return platform
 
 
-@pytest.fixture(scope="session")
-def slo():
-    """The SLO file every suite judges against."""
-    from harness import slo as slo_file
+@pytest.fixture
+def well_placed(healthy):
+    """Healthy, and its roles where the reference puts them: masters on distinct nodes, no replica on
+    its master's node. A failover moves roles; as a platform team's repair Job would, the reference's
+    bootstrap moves them back (graceful failovers), and the vote window of those failovers passes
+    before the test starts (Nemesis.restore_placement)."""
+    from harness.nemesis import Nemesis
+    from harness.topology import check_invariants
 
-    return slo_file.load()
+    _, states = wait_healthy(healthy, timeout=90)
+    masters, replicas = healthy.layout()
+    if any(v.code == "co-located" for v in check_invariants(states, masters, replicas)):
+        Nemesis(healthy).restore_placement(strict=False)
+    return healthy

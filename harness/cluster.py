@@ -54,6 +54,13 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.1):
         time.sleep(interval)
 
 
+def node_timeout_s(platform: Platform) -> float:
+    """The running cluster's cluster-node-timeout, in seconds (asked, not read from a file)."""
+    pod = next(p.name for p in platform.pods() if p.running)
+    reply = platform.exec_redis_cli(pod, "CONFIG", "GET", "cluster-node-timeout").split()
+    return int(reply[-1]) / 1000
+
+
 def cluster_state(platform: Platform, pod: str) -> str:
     out = platform.exec_redis_cli(pod, "CLUSTER", "INFO")
     return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("cluster_state:")), "?")

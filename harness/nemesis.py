@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.cluster import Shard, node_of, shards, survivors_serve_all, wait_for
+from harness.cluster import Shard, node_of, node_timeout_s, shards, survivors_serve_all, wait_for
 from harness.errors import HarnessError, NotSupported
 from harness.observe import snapshot, wait_healthy
 from harness.platforms.base import (
@@ -231,11 +231,13 @@ class Nemesis:
         platform.uncordon(node)
         self.restore_placement(strict=False)
 
-    def restore_placement(self, timeout: float = 90.0, strict: bool = True) -> None:
+    def restore_placement(self, timeout: float = 90.0, strict: bool = True) -> bool:
         """What a platform team does once a node is back: spread the pods over the nodes again (a
         descheduler's eviction of pods beyond the topology spread, replicas first), then re-run
         the reference's bootstrap Job, which repairs roles (masters on distinct nodes, no replica
-        on its master's node). Waits until every invariant holds — placement included when strict."""
+        on its master's node). Waits until every invariant holds — placement included when strict —
+        and, when roles moved, until the failovers' vote window has passed. Returns whether anything moved."""
+        moved = False
         wait_healthy(self.platform, timeout=timeout)
         if isinstance(self.platform, DrainingNodes):
             while True:
@@ -249,11 +251,17 @@ class Nemesis:
                 on_it = sorted((p.name for p in pods if p.node == fullest), key=lambda p: not (roles[p] and roles[p].is_replica))
                 self.mark("evict", pod=on_it[0], reason="topology spread")
                 self.platform.evict(on_it[0])
+                moved = True
                 wait_healthy(self.platform, timeout=timeout)
         if isinstance(self.platform, Bootstrapping):
             self.mark("bootstrap", reason="repair roles")
-            self.platform.run_bootstrap()
+            moved = "nothing to do" not in self.platform.run_bootstrap() or moved
         wait_healthy(self.platform, timeout=timeout, placement=strict)
+        if moved:
+            # Masters refuse a second vote for the same shard within 2 × cluster-node-timeout:
+            # the next failover (a test's, or a real one) must not fall inside that window.
+            time.sleep(2 * node_timeout_s(self.platform))
+        return moved
 
     # --- network faults --------------------------------------------------------------------
     def partition_master(self, shard: int = 0) -> dict[str, Any]:

@@ -15,31 +15,31 @@ from harness.recording import judge, start_recording
 pytestmark = pytest.mark.cluster
 
 
-def test_no_replica_shares_a_node_with_its_master(healthy, evidence):
-    nodes = [n.name for n in require(healthy, Nodes).nodes()]
-    placement = {p.name: p.node for p in healthy.pods()}
-    pairs = [(s.master, r) for s in shards(snapshot(healthy)) for r in s.replicas]
+def test_no_replica_shares_a_node_with_its_master(well_placed, evidence):
+    nodes = [n.name for n in require(well_placed, Nodes).nodes()]
+    placement = {p.name: p.node for p in well_placed.pods()}
+    pairs = [(s.master, r) for s in shards(snapshot(well_placed)) for r in s.replicas]
     evidence.figure(nodes=nodes, placement=placement, pairs=pairs)
     assert set(placement.values()) <= set(nodes), f"pods on nodes the platform does not have: {placement}"
     together = [f"{r} with its master {m} on {placement[m]}" for m, r in pairs if placement[m] == placement[r]]
     assert together == [], "replicas share a node with their master: " + "; ".join(together)
-    assert colocated_replicas(healthy) == []
+    assert colocated_replicas(well_placed) == []
 
 
-def test_losing_any_one_node_keeps_every_slot_served(healthy, nemesis, slo, evidence):
+def test_losing_any_one_node_keeps_every_slot_served(well_placed, nemesis, slo, evidence):
     limit = slo.recovery("node_failure")
     outcomes = {}
-    for node in [n.name for n in require(healthy, Nodes).nodes()]:
-        wait_healthy(healthy, timeout=90)
-        lost_pods = sorted(p.name for p in healthy.pods() if p.node == node)
-        rec = start_recording(healthy)
+    for node in [n.name for n in require(well_placed, Nodes).nodes()]:
+        wait_healthy(well_placed, timeout=90)
+        lost_pods = sorted(p.name for p in well_placed.pods() if p.node == node)
+        rec = start_recording(well_placed)
         nemesis.attach(rec.mark)
         try:
             rec.run_for(1.5)
             fault = nemesis.fail_node(node)["at"]
             try:
                 _, served_after = wait_for(
-                    lambda lost_pods=lost_pods: survivors_serve_all(healthy, lost_pods),
+                    lambda lost_pods=lost_pods: survivors_serve_all(well_placed, lost_pods),
                     limit,
                     "the other nodes to serve every slot",
                 )
@@ -48,7 +48,7 @@ def test_losing_any_one_node_keeps_every_slot_served(healthy, nemesis, slo, evid
             rec.mark("served" if served_after is not None else "not served", node=node)
             rec.run_for(1.0)
             nemesis.heal("node_failure")
-            wait_healthy(healthy, timeout=90)
+            wait_healthy(well_placed, timeout=90)
             rec.run_for(1.0)
         finally:
             nemesis.heal_all()
@@ -65,9 +65,9 @@ def test_losing_any_one_node_keeps_every_slot_served(healthy, nemesis, slo, evid
         assert o["unexpected"] == 0
 
 
-def test_drain_keeps_every_shard_serving(healthy, nemesis, slo, evidence):
-    shard = shards(snapshot(healthy))[0]
-    rec = start_recording(healthy, probe_master_address=healthy.pod(shard.master).address)
+def test_drain_keeps_every_shard_serving(well_placed, nemesis, slo, evidence):
+    shard = shards(snapshot(well_placed))[0]
+    rec = start_recording(well_placed, probe_master_address=well_placed.pod(shard.master).address)
     nemesis.attach(rec.mark)
     try:
         rec.run_for(1.5)
@@ -75,7 +75,7 @@ def test_drain_keeps_every_shard_serving(healthy, nemesis, slo, evidence):
         rec.mark("drained", node=drained["node"])
         rec.run_for(1.0)
         nemesis.heal("drain")
-        wait_healthy(healthy, timeout=90)
+        wait_healthy(well_placed, timeout=90)
         rec.run_for(1.0)
     finally:
         nemesis.heal_all()

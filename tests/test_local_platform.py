@@ -55,21 +55,21 @@ def slot_owners(platform) -> dict[tuple[int, int], str]:
 
 
 # --- up: healthy, over TLS, with auth --------------------------------------------------
-def test_up_gives_a_healthy_cluster_over_tls_with_auth(healthy):
-    states = snapshot(healthy)
+def test_up_gives_a_healthy_cluster_over_tls_with_auth(well_placed):
+    states = snapshot(well_placed)
     assert check_invariants(states) == []
     assert sum(1 for s in states if s.myself().is_master) == 3
-    client = healthy.client()
+    client = well_placed.client()
     client.set("app:hello", "world")
     assert client.get("app:hello") == "world"
 
 
 # --- the bootstrap Job is idempotent -----------------------------------------------------
-def test_bootstrap_on_a_healthy_cluster_changes_nothing(healthy):
-    before = {n.id: (n.ip, n.master_id, n.config_epoch, n.slots) for n in snapshot(healthy)[0].nodes}
-    log = healthy.run_bootstrap()
+def test_bootstrap_on_a_healthy_cluster_changes_nothing(well_placed):
+    before = {n.id: (n.ip, n.master_id, n.config_epoch, n.slots) for n in snapshot(well_placed)[0].nodes}
+    log = well_placed.run_bootstrap()
     assert "nothing to do" in log
-    after = {n.id: (n.ip, n.master_id, n.config_epoch, n.slots) for n in snapshot(healthy)[0].nodes}
+    after = {n.id: (n.ip, n.master_id, n.config_epoch, n.slots) for n in snapshot(well_placed)[0].nodes}
     assert after == before
 
 
@@ -77,9 +77,8 @@ def test_bootstrap_on_a_healthy_cluster_changes_nothing(healthy):
 @pytest.mark.netns
 def test_network_policy_admits_clients_to_the_redis_port_only(healthy):
     target = healthy.pods()[0].name
-    assert healthy.connect_probe({"role": "client"}, target, 6379)
-    assert not healthy.connect_probe({"role": "client"}, target, 16379)
-    assert not healthy.connect_probe({"app": "stranger"}, target, 6379)
+    assert healthy.reach({"role": "client"}, target, [6379, 16379]) == {6379: "open", 16379: "filtered"}
+    assert healthy.reach({"app": "stranger"}, target, [6379]) == {6379: "filtered"}
 
 
 # --- restarts: new addresses, nothing stale, nothing lost ------------------------------------------
@@ -120,7 +119,7 @@ def test_loopback_network_runs_the_same_reference(tmp_path):
         wait_healthy(p, timeout=90)
         assert all(pod.address.startswith("127.77.0.") for pod in p.pods())
         with pytest.raises(Exception, match="needs root|network namespace"):
-            p.connect_probe({"role": "client"}, p.pods()[0].name, 6379)
+            p.reach({"role": "client"}, p.pods()[0].name, [6379])
     finally:
         p.down()
     assert leftovers(p) == []

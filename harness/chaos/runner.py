@@ -100,11 +100,14 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
 
 
 def run_in_turn(path: Path, platform: Platform, reports_root: Path | None = None) -> ExperimentResult:
-    """One experiment of a series: it starts from a healthy cluster, and a failed one leaves a fresh
-    cluster behind, so that what it broke does not decide the next experiment."""
+    """One experiment of a series: it starts from a healthy cluster with its roles where the reference
+    puts them (an earlier failover moved them), and a failed one leaves a fresh cluster behind, so
+    that what it broke does not decide the next experiment."""
+    from harness.nemesis import Nemesis
     from harness.observe import wait_healthy
 
     wait_healthy(platform, timeout=120)
+    Nemesis(platform).restore_placement(strict=False)
     result = run_one(path, platform, reports_root)
     if not result.verdict.passed:
         platform.down()

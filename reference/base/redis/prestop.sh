@@ -32,14 +32,22 @@ if [ -z "$replica" ]; then
   exit 0
 fi
 log "handing over to the replica at $replica"
-cli "$replica" CLUSTER FAILOVER > /dev/null
-deadline=$(( $(date +%s) + PRESTOP_FAILOVER_SECONDS ))
-while [ "$(date +%s)" -lt "$deadline" ]; do
+now=$(date +%s)
+deadline=$((now + PRESTOP_FAILOVER_SECONDS))
+asked=0
+while [ "$now" -lt "$deadline" ]; do
+  # Asked again every 5 s: masters refuse a second vote for the same shard within
+  # 2 × cluster-node-timeout, and a manual failover that got no votes is abandoned.
+  if [ "$now" -ge "$asked" ]; then
+    cli "$replica" CLUSTER FAILOVER > /dev/null
+    asked=$((now + 5))
+  fi
   if [ "$(role)" = "slave" ]; then
     log "now a replica of $replica; stopping"
     exit 0
   fi
   sleep 0.2
+  now=$(date +%s)
 done
 log "the replica at $replica did not take over within ${PRESTOP_FAILOVER_SECONDS}s; stopping anyway"
 exit 0
