@@ -47,7 +47,7 @@ def suite_paths(suites: list[str] | None) -> list[str]:
     return [f"scenarios/test_{s}.py" for s in chosen]
 
 
-def judge(chosen: list[str], found: list[tuple[str, dict[str, Any]]], exit_code: int) -> dict[str, Any]:
+def aggregate(chosen: list[str], found: list[tuple[str, dict[str, Any]]], exit_code: int) -> dict[str, Any]:
     """The gate's verdict from the chosen suites, the suites' report.json bodies (with the path of each
     one's index.html) and pytest's exit code: every suite's row, the suites that did not run and why,
     the counts, and the outcome. A chosen suite without a report, or whose tests were all not supported,
@@ -181,7 +181,7 @@ def run_gate(
         (str(path.parent.relative_to(run_dir) / "index.html"), json.loads(path.read_text()))
         for path in sorted((run_dir / "suites").glob("*/report.json"))
     ]
-    verdict = judge([Path(p).stem.removeprefix("test_") for p in paths], found, code)
+    verdict = aggregate([Path(p).stem.removeprefix("test_") for p in paths], found, code)
     suites_report, outcome = verdict["suites"], verdict["outcome"]
     finished = rundir.utc_now()
     environment = next((s["environment"] for s in suites_report if s.get("environment")), None)

@@ -79,7 +79,7 @@ def final_read(rec: Recording) -> set[str]:
     return read_keys(rec.platform, sorted({op.key for op in rec.history.ops if op.f == "write"}))
 
 
-def judge(rec: Recording, fault_time: float | None, present: set[str] | None = None) -> Figures:
+def check(rec: Recording, fault_time: float | None, present: set[str] | None = None) -> Figures:
     """Every checker on the history and a final read (made here unless `present` is one already):
     the figures a test asserts on and a report shows."""
     if present is None:

@@ -9,7 +9,7 @@ import time
 from harness.cluster import cluster_state, node_of, shards, wait_for
 from harness.judgement import slo_reasons
 from harness.observe import snapshot, wait_healthy
-from harness.recording import judge, start_recording
+from harness.recording import check, start_recording
 
 NODE_TIMEOUT_S = 5.0  # cluster-node-timeout of the reference redis.conf
 
@@ -37,7 +37,7 @@ def test_kill_master_promotes_its_replica_within_slo(healthy, nemesis, slo, evid
         rec.run_for(1.0)
     finally:
         rec.stop()
-    figures = judge(rec, fault)
+    figures = check(rec, fault)
     old = node_of(snapshot(healthy), shard.master)
     evidence.figure(promoted_after_s=round(promoted_after, 3), **figures.as_dict())
     evidence.history("kill-master", rec.history, rec.probe_history)
@@ -66,7 +66,7 @@ def test_paused_master_is_replaced_and_stops_accepting_writes(healthy, nemesis, 
     finally:
         nemesis.heal_all()
         rec.stop()
-    figures = judge(rec, fault)
+    figures = check(rec, fault)
     # Writes the old master acknowledged after its replica had taken over.
     late = [
         op
@@ -106,7 +106,7 @@ def test_manual_failover_under_load_loses_nothing(healthy, slo, evidence):
         rec.run_for(2.0)
     finally:
         rec.stop()
-    figures = judge(rec, fault)
+    figures = check(rec, fault)
     evidence.figure(**figures.as_dict())
     evidence.history("manual-failover", rec.history, rec.probe_history)
     assert figures.workload_errors == []

@@ -10,7 +10,7 @@ from harness.cluster import colocated_replicas, shards, survivors_serve_all, wai
 from harness.errors import HarnessError
 from harness.observe import snapshot, wait_healthy
 from harness.platforms.base import Nodes, require
-from harness.recording import judge, start_recording
+from harness.recording import check, start_recording
 
 pytestmark = pytest.mark.cluster
 
@@ -53,7 +53,7 @@ def test_losing_any_one_node_keeps_every_slot_served(well_placed, nemesis, slo, 
         finally:
             nemesis.heal_all()
             rec.stop()
-        figures = judge(rec, fault)
+        figures = check(rec, fault)
         outcomes[node] = {"pods": lost_pods, "served_after_s": served_after and round(served_after, 3), **figures.headline()}
         evidence.history(f"node-failure-{node}", rec.history)
     evidence.figure(limit_s=limit, nodes=outcomes)
@@ -80,7 +80,7 @@ def test_drain_keeps_every_shard_serving(well_placed, nemesis, slo, evidence):
     finally:
         nemesis.heal_all()
         rec.stop()
-    figures = judge(rec, drained["at"])
+    figures = check(rec, drained["at"])
     evidence.figure(node=drained["node"], moved=drained["moved"], **figures.as_dict())
     evidence.history("drain", rec.history, rec.probe_history)
     assert figures.workload_errors == []

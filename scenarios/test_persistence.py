@@ -7,7 +7,7 @@ from __future__ import annotations
 from harness.checkers import check_set
 from harness.cluster import shards, wait_for
 from harness.observe import snapshot, wait_healthy
-from harness.recording import judge, start_recording
+from harness.recording import check, start_recording
 from harness.topology import check_invariants
 from harness.writers import read_keys
 
@@ -67,7 +67,7 @@ def test_kill9_loses_at_most_the_appendfsync_window(healthy, nemesis, slo, evide
         rec.run_for(1.0)
     finally:
         rec.stop()
-    figures = judge(rec, kill_at)
+    figures = check(rec, kill_at)
     on_master = [op for op in rec.history.ops if op.f == "write" and op.node == address and op.outcome == "ok"]
     lost = set(check_set(rec.history, read_keys(healthy, [op.key for op in on_master])).lost)
     lost_ops = [op for op in on_master if op.key in lost]

@@ -11,7 +11,7 @@ from harness.cluster import reshard, shards, wait_for
 from harness.errors import HarnessError
 from harness.observe import snapshot
 from harness.platforms.base import Scaling, require
-from harness.recording import judge, start_recording
+from harness.recording import check, start_recording
 from harness.topology import SLOTS, check_invariants
 
 SPREAD_KEYS = 30_000
@@ -147,7 +147,7 @@ def test_resharding_under_a_live_workload_loses_nothing(healthy, slo, evidence):
         rec.run_for(1.0)
     finally:
         rec.stop()
-    figures = judge(rec, start)
+    figures = check(rec, start)
     moved = shards(snapshot(healthy))
     evidence.figure(**figures.as_dict())
     evidence.history("reshard", rec.history)
@@ -205,7 +205,7 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(healthy, slo
         rec.stop()
         if len(healthy.pods()) > 6:
             require(healthy, Scaling).scale(6)
-    figures = judge(rec, start)
+    figures = check(rec, start)
     evidence.figure(
         grown_after_s=round(grown_after, 3),
         shrunk_after_s=round(shrunk_after, 3),

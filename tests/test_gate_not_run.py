@@ -25,7 +25,7 @@ def body(kind: str, *tests: tuple[str, str], outcome: str = "pass") -> tuple[str
 
 
 def test_every_suite_passing_passes():
-    verdict = gate.judge(["static", "sharding"], [body("static", ("a", "passed")), body("sharding", ("b", "passed"))], 0)
+    verdict = gate.aggregate(["static", "sharding"], [body("static", ("a", "passed")), body("sharding", ("b", "passed"))], 0)
     assert verdict["outcome"] == "pass"
     assert verdict["not_run"] == []
     assert [s["outcome"] for s in verdict["suites"]] == ["pass", "pass"]
@@ -33,7 +33,7 @@ def test_every_suite_passing_passes():
 
 def test_a_suite_of_only_not_supported_tests_did_not_run():
     found = [body("static", ("a", "passed")), body("network_policy", ("p", "not_supported"), ("q", "not_supported"))]
-    verdict = gate.judge(["static", "network_policy"], found, 0)
+    verdict = gate.aggregate(["static", "network_policy"], found, 0)
     assert verdict["outcome"] == "not run"
     suite = verdict["suites"][1]
     assert suite["outcome"] == "not run"
@@ -43,24 +43,24 @@ def test_a_suite_of_only_not_supported_tests_did_not_run():
 
 
 def test_not_supported_beside_a_pass_still_passes():
-    verdict = gate.judge(["failover"], [body("failover", ("a", "passed"), ("b", "not_supported"))], 0)
+    verdict = gate.aggregate(["failover"], [body("failover", ("a", "passed"), ("b", "not_supported"))], 0)
     assert verdict["outcome"] == "pass"
     assert verdict["suites"][0]["counts"]["not_supported"] == 1
 
 
 def test_skipped_for_another_reason_keeps_todays_handling():
-    verdict = gate.judge(["network_policy"], [body("network_policy", ("a", "skipped"), ("b", "skipped"))], 0)
+    verdict = gate.aggregate(["network_policy"], [body("network_policy", ("a", "skipped"), ("b", "skipped"))], 0)
     assert verdict["outcome"] == "pass"
 
 
 def test_not_supported_and_skipped_with_no_pass_did_not_run():
-    verdict = gate.judge(["failover"], [body("failover", ("a", "skipped"), ("b", "not_supported"))], 0)
+    verdict = gate.aggregate(["failover"], [body("failover", ("a", "skipped"), ("b", "not_supported"))], 0)
     assert verdict["outcome"] == "not run"
     assert verdict["not_run"][0]["reason"] == f"no test passed: 1 not supported ({MESSAGE}), 1 skipped"
 
 
 def test_a_chosen_suite_without_a_report_did_not_run():
-    verdict = gate.judge(["static", "security"], [body("static", ("a", "passed"))], 0)
+    verdict = gate.aggregate(["static", "security"], [body("static", ("a", "passed"))], 0)
     assert verdict["outcome"] == "not run"
     assert verdict["not_run"] == [{"suite": "security", "reason": "no test of this suite ran"}]
     missing = verdict["suites"][1]
@@ -68,24 +68,24 @@ def test_a_chosen_suite_without_a_report_did_not_run():
 
 
 def test_no_test_collected_is_not_run_not_error():
-    verdict = gate.judge(["static"], [], 5)
+    verdict = gate.aggregate(["static"], [], 5)
     assert verdict["outcome"] == "not run"
     assert verdict["not_run"] == [{"suite": "static", "reason": "pytest collected no test"}]
 
 
 def test_a_failure_outranks_not_run_and_a_broken_pytest_is_an_error():
     found = [body("static", ("a", "failed"), outcome="fail"), body("sharding", ("b", "not_supported"))]
-    verdict = gate.judge(["static", "sharding", "failover"], found, 1)
+    verdict = gate.aggregate(["static", "sharding", "failover"], found, 1)
     assert verdict["outcome"] == "fail"
     assert [s["suite"] for s in verdict["not_run"]] == ["sharding", "failover"]
     assert verdict["suites"][0]["failures"][0]["test"] == "a"
-    assert gate.judge(["static"], [], 2)["outcome"] == "error"
-    assert gate.judge(["static"], [], 1)["outcome"] == "error"
-    assert "exit code 2" in gate.judge(["static"], [], 2)["not_run"][0]["reason"]
+    assert gate.aggregate(["static"], [], 2)["outcome"] == "error"
+    assert gate.aggregate(["static"], [], 1)["outcome"] == "error"
+    assert "exit code 2" in gate.aggregate(["static"], [], 2)["not_run"][0]["reason"]
 
 
 def test_the_run_page_says_which_suite_did_not_run_and_why(tmp_path):
-    verdict = gate.judge(
+    verdict = gate.aggregate(
         ["static", "network_policy"], [body("static", ("a", "passed")), body("network_policy", ("p", "not_supported"))], 0
     )
     report = {

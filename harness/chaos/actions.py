@@ -9,8 +9,8 @@ from typing import Any
 
 from harness.chaos.session import session
 from harness.chaos.verdict import isolated_master_figures, recoveries
-from harness.observe import wait_healthy as wait_until_healthy
-from harness.recording import final_read, judge, start_recording
+from harness.observe import wait_healthy
+from harness.recording import check, final_read, start_recording
 
 Configuration = dict[str, Any]
 
@@ -50,7 +50,7 @@ def stop_workload(configuration: Configuration | None = None) -> dict[str, Any]:
     history = s.recording.history
     faults = [e for e in history.events if e["name"].startswith("fault:")]
     present = final_read(s.recording)
-    figures = judge(s.recording, faults[0]["time"] if faults else None, present)
+    figures = check(s.recording, faults[0]["time"] if faults else None, present)
     if len(faults) > 1:
         # Several faults in a row: each one's recovery, the slowest is the experiment's.
         each = recoveries(s.recording.probe_history, [e["time"] for e in faults])
@@ -135,9 +135,9 @@ def heal(configuration: Configuration | None = None, fault: str | None = None) -
     return {"healed": session(configuration).nemesis.heal(fault)}
 
 
-def wait_healthy(configuration: Configuration | None = None, timeout: float = 90.0) -> dict[str, Any]:
+def wait_until_healthy(configuration: Configuration | None = None, timeout: float = 90.0) -> dict[str, Any]:
     s = session(configuration)
-    waited, _ = wait_until_healthy(s.platform, timeout=timeout)
+    waited, _ = wait_healthy(s.platform, timeout=timeout)
     s.mark("healthy")
     return {"healthy_after_s": round(waited, 3)}
 
