@@ -95,3 +95,11 @@ def well_placed(healthy):
     if any(v.code == "co-located" for v in check_invariants(states, masters, replicas)):
         Nemesis(healthy).restore_placement(strict=False)
     return healthy
+
+
+@pytest.fixture(scope="session")
+def slo():
+    """The SLO file every suite judges against."""
+    from harness import slo as slo_file
+
+    return slo_file.load()
