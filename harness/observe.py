@@ -44,11 +44,7 @@ def wait_healthy(platform: Platform, timeout: float = 60.0, placement: bool = Fa
     violations: list[Violation] = []
     while True:
         states = snapshot(platform)
-        violations = [
-            v
-            for v in check_invariants(states, expected_masters=masters, replicas_per_master=replicas)
-            if placement or v.code != "co-located"
-        ]
+        violations = check_invariants(states, expected_masters=masters, replicas_per_master=replicas, placement=placement)
         if not violations:
             return time.monotonic() - start, states
         if time.monotonic() - start > timeout:

@@ -127,8 +127,11 @@ class Violation:
     message: str
 
 
-def check_invariants(states: list[PodState], expected_masters: int = 3, replicas_per_master: int = 1) -> list[Violation]:
-    """Everything a healthy reference cluster holds; an empty list means healthy."""
+def check_invariants(
+    states: list[PodState], expected_masters: int = 3, replicas_per_master: int = 1, placement: bool = True
+) -> list[Violation]:
+    """Everything a healthy reference cluster holds; an empty list means healthy. With placement, also
+    where roles run: no replica on its master's node, masters on distinct nodes ("co-located")."""
     out: list[Violation] = []
     answering = [s for s in states if s.error is None]
     for s in states:
@@ -205,6 +208,8 @@ def check_invariants(states: list[PodState], expected_masters: int = 3, replicas
     if len({s.node for s in states if s.node}) >= len(masters) and len(set(master_nodes)) < len(master_nodes):
         shared = sorted({n for n in master_nodes if master_nodes.count(n) > 1})
         out.append(Violation("co-located", f"masters share node(s) {', '.join(shared)} while another node runs none"))
+    if not placement:
+        out = [v for v in out if v.code != "co-located"]
     for rid, r in by_id.items():
         if r.is_replica and r.master_id not in by_id:
             out.append(Violation("orphan-replica", f"replica {rid[:8]} follows unknown master {r.master_id}"))

@@ -127,6 +127,21 @@ def test_replica_on_its_masters_node_fails():
     assert "co-located" in codes(states)
 
 
+def test_two_masters_on_one_node_fail_while_a_node_runs_none():
+    # Three nodes: masters 0 and 1 share node-a, replicas spread so none is with its own master.
+    nodes = {0: "node-a", 1: "node-a", 2: "node-b", 3: "node-c", 4: "node-b", 5: "node-c"}
+    states = [dataclasses.replace(s, node=nodes[i]) for i, s in enumerate(healthy_states())]
+    violations = check_invariants(states)
+    assert [v.message for v in violations] == ["masters share node(s) node-a while another node runs none"]
+    assert check_invariants(states, placement=False) == []
+
+
+def test_masters_may_share_a_node_when_there_are_fewer_nodes_than_masters():
+    nodes = {0: "node-a", 1: "node-a", 2: "node-b", 3: "node-b", 4: "node-b", 5: "node-a"}
+    states = [dataclasses.replace(s, node=nodes[i]) for i, s in enumerate(healthy_states())]
+    assert "masters share" not in " ".join(v.message for v in check_invariants(states))
+
+
 def test_cluster_state_fail_is_reported():
     states = healthy_states()
     states[2] = dataclasses.replace(states[2], cluster_info={"cluster_state": "fail"})

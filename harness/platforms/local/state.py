@@ -28,6 +28,7 @@ DEFAULT_STATE_DIR = Path(os.environ.get("REDIS_HARNESS_STATE_DIR", Path.home() /
 
 
 class LocalState:
+    overlay: str
     cluster: str
     root: Path
     subnet: str | None
