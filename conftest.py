@@ -48,6 +48,13 @@ def platform_from_options(config: pytest.Config, **overrides):
 
 
 @pytest.fixture(scope="session")
+def platform_options(request: pytest.FixtureRequest):
+    """The platform the options name, not stood up: for tests that stand up an instance of their own
+    (`sibling`) whatever became of the session's."""
+    return platform_from_options(request.config)
+
+
+@pytest.fixture(scope="session")
 def platform(request: pytest.FixtureRequest):
     """The reference, up and healthy, for the whole session; torn down at the end (also on Ctrl-C)."""
     p = platform_from_options(request.config)

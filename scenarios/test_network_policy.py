@@ -65,10 +65,10 @@ def test_monitoring_namespace_reaches_the_metrics_port_only(enforced, evidence):
         assert ports[DATA] == "filtered" and ports[BUS] == "filtered", f"monitoring reaches more of {pod}: {ports}"
 
 
-def test_cluster_forms_and_stays_healthy_with_the_policy_on(platform, evidence):
+def test_cluster_forms_and_stays_healthy_with_the_policy_on(platform_options, evidence):
     """A cluster of its own, stood up from scratch under the overlay's policies."""
-    overlay = platform.overlay
-    platform = platform.sibling("policy")
+    overlay = platform_options.overlay
+    platform = platform_options.sibling("policy")
     try:
         platform.up()
         waited, _ = wait_healthy(platform, timeout=60)
