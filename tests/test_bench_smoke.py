@@ -10,14 +10,14 @@ import pytest
 from harness.bench import workload as workloads
 from harness.bench.run import BenchOptions, benchmark
 from harness.observe import wait_healthy
-from harness.platforms.local.platform import LocalPlatform
+from harness.platforms import registry
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
 def bench_cluster(tmp_path):
-    p = LocalPlatform(cluster="rh-bench-smoke", state_dir=tmp_path / "state", subnet="198.18.21.0/24")
+    p = registry.create("local", cluster="rh-bench-smoke", state_dir=str(tmp_path / "state"), subnet="198.18.21.0/24")
     p.up()
     try:
         wait_healthy(p, timeout=60)
