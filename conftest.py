@@ -95,12 +95,8 @@ def well_placed(healthy):
     bootstrap moves them back (graceful failovers), and the vote window of those failovers passes
     before the test starts (Nemesis.restore_placement)."""
     from harness.nemesis import Nemesis
-    from harness.topology import check_invariants
 
-    _, states = wait_healthy(healthy, timeout=90)
-    masters, replicas = healthy.layout()
-    if any(v.code == "co-located" for v in check_invariants(states, masters, replicas)):
-        Nemesis(healthy).restore_placement(strict=False)
+    Nemesis(healthy).restore_placement(strict=False)
     return healthy
 
 

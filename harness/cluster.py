@@ -88,25 +88,6 @@ def reshard(platform: Platform, anchor: str, source_id: str, target_id: str, slo
     )
 
 
-def colocated_replicas(platform: Platform) -> list[str]:
-    """Replicas that run on the node of their master."""
-    from harness.observe import snapshot
-
-    states = snapshot(platform)
-    node_at = {s.address: s.node for s in states}
-    pod_at = {s.address: s.pod for s in states}
-    view = next((s for s in states if s.error is None), None)
-    if view is None:
-        return []
-    by_id = {n.id: n for n in view.nodes}
-    out = []
-    for n in view.nodes:
-        master = by_id.get(n.master_id or "")
-        if n.is_replica and master is not None and node_at.get(n.ip) and node_at.get(n.ip) == node_at.get(master.ip):
-            out.append(pod_at[n.ip])
-    return sorted(out)
-
-
 def survivors_serve_all(platform: Platform, dead: list[str]) -> bool:
     """Every slot has a master among the pods not in `dead`, and every answering pod says cluster_state:ok."""
     from harness.observe import snapshot

@@ -32,6 +32,7 @@ from harness.platforms.base import (
     ShapingNetwork,
     require,
 )
+from harness.topology import check_invariants
 
 
 @dataclass
@@ -207,6 +208,7 @@ class Nemesis:
         platform = require(self.platform, FailingNodes)
         node = node or self.node_of_master(shard)
         pods = sorted(p.name for p in self.platform.pods() if p.node == node)
+
         def recover() -> None:
             platform.recover_node(node)
             self.restore_placement(strict=False)
@@ -215,8 +217,7 @@ class Nemesis:
 
     def drain_node(self, node: str | None = None, shard: int = 0, timeout: float = 300.0) -> dict[str, Any]:
         """`kubectl drain`: cordon, evict the node's pods one at a time as the PodDisruptionBudget
-        allows. The heal uncordons it and evicts each replica left on its master's node, so the
-        scheduler places it anew (on the emptiest node), as a descheduler would."""
+        allows. The heal uncordons it and restores placement (restore_placement)."""
         platform = require(self.platform, DrainingNodes)
         node = node or self.node_of_master(shard)
         moved: dict[str, str] = {}
@@ -224,23 +225,24 @@ class Nemesis:
         def drain() -> None:
             moved.update(platform.drain(node, timeout=timeout))
 
-        result = self._inject("drain", drain, lambda: self._uncordon_and_separate(platform, node), node=node)
-        return {**result, "moved": moved}
+        def uncordon() -> None:
+            platform.uncordon(node)
+            self.restore_placement(strict=False)
 
-    def _uncordon_and_separate(self, platform: DrainingNodes, node: str) -> None:
-        platform.uncordon(node)
-        self.restore_placement(strict=False)
+        result = self._inject("drain", drain, uncordon, node=node)
+        return {**result, "moved": moved}
 
     def restore_placement(self, timeout: float = 90.0, strict: bool = True) -> bool:
         """What a platform team does once a node is back: spread the pods over the nodes again (a
-        descheduler's eviction of pods beyond the topology spread, replicas first), then re-run
-        the reference's bootstrap Job, which repairs roles (masters on distinct nodes, no replica
-        on its master's node). Waits until every invariant holds — placement included when strict —
-        and, when roles moved, until the failovers' vote window has passed. Returns whether anything moved."""
+        descheduler's eviction of pods beyond the topology spread, replicas first), then, when roles
+        sit wrong (a master sharing a node, a replica on its master's node), re-run the reference's
+        bootstrap Job, which repairs them. Waits until every invariant holds — placement included
+        when strict — and, when roles moved, until the failovers' vote window has passed. Returns
+        whether anything moved; a well-placed cluster is left alone."""
         moved = False
-        wait_healthy(self.platform, timeout=timeout)
         if isinstance(self.platform, DrainingNodes):
             while True:
+                wait_healthy(self.platform, timeout=timeout)
                 schedulable = [n.name for n in self.platform.nodes() if n.schedulable and n.ready]
                 pods = self.platform.pods()
                 count = {n: sum(p.node == n for p in pods) for n in schedulable}
@@ -252,8 +254,10 @@ class Nemesis:
                 self.mark("evict", pod=on_it[0], reason="topology spread")
                 self.platform.evict(on_it[0])
                 moved = True
-                wait_healthy(self.platform, timeout=timeout)
-        if isinstance(self.platform, Bootstrapping):
+        _, states = wait_healthy(self.platform, timeout=timeout)
+        masters, replicas = self.platform.layout()
+        misplaced = any(v.code == "co-located" for v in check_invariants(states, masters, replicas))
+        if misplaced and isinstance(self.platform, Bootstrapping):
             self.mark("bootstrap", reason="repair roles")
             moved = "nothing to do" not in self.platform.run_bootstrap() or moved
         wait_healthy(self.platform, timeout=timeout, placement=strict)

@@ -104,10 +104,8 @@ def run_in_turn(path: Path, platform: Platform, reports_root: Path | None = None
     puts them (an earlier failover moved them), and a failed one leaves a fresh cluster behind, so
     that what it broke does not decide the next experiment."""
     from harness.nemesis import Nemesis
-    from harness.observe import wait_healthy
 
-    wait_healthy(platform, timeout=120)
-    Nemesis(platform).restore_placement(strict=False)
+    Nemesis(platform).restore_placement(timeout=120, strict=False)  # waits until healthy first
     result = run_one(path, platform, reports_root)
     if not result.verdict.passed:
         platform.down()

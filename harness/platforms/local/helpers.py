@@ -23,7 +23,7 @@ class HelperPods(PodProcesses):
         if isolated and not network.enforces_policy:
             raise NeedsRoot("a probe pod needs its own network namespace: run as root on Linux")
         name = name or f"{kind}-{secrets.token_hex(3)}"
-        node = self._worker_names()[0]
+        node = next(iter(self.ledger.nodes), "")  # helper pods run on the first worker
         rec = PodRecord(name=name, address="", labels=dict(labels), namespace=namespace, kind=kind, node=node)
         with self._lock:
             self.ledger.pods[name] = rec

@@ -400,11 +400,10 @@ class LocalPlatform(
 
     def data_volume(self, pod: str) -> Path:
         """Where the pod's data volume is mounted on this machine."""
-        self._record(pod)
         mount = next((m for m in self.manifests.redis_container().get("volumeMounts", []) if m["mountPath"] == "/data"), None)
         if mount is None:
             raise HarnessError("the Redis container mounts no volume at /data")
-        return self.root / "volumes" / pod / mount["name"]
+        return self._mounted_dirs(self._record(pod))[mount["name"]]
 
     def fill_volume(self, pod: str) -> None:
         directory = self.data_volume(pod)

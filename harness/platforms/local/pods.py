@@ -107,12 +107,7 @@ class PodProcesses(Sandbox):
         recs = [self._record(n) for n in names]
         for r in recs:
             sigkill(r.pid, r.start_time)
-        self._reap()
-        with self._lock:
-            for r in recs:
-                r.pid = r.start_time = None
-                r.paused = False
-            self._save()
+        self._gone(recs)
 
     def _stop(self, names: list[str], graceful: bool) -> None:
         """Stop pods as kubelet does: a graceful stop runs the container's preStop hook first
@@ -126,11 +121,16 @@ class PodProcesses(Sandbox):
             for t in hooks:
                 t.join()
         self._terminate(recs, grace)
+        self._gone(recs)
+
+    def _gone(self, recs: list[PodRecord]) -> None:
+        """Record that these pods' processes are gone."""
         self._reap()
-        for r in recs:
-            r.pid = r.start_time = None
-            r.paused = False
-        self._save()
+        with self._lock:
+            for r in recs:
+                r.pid = r.start_time = None
+                r.paused = False
+            self._save()
 
     def _pre_stop(self, rec: PodRecord, grace: float) -> None:
         """The Redis container's preStop exec hook, inside the pod, bounded by the grace period."""

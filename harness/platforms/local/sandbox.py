@@ -91,20 +91,25 @@ class Sandbox(LocalState):
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
+    def _volume_dirs(self, rec: PodRecord, pod_spec: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Path]:
+        """Where each volume of the pod lives on this machine, by volume name: a claim's under
+        volumes/ (it outlives the pod), the others under the pod's own directory."""
+        dirs = {c["metadata"]["name"]: self.root / "volumes" / rec.name / c["metadata"]["name"] for c in claims}
+        dirs.update({v["name"]: self.root / "pods" / rec.name / v["name"] for v in pod_spec.get("volumes", [])})
+        return dirs
+
     def _volumes(self, rec: PodRecord, pod_spec: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Path]:
-        """Every volume of the pod template, as a local directory, by volume name."""
-        pod_dir = self.root / "pods" / rec.name
-        dirs: dict[str, Path] = {}
+        """Every volume of the pod template, materialised as a local directory, by volume name."""
+        dirs = self._volume_dirs(rec, pod_spec, claims)
         for claim in claims:
-            d = self.root / "volumes" / rec.name / claim["metadata"]["name"]
+            d = dirs[claim["metadata"]["name"]]
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             if self.ledger.network == "netns":
                 # A filesystem of the claim's size (capped), so that a volume can fill up.
                 request = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "1Gi")
                 faults.mount_volume(d.with_suffix(".img"), d, faults.quantity_bytes(request))
-            dirs[claim["metadata"]["name"]] = d
         for vol in pod_spec.get("volumes", []):
-            d = pod_dir / vol["name"]
+            d = dirs[vol["name"]]
             if d.exists():
                 shutil.rmtree(d)
             d.mkdir(parents=True, mode=0o700)
@@ -121,20 +126,12 @@ class Sandbox(LocalState):
                         shutil.copy2(f, d / f.name)
                 else:
                     self._tls_for(secret, rec, d)
-            dirs[vol["name"]] = d
         return dirs
 
     def _mounted_dirs(self, rec: PodRecord) -> dict[str, Path]:
-        """The running pod's volumes by name, where _volumes put them (nothing is recreated)."""
+        """The running Redis pod's volumes by name, where _volumes put them (nothing is recreated)."""
         sts = self.manifests.redis_statefulset()
-        dirs = {
-            c["metadata"]["name"]: self.root / "volumes" / rec.name / c["metadata"]["name"]
-            for c in sts["spec"].get("volumeClaimTemplates", [])
-        }
-        dirs.update(
-            {v["name"]: self.root / "pods" / rec.name / v["name"] for v in sts["spec"]["template"]["spec"].get("volumes", [])}
-        )
-        return dirs
+        return self._volume_dirs(rec, sts["spec"]["template"]["spec"], sts["spec"].get("volumeClaimTemplates", []))
 
     def _env(self, rec: PodRecord, container: dict[str, Any], dirs: dict[str, Path]) -> dict[str, str]:
         """The container's environment as Kubernetes would give it, with paths under its mounts
