@@ -13,6 +13,7 @@ import time
 
 import pytest
 import redis
+from aof_damage import newest_incr, short_write
 
 from harness.cluster import wait_for
 from harness.observe import snapshot, wait_healthy
@@ -311,3 +312,21 @@ def test_a_filled_volume_refuses_writes_cleanly_until_freed(healthy):
         healthy.free_volume(pod)
     stat = os.statvfs(volume)
     assert stat.f_bavail * stat.f_frsize > 64 * 1024**2
+
+
+def test_replica_with_a_damaged_aof_resynchronises_from_its_master(healthy):
+    replica = next(s for s in snapshot(healthy) if s.myself().is_replica)
+    master = next(s for s in snapshot(healthy) if s.myself().id == replica.myself().master_id)
+    client = healthy.client()
+    keys = [f"app:aof-damage:{i}" for i in range(3000)]
+    client.mset_nonatomic({k: k for k in keys})
+    client.close()
+    time.sleep(1.5)  # appendfsync everysec: the replica's AOF holds the writes
+    healthy.hold_down(replica.pod)
+    short_write(newest_incr(healthy.data_volume(replica.pod) / "appendonlydir"))
+    healthy.release(replica.pod)
+    wait_healthy(healthy, timeout=60)
+    assert "append-only file is damaged" in healthy.logs(replica.pod)
+    assert (healthy.data_volume(replica.pod) / "appendonlydir.damaged").is_dir()
+    dbsize = lambda pod: int(healthy.exec_redis_cli(pod, "DBSIZE"))  # noqa: E731
+    wait_for(lambda: dbsize(replica.pod) == dbsize(master.pod), 30, "the replica to hold its master's keys")

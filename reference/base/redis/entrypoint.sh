@@ -22,6 +22,7 @@ REDIS_SECRETS_DIR="${REDIS_SECRETS_DIR:-/etc/redis-auth}"
 REDIS_DATA_DIR="${REDIS_DATA_DIR:-/data}"
 REDIS_RUN_DIR="${REDIS_RUN_DIR:-/run/redis}"
 REDIS_SERVER="${REDIS_SERVER:-redis-server}"
+REDIS_CHECK_AOF="${REDIS_CHECK_AOF:-redis-check-aof}"
 # Addresses to listen on; empty keeps redis.conf's (every interface). Pods that
 # share one network (the local platform without namespaces) bind their own.
 REDIS_BIND="${REDIS_BIND:-}"
@@ -97,10 +98,11 @@ sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
   fi
 } > "$REDIS_RUN_DIR/redis.conf"
 
+nodes="$REDIS_DATA_DIR/nodes.conf"
+
 # nodes.conf repair. Line format: <id> <ip>:<port>@<bus>[,<hostname>] <flags> ...
 # This pod's own line gets its current address; a peer's line gets the address
 # its announced hostname resolves to now, when it resolves.
-nodes="$REDIS_DATA_DIR/nodes.conf"
 if [ -s "$nodes" ]; then
   peers=$(awk '$1 != "vars" && $3 !~ /myself/ { n = split($2, a, ","); if (n > 1) print a[2] }' "$nodes")
   deadline=$(( $(date +%s) + REDIS_PEER_WAIT_SECONDS ))
@@ -128,6 +130,27 @@ if [ -s "$nodes" ]; then
     }' "$nodes" > "$nodes.tmp"
   mv "$nodes.tmp" "$nodes"
   log "nodes.conf: own address set to $POD_IP, $(wc -l < "$map") peer address(es) refreshed"
+fi
+
+# A replica's damaged append-only file. Redis refuses to start on one ("Bad
+# file format reading the append only file"), and a short write on a full disk
+# can leave one behind in the middle of an incr file, where aof-load-truncated
+# does not help. A replica's data is a copy: its files are moved aside (the
+# previous quarantine is replaced, so a full disk does not fill further) and
+# it resynchronises from its master. Until it has, it cannot be elected: with
+# cluster-replica-validity-factor > 0 Redis treats a replica that never reached
+# its master as too stale to stand. A master's files are left to Redis, which
+# loads a tail cut short by a crash and refuses anything worse.
+aof_dir="$REDIS_DATA_DIR/$(cat "$REDIS_CONFIG_DIR/redis.conf" "$REDIS_CONFIG_DIR/redis-overrides.conf" 2>/dev/null |
+  awk '$1 == "appenddirname" {d = $2} END {print (d == "" ? "appendonlydir" : d)}')"
+manifest=$(ls "$aof_dir"/*.manifest 2>/dev/null | head -n 1 || true)
+if [ -n "$manifest" ] && [ -s "$nodes" ] &&
+   awk '$3 ~ /myself/ && $3 ~ /slave/ {found = 1} END {exit !found}' "$nodes" &&
+   ! report=$("$REDIS_CHECK_AOF" "$manifest" 2>&1); then
+  reason=$(printf '%s\n' "$report" | grep -m 1 'is not valid' | tr -s ' ')
+  rm -rf "$aof_dir.damaged"
+  mv "$aof_dir" "$aof_dir.damaged"
+  log "this replica's append-only file is damaged (${reason:-redis-check-aof failed}): moved it to $aof_dir.damaged; resynchronising from the master"
 fi
 
 log "starting $POD_FQDN on $POD_IP:$REDIS_PORT (bus $REDIS_BUS_PORT)"
