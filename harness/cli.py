@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness import gate, observe, reference
+from harness import gate, observe
 from harness.errors import HarnessError
 from harness.platforms import registry
 from harness.platforms.base import Platform
@@ -77,7 +77,9 @@ def up(
     context: ContextOpt = None,
 ) -> None:
     """Stand the reference up and leave it running."""
-    p = _platform(platform, overlay=overlay, cluster=cluster, network=network, subnet=subnet, state_dir=state_dir, context=context)
+    p = _platform(
+        platform, overlay=overlay, cluster=cluster, network=network, subnet=subnet, state_dir=state_dir, context=context
+    )
     start = time.monotonic()
     p.up()  # cleans up after itself when it fails
     try:
@@ -138,10 +140,13 @@ def run(
     subnet: SubnetOpt = None,
     keep: Annotated[bool, typer.Option("--keep", help="leave the cluster up for inspection")] = False,
     reports: Annotated[Path | None, typer.Option("--reports", help="reports directory")] = None,
+    allow_skip: Annotated[
+        bool, typer.Option("--allow-skip", help="exploratory runs: a skipped test does not fail its suite (the report says so)")
+    ] = False,
 ) -> None:
-    """The gating job: every gating suite against one stood-up reference, one report; exit 1 when a gate fails."""
-    gate.suite_paths(suite)  # bad input fails before anything starts
-    reference.overlay_path(overlay)
+    """The gating job: every gating suite against one stood-up reference, one report; exit 1 when a gate fails.
+    The negative controls, which prove the harness rather than the deployment, run with --suite negative_controls."""
+    gate.check_input(platform, overlay, suite, cluster, subnet)  # bad input fails before anything starts
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -160,6 +165,7 @@ def run(
             cluster,
             subnet,
             progress=lambda test, done: progress.update(task, description=test, completed=done),
+            allow_skip=allow_skip,
         )
     table = Table(title=f"gate: {result.outcome}")
     for col in ("suite", "outcome", "passed", "failed", "error", "skipped", "seconds"):
@@ -180,6 +186,10 @@ def run(
     for s in result.report["suites"]:
         for failure in s["failures"]:
             out.print(f"[red]✗[/] {s['suite']}: {failure['test']} ({failure['outcome']})")
+        if s["outcome"] != "pass" and not s["failures"] and s.get("why"):
+            out.print(f"[red]✗[/] {s['suite']}: {s['why']}")
+    if allow_skip:
+        console.print("--allow-skip: skipped tests did not fail their suites; this is an exploratory run, not a gating verdict")
     console.print(f"report: {result.run_dir / 'index.html'}")
     if result.outcome == "error":
         raise HarnessError(f"the gate could not run; see {result.run_dir / 'pytest.log'}")

@@ -18,12 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import reference
+from harness import reference, slo
 from harness.errors import HarnessError
+from harness.platforms import registry
 from harness.report import html, outcomes, rundir
 
 ROOT = Path(__file__).resolve().parent.parent
-SUITES = ("static", "sharding", "failover", "nodes", "persistence", "security", "network_policy", "negative_controls")
+# What a change to the deployment is gated on (`redis-harness run`).
+GATING = ("static", "sharding", "failover", "nodes", "persistence", "security", "network_policy")
+# The negative controls prove the harness, not the deployment: `make test` runs them, and
+# `redis-harness run --suite negative_controls` on demand.
+SUITES = (*GATING, "negative_controls")
 RESULT_LINE = re.compile(r"^(scenarios/\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)")
 
 
@@ -40,14 +45,16 @@ def _default_sigint() -> None:
 
 
 def suite_paths(suites: list[str] | None) -> list[str]:
-    chosen = list(suites or SUITES)
+    chosen = list(suites or GATING)
     unknown = [s for s in chosen if s not in SUITES]
     if unknown:
         raise HarnessError(f"unknown suite '{unknown[0]}': choose from {', '.join(SUITES)}")
     return [f"scenarios/test_{s}.py" for s in chosen]
 
 
-def aggregate(chosen: list[str], found: list[tuple[str, dict[str, Any]]], exit_code: int) -> dict[str, Any]:
+def aggregate(
+    chosen: list[str], found: list[tuple[str, dict[str, Any]]], exit_code: int, allow_skip: bool = False
+) -> dict[str, Any]:
     """The gate's verdict from the chosen suites, the suites' report.json bodies (with the path of each
     one's index.html) and pytest's exit code: every suite's row, the suites that did not run and why,
     the counts, and the outcome. A chosen suite without a report, or whose tests were all not supported,
@@ -56,13 +63,14 @@ def aggregate(chosen: list[str], found: list[tuple[str, dict[str, Any]]], exit_c
     rows: dict[str, dict[str, Any]] = {}
     for index, body in found:
         tests = body.get("tests", [])
-        outcome, why = outcomes.suite_outcome(tests)
-        if body.get("outcome") == "fail":
-            outcome, why = "fail", None
+        outcome, why = outcomes.suite_outcome(tests, allow_skip)
+        if body.get("outcome") == "fail" and outcome != "fail":
+            outcome, why = "fail", body.get("why")
         rows[body["kind"]] = {
             "suite": body["kind"],
             "outcome": outcome,
-            "not_run": why,
+            "not_run": why if outcome == outcomes.NOT_RUN else None,
+            "why": why,
             "counts": outcomes.counts(t["outcome"] for t in tests),
             "duration_s": body.get("duration_s", 0.0),
             "index": index,
@@ -85,6 +93,7 @@ def aggregate(chosen: list[str], found: list[tuple[str, dict[str, Any]]], exit_c
                 "suite": suite,
                 "outcome": outcomes.NOT_RUN,
                 "not_run": missing,
+                "why": missing,
                 "counts": outcomes.counts([]),
                 "duration_s": 0.0,
                 "index": None,
@@ -103,7 +112,20 @@ def aggregate(chosen: list[str], found: list[tuple[str, dict[str, Any]]], exit_c
     else:
         outcome = "pass"
     counts = {k: sum(r["counts"].get(k, 0) for r in suites) for k in outcomes.TEST_OUTCOMES}
-    return {"outcome": outcome, "suites": suites, "not_run": not_run, "counts": counts}
+    return {"outcome": outcome, "suites": suites, "not_run": not_run, "counts": counts, "allow_skip": allow_skip}
+
+
+def check_input(platform: str, overlay: str, suites: list[str] | None, cluster: str, subnet: str | None) -> list[str]:
+    """Everything about the input that can be checked before anything starts — the suites, the
+    overlay, the platform and its options (a cluster name, a subnet), the SLO file the suites judge
+    against — refused in one sentence (HarnessError: exit 2) before a cluster is stood up.
+    Returns the suites' paths."""
+    paths = suite_paths(suites)
+    reference.overlay_path(overlay)
+    options = {"cluster": cluster, "subnet": subnet} if platform == "local" else {}
+    registry.create(platform, overlay=overlay, **options)  # builds, starts nothing
+    slo.load()
+    return paths
 
 
 def run_gate(
@@ -115,11 +137,9 @@ def run_gate(
     cluster: str = "redis-harness-run",
     subnet: str | None = None,
     progress: Callable[[str, int], None] = lambda test, done: None,
+    allow_skip: bool = False,
 ) -> GateResult:
-    reference.overlay_path(overlay)
-    paths = suite_paths(suites)
-    if platform not in ("local", "kubernetes"):
-        raise HarnessError(f"unknown platform '{platform}': choose one of local, kubernetes")
+    paths = check_input(platform, overlay, suites, cluster, subnet)
     run_dir = rundir.new_run_dir("run", reports)
     started = rundir.utc_now()
     argv = [
@@ -143,6 +163,8 @@ def run_gate(
     ]
     if subnet:
         argv += ["--subnet", subnet]
+    if allow_skip:
+        argv.append("--allow-skip")
     env = {**os.environ, **({"REDIS_HARNESS_KEEP": "1"} if keep else {})}
     log = open(run_dir / "pytest.log", "w")
     t = time.monotonic()
@@ -181,7 +203,7 @@ def run_gate(
         (str(path.parent.relative_to(run_dir) / "index.html"), json.loads(path.read_text()))
         for path in sorted((run_dir / "suites").glob("*/report.json"))
     ]
-    verdict = aggregate([Path(p).stem.removeprefix("test_") for p in paths], found, code)
+    verdict = aggregate([Path(p).stem.removeprefix("test_") for p in paths], found, code, allow_skip)
     suites_report, outcome = verdict["suites"], verdict["outcome"]
     finished = rundir.utc_now()
     environment = next((s["environment"] for s in suites_report if s.get("environment")), None)
@@ -195,6 +217,7 @@ def run_gate(
         "outcome": outcome,
         "pytest_exit_code": code,
         "not_run": verdict["not_run"],
+        "allow_skip": allow_skip,
         "suites": suites_report,
         "counts": verdict["counts"],
     }

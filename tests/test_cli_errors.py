@@ -38,6 +38,8 @@ def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         (["up", "--no-such-flag"], "No such option"),
         (["run", "--suite", "nope"], "unknown suite 'nope'"),
         (["run", "--overlay", "nope"], "unknown overlay 'nope'"),
+        (["run", "--cluster", "Bad_Name", "--suite", "sharding"], "invalid cluster name 'Bad_Name'"),
+        (["run", "--subnet", "198.18.0.0/99", "--suite", "sharding"], "invalid address range"),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence(args, says, tmp_path):
@@ -48,6 +50,26 @@ def test_bad_input_exits_2_with_one_sentence(args, says, tmp_path):
     assert says in " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("*/ledger.json")), "a failed up left state behind"
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("version: 1\nrecovery_seconds: [\n", "is not valid YAML"),
+        ("version: 1\n", "section 'recovery_seconds' is missing"),
+        (
+            (ROOT / "reference" / "slo.yaml").read_text().replace("kill_master: ", "kill_master: -", 1),
+            "must be a non-negative number",
+        ),
+    ],
+)
+def test_a_malformed_slo_file_is_bad_input_before_anything_starts(body, says, tmp_path):
+    (tmp_path / "slo.yaml").write_text(body)
+    reports = tmp_path / "reports"
+    proc = harness("run", "--suite", "sharding", "--reports", str(reports), env={"REDIS_HARNESS_SLO": str(tmp_path / "slo.yaml")})
+    assert proc.returncode == 2, proc.stderr
+    assert says in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+    assert not reports.exists(), "a run directory was made before the input was checked"
 
 
 def test_missing_redis_server_is_explained(tmp_path):

@@ -1,4 +1,5 @@
-"""The gate's verdict on synthetic suite reports: not supported and nothing run are "not run", never "pass"."""
+"""The gate's verdict on synthetic suite reports: not supported and nothing run are "not run", never
+"pass"; a test skipped for any other reason fails its suite unless skips are allowed."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from harness import gate
 from harness.report import html, outcomes
 
 MESSAGE = "partitioning a pod is not supported on the kubernetes platform"
+
+
+SKIPPED = "network namespaces need root"
 
 
 def body(kind: str, *tests: tuple[str, str], outcome: str = "pass") -> tuple[str, dict]:
@@ -17,7 +21,7 @@ def body(kind: str, *tests: tuple[str, str], outcome: str = "pass") -> tuple[str
             "duration_s": 1.0,
             "environment": {"platform": "kubernetes", "overlay": "kind", "versions": {}},
             "tests": [
-                {"name": name, "outcome": o, "reason": MESSAGE if o == "not_supported" else None, "failure": None}
+                {"name": name, "outcome": o, "reason": {"not_supported": MESSAGE, "skipped": SKIPPED}.get(o), "failure": None}
                 for name, o in tests
             ],
         },
@@ -48,13 +52,33 @@ def test_not_supported_beside_a_pass_still_passes():
     assert verdict["suites"][0]["counts"]["not_supported"] == 1
 
 
-def test_skipped_for_another_reason_keeps_todays_handling():
-    verdict = gate.aggregate(["network_policy"], [body("network_policy", ("a", "skipped"), ("b", "skipped"))], 0)
-    assert verdict["outcome"] == "pass"
+def test_a_skipped_test_fails_its_suite():
+    verdict = gate.aggregate(
+        ["static", "network_policy"],
+        [body("static", ("a", "passed")), body("network_policy", ("a", "skipped"), ("b", "passed"))],
+        0,
+    )
+    assert verdict["outcome"] == "fail"
+    suite = verdict["suites"][1]
+    assert suite["outcome"] == "fail" and suite["failures"] == []
+    assert suite["why"].startswith(f"1 test(s) skipped ({SKIPPED})")
 
 
-def test_not_supported_and_skipped_with_no_pass_did_not_run():
+def test_skips_allowed_pass_and_say_so():
+    verdict = gate.aggregate(["network_policy"], [body("network_policy", ("a", "skipped"), ("b", "passed"))], 0, allow_skip=True)
+    assert verdict["outcome"] == "pass" and verdict["allow_skip"] is True
+
+
+def test_a_suite_report_that_failed_on_a_skip_stays_failed():
+    """The suite's own report (written by the pytest plugin) decides too: the gate never upgrades it."""
+    found = [body("network_policy", ("a", "passed"), outcome="fail")]
+    assert gate.aggregate(["network_policy"], found, 0)["outcome"] == "fail"
+
+
+def test_skipped_beside_not_supported_is_a_failure_not_a_not_run():
     verdict = gate.aggregate(["failover"], [body("failover", ("a", "skipped"), ("b", "not_supported"))], 0)
+    assert verdict["outcome"] == "fail"
+    verdict = gate.aggregate(["failover"], [body("failover", ("a", "skipped"), ("b", "not_supported"))], 0, allow_skip=True)
     assert verdict["outcome"] == "not run"
     assert verdict["not_run"][0]["reason"] == f"no test passed: 1 not supported ({MESSAGE}), 1 skipped"
 

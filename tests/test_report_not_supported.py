@@ -80,8 +80,13 @@ def test_not_supported_is_a_skip_recorded_as_not_supported(pytester):
     assert tests["test_skipped_for_another_reason"]["outcome"] == "skipped"
     assert tests["test_skipped_for_another_reason"]["reason"] == "needs network namespaces"
     assert report["counts"] == {"passed": 0, "failed": 0, "error": 0, "skipped": 1, "not_supported": 3}
-    assert report["outcome"] == "not run"
-    assert MESSAGE in report["not_run"]
+    # the other skip fails the suite; allowed, the suite did not run (three not supported, none passed)
+    assert report["outcome"] == "fail" and report["not_run"] is None
+    assert report["why"].startswith("1 test(s) skipped (needs network namespaces)")
+    assert "1 test(s) skipped" in html
+    _, allowed, html = run_suite(pytester, "partition", SUITE, "--allow-skip")
+    assert allowed["outcome"] == "not run" and allowed["allow_skip"] is True
+    assert MESSAGE in allowed["not_run"]
     # pytest's own output: a skip with the message as its reason, at the test's location
     result.stdout.fnmatch_lines(
         [
@@ -90,7 +95,7 @@ def test_not_supported_is_a_skip_recorded_as_not_supported(pytester):
             f"SKIPPED [[]1[]] scenarios/test_partition.py:16: {MESSAGE}",
         ]
     )
-    assert "not supported" in html and MESSAGE in html and 'class="not-run"' in html
+    assert "not supported" in html and MESSAGE in html and 'class="not-run"' in html and "--allow-skip" in html
 
 
 def test_a_suite_with_a_pass_is_judged_on_what_ran(pytester):

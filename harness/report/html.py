@@ -12,7 +12,9 @@ TEMPLATE = """{{ head(report.kind ~ " — " ~ report.outcome) }}<body>
 <p>{{ report.started }} — {{ report.finished }} ({{ "%.1f"|format(report.duration_s) }} s) on {{ report.environment.platform }}
 ({{ report.environment.overlay }}); Redis {{ report.environment.versions.get("redis_server", "?") }},
 image {{ report.environment.versions.get("image", "?") }}.</p>
-{% if report.not_run %}<p class="not-run">not run: {{ report.not_run }}</p>{% endif %}
+{% if report.not_run %}<p class="not-run">not run: {{ report.not_run }}</p>
+{% elif report.outcome == "fail" and report.why %}<p class="fail">{{ report.why }}</p>{% endif %}
+{% if report.allow_skip %}<p class="not-run">--allow-skip: skipped tests did not fail this suite</p>{% endif %}
 <table><tr><th>test</th><th>outcome</th><th>seconds</th><th>key figures</th></tr>
 {% for t in report.tests %}<tr><td><a href="#{{ t.name }}">{{ t.name }}</a></td><td class="{{ t.outcome }}">{{ t.outcome|replace("_", " ") }}</td>
 <td>{{ "%.1f"|format(t.duration_s) }}</td><td>{{ t.headline or t.reason or "" }}</td></tr>{% endfor %}
@@ -49,6 +51,9 @@ RUN_TEMPLATE = """{{ head("gate — " ~ report.outcome) }}<body>
 <p>{{ report.started }} ({{ "%.0f"|format(report.duration_s) }} s) on {{ report.environment.platform }}
 ({{ report.environment.overlay }}); Redis {{ report.environment.versions.get("redis_server", "?") }},
 image {{ report.environment.versions.get("image", "?") }}.</p>
+{% if report.allow_skip %}<p class="not-run">--allow-skip: skipped tests did not fail their suites; an exploratory run, not a gating verdict</p>{% endif %}
+{% for s in report.suites %}{% if s.outcome == "fail" and not s.failures and s.why %}
+<p class="fail"><b>{{ s.suite }}</b>: {{ s.why }}</p>{% endif %}{% endfor %}
 {% if report.not_run %}<h2 class="not-run">not run</h2>
 <ul>{% for s in report.not_run %}<li><b>{{ s.suite }}</b>: {{ s.reason }}</li>{% endfor %}</ul>{% endif %}
 <table><tr><th>suite</th><th>outcome</th><th>passed</th><th>failed</th><th>error</th><th>skipped</th><th>not supported</th><th>seconds</th></tr>

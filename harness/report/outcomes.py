@@ -1,10 +1,11 @@
 """Outcomes of tests and suites, shared by the pytest plugin (a suite's report.json) and the gating run.
 
-A test is passed, failed, error, skipped, or not_supported: the platform cannot do what the test
-needs (harness.errors.NotSupported), so the test did not run. A suite is
-  fail     a test failed or errored;
+A test is passed, failed, error, skipped, or not_supported: the platform declared the capability
+the test needs missing (harness.errors.NotSupported), so the test did not run. A suite is
+  fail     a test failed or errored, or was skipped for any other reason (a gate that skips a
+           check has not made it) unless skips are allowed (`--allow-skip`, for exploratory runs);
   not run  no test ran: the suite has no test, or none passed and at least one was not supported;
-  pass     otherwise (a test skipped for another reason does not, for now, stop a pass).
+  pass     otherwise.
 """
 
 from __future__ import annotations
@@ -21,14 +22,21 @@ def counts(outcomes: Iterable[str]) -> dict[str, int]:
     return {o: outcomes.count(o) for o in TEST_OUTCOMES}
 
 
-def suite_outcome(tests: Iterable[Mapping[str, Any]]) -> tuple[str, str | None]:
-    """A suite's outcome from its tests ({"outcome", "reason"}), and why it did not run (None when it did)."""
+def suite_outcome(tests: Iterable[Mapping[str, Any]], allow_skip: bool = False) -> tuple[str, str | None]:
+    """A suite's outcome from its tests ({"outcome", "reason"}), and why it did not run or failed
+    without a failing test (None when neither)."""
     tests = list(tests)
     tally = counts(t["outcome"] for t in tests)
     if tally["failed"] or tally["error"]:
         return "fail", None
     if not tests:
         return NOT_RUN, "no test of this suite ran"
+    if tally["skipped"] and not allow_skip:
+        reasons = "; ".join(dict.fromkeys(t.get("reason") or "no reason given" for t in tests if t["outcome"] == "skipped"))
+        return (
+            "fail",
+            f"{tally['skipped']} test(s) skipped ({reasons}); a skipped check is not a passed one (--allow-skip for exploratory runs)",
+        )
     if tally["not_supported"] and not tally["passed"]:
         reasons = "; ".join(dict.fromkeys(t.get("reason") or "not supported" for t in tests if t["outcome"] == "not_supported"))
         n = tally["not_supported"]

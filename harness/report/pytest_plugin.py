@@ -116,7 +116,8 @@ class Recorder:
                 continue
             finished = suite.finished or rundir.utc_now()
             records = [t.__dict__ for t in tests]
-            outcome, not_run = outcomes.suite_outcome(records)
+            allow_skip = bool(self.config.getoption("--allow-skip", False))
+            outcome, why = outcomes.suite_outcome(records, allow_skip)
             env = rundir.environment(self.environment["platform"], self.environment["overlay"], self.environment["versions"])
             report = {
                 "kind": suite.name,
@@ -126,7 +127,9 @@ class Recorder:
                 "environment": env,
                 "slo": slos,
                 "outcome": outcome,
-                "not_run": not_run,
+                "not_run": why if outcome == outcomes.NOT_RUN else None,
+                "why": why,
+                "allow_skip": allow_skip,
                 "counts": outcomes.counts(t.outcome for t in tests),
                 "tests": records,
             }
@@ -137,7 +140,11 @@ class Recorder:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("redis-harness").addoption("--reports", default=None, help="reports directory (default: reports/)")
+    group = parser.getgroup("redis-harness")
+    group.addoption("--reports", default=None, help="reports directory (default: reports/)")
+    group.addoption(
+        "--allow-skip", action="store_true", default=False, help="a skipped test does not fail its suite (exploratory runs)"
+    )
 
 
 def _interrupt(signum, frame):  # noqa: ARG001

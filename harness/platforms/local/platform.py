@@ -88,6 +88,11 @@ class LocalPlatform(
             raise HarnessError(f"invalid cluster name '{cluster}': use lowercase letters, digits and '-'")
         if network not in ("auto", "netns", "loopback"):
             raise HarnessError(f"unknown network '{network}': choose auto, netns or loopback")
+        if subnet is not None:
+            try:
+                ipaddress.ip_network(subnet)
+            except ValueError as exc:
+                raise HarnessError(f"invalid address range '{subnet}': {exc}") from None
         self.overlay = overlay
         self.cluster = cluster
         self.state_dir = Path(state_dir or DEFAULT_STATE_DIR)
