@@ -193,9 +193,31 @@ def check_tls_directives(m: Manifests) -> list[Finding]:
             out.append(Finding("tls-directives", f"redis.conf must set '{key} {want}'"))
     if not conf.get("tls-port"):
         out.append(Finding("tls-directives", "redis.conf sets no tls-port"))
-    if conf.get("tls-auth-clients", "yes") == "no":
-        out.append(Finding("tls-directives", "tls-auth-clients no: clients without a certificate are admitted"))
+    for file, value in _redis_conf_values(m, "tls-auth-clients"):
+        if value.lower() != "yes":
+            out.append(
+                Finding(
+                    "tls-directives",
+                    f"{file} sets 'tls-auth-clients {value}': clients without a certificate are admitted "
+                    "(only 'yes' requires one)",
+                )
+            )
     return out
+
+
+def _redis_conf_values(m: Manifests, directive: str) -> list[tuple[str, str]]:
+    """(file, value) for every setting of `directive` in every Redis configuration file the
+    overlay ships in its redis-config ConfigMap (redis.conf, redis-overrides.conf, any *.conf)."""
+    cm = m.find_prefixed("ConfigMap", "redis-config")
+    found = []
+    for file, text in sorted(((cm or {}).get("data") or {}).items()):
+        if not file.endswith(".conf"):
+            continue
+        for line in text.splitlines():
+            key, _, value = line.strip().partition(" ")
+            if key.lower() == directive:
+                found.append((file, value.strip().strip('"').strip("'")))
+    return found
 
 
 INTERNAL_NAME = re.compile(r"(^[^.]+$)|(\.svc(\.cluster\.local)?$)|(\.cluster\.local$)")
@@ -312,6 +334,50 @@ def check_monitoring(m: Manifests) -> list[Finding]:
         out.append(Finding("monitoring", "no metrics exporter next to Redis: Prometheus has nothing to scrape"))
     if not any("scrape_configs" in str(cm.get("data", {})) for cm in m.of_kind("ConfigMap")):
         out.append(Finding("monitoring", "no Prometheus scrape configuration"))
+    return out
+
+
+# --- voluntary disruptions: one Redis pod at a time -------------------------------------
+def check_disruption_budget(m: Manifests) -> list[Finding]:
+    """Every PodDisruptionBudget over the Redis pods lets at most one go at a time: a drain that
+    takes two may take a master and its replica together. A percentage is refused too: what it
+    allows changes with the replica count."""
+    sts = _sts(m)
+    if sts is None:
+        return []
+    replicas = int(sts["spec"].get("replicas", 1))
+    labels = _pod_labels(m)
+    out = []
+    for pdb in m.of_kind("PodDisruptionBudget"):
+        if not policy.selector_matches(pdb["spec"].get("selector"), labels):
+            continue
+        name, spec = pdb["metadata"]["name"], pdb["spec"]
+        for key in ("maxUnavailable", "minAvailable"):
+            if isinstance(spec.get(key), str):
+                out.append(
+                    Finding(
+                        "disruption-budget",
+                        f"PodDisruptionBudget {name}: {key} {spec[key]!r} is a percentage; state a number of pods "
+                        "(maxUnavailable: 1), or the budget drifts with the replica count",
+                    )
+                )
+        max_unavailable, min_available = spec.get("maxUnavailable"), spec.get("minAvailable")
+        if isinstance(max_unavailable, int) and max_unavailable > 1:
+            out.append(
+                Finding(
+                    "disruption-budget",
+                    f"PodDisruptionBudget {name}: maxUnavailable {max_unavailable} lets {max_unavailable} Redis pods "
+                    "go at once (a master and its replica may go together)",
+                )
+            )
+        if isinstance(min_available, int) and replicas - min_available > 1:
+            out.append(
+                Finding(
+                    "disruption-budget",
+                    f"PodDisruptionBudget {name}: minAvailable {min_available} of {replicas} pods lets "
+                    f"{replicas - min_available} Redis pods go at once (a master and its replica may go together)",
+                )
+            )
     return out
 
 
@@ -517,6 +583,7 @@ ALL_CHECKS: dict[str, Callable[[Manifests], list[Finding]]] = {
     "schema": check_schemas,
     **SEED_CHECKS,
     "node-placement": check_node_placement,
+    "disruption-budget": check_disruption_budget,
     "pod-security": check_pod_security,
 }
 

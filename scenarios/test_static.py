@@ -180,3 +180,85 @@ def test_node_map_written_elsewhere_or_for_other_pods_is_flagged():
     assert any("writes /tmp/node-map, the bootstrap reads /work/node-map" in m for m in placement_findings(kind_with(elsewhere)))
     assert any("waits for REDIS_POD_COUNT=8" in m for m in placement_findings(kind_with(other_count)))
     assert any("not one volume mounted by both" in m for m in placement_findings(kind_with(unshared)))
+
+
+# --- client certificates required in every Redis configuration the overlay ships ----------
+def tls_findings(manifests: Manifests) -> list[str]:
+    return [f.message for f in static_checks.check_tls_directives(manifests)]
+
+
+def redis_config(objects) -> dict[str, str]:
+    return next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("redis-config"))["data"]
+
+
+@pytest.mark.parametrize("value", ["optional", "no", "Optional"])
+def test_client_certificates_made_optional_in_an_override_are_flagged(value):
+    def override(objects):
+        redis_config(objects)["redis-overrides.conf"] = f"tls-auth-clients {value}\n"
+
+    messages = tls_findings(kind_with(override))
+    assert f"redis-overrides.conf sets 'tls-auth-clients {value}': clients without a certificate are admitted" in " ".join(
+        messages
+    ), messages
+
+
+def test_client_certificates_made_optional_in_redis_conf_are_flagged_even_when_an_override_restores_them():
+    def in_base(objects):
+        data = redis_config(objects)
+        data["redis.conf"] = data["redis.conf"].replace("tls-auth-clients yes", "tls-auth-clients optional")
+        data["redis-overrides.conf"] = "tls-auth-clients yes\n"
+
+    messages = tls_findings(kind_with(in_base))
+    assert any(m.startswith("redis.conf sets 'tls-auth-clients optional'") for m in messages), messages
+    assert not any(m.startswith("redis-overrides.conf") for m in messages), messages
+
+
+def test_broken_no_tls_overlay_is_flagged_for_optional_client_certificates():
+    assert any("'tls-auth-clients no'" in m for m in tls_findings(reference.render("broken-no-tls")))
+
+
+@pytest.mark.parametrize("overlay", GATED_OVERLAYS)
+def test_reference_requires_client_certificates(overlay):
+    assert tls_findings(reference.render(overlay)) == []
+
+
+# --- at most one Redis pod voluntarily down at a time ------------------------------------
+def budget_findings(manifests: Manifests) -> list[str]:
+    return [f.message for f in static_checks.check_disruption_budget(manifests)]
+
+
+def with_budget(**spec) -> Manifests:
+    def change(objects):
+        budget = of(objects, "PodDisruptionBudget")["spec"]
+        budget.pop("maxUnavailable", None)
+        budget.update(spec)
+
+    return kind_with(change)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"maxUnavailable": 2}, "maxUnavailable 2 lets 2 Redis pods go at once"),
+        ({"minAvailable": 4}, "minAvailable 4 of 6 pods lets 2 Redis pods go at once"),
+        ({"minAvailable": 0}, "minAvailable 0 of 6 pods lets 6 Redis pods go at once"),
+        ({"maxUnavailable": "20%"}, "maxUnavailable '20%' is a percentage"),
+        ({"minAvailable": "80%"}, "minAvailable '80%' is a percentage"),
+    ],
+    ids=["maxUnavailable-2", "minAvailable-4", "minAvailable-0", "maxUnavailable-percent", "minAvailable-percent"],
+)
+def test_budget_that_lets_more_than_one_redis_pod_go_is_flagged(spec, message):
+    manifests = with_budget(**spec)
+    assert static_checks.check_schemas(manifests) == [], "the broken budget must still be valid Kubernetes"
+    messages = budget_findings(manifests)
+    assert any(message in m for m in messages), messages
+
+
+def test_budget_that_lets_exactly_one_go_passes():
+    assert budget_findings(with_budget(maxUnavailable=1)) == []
+    assert budget_findings(with_budget(minAvailable=5)) == []
+
+
+@pytest.mark.parametrize("overlay", GATED_OVERLAYS)
+def test_reference_budget_lets_one_redis_pod_go_at_a_time(overlay):
+    assert budget_findings(reference.render(overlay)) == []
