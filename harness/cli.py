@@ -285,13 +285,15 @@ def report_compare(
     new: Annotated[Path, typer.Argument(help="the later benchmark run directory")],
     slo_path: Annotated[Path | None, typer.Option("--slo", help="SLO file with the benchmark thresholds")] = None,
 ) -> None:
-    """Deltas between two benchmark reports; exit 1 when throughput dropped or p99 rose past the SLO file's thresholds."""
+    """Deltas between two benchmark reports of the same workload, users and pipeline (others: exit 2); exit 1 when
+    throughput dropped or p99 rose past the SLO file's thresholds, a phase ran in one report only, or either had errors."""
     from harness import slo as slo_file
     from harness.bench import compare
 
     slo = slo_file.load(slo_path)
     drop, rise = slo.benchmark("max_throughput_drop_percent"), slo.benchmark("max_p99_rise_percent")
-    results = compare.deltas(compare.load_report(old), compare.load_report(new), drop, rise)
+    before, after = compare.load_report(old), compare.load_report(new)
+    results = compare.deltas(before, after, drop, rise)
     table = Table(title=f"{old.name} → {new.name}")
     for col in ("phase", "metric", "old", "new", "change", "limit", "verdict"):
         table.add_column(col)
@@ -301,10 +303,24 @@ def report_compare(
             if d.limit_percent is None
             else (f"-{d.limit_percent:g} %" if d.metric == "throughput" else f"+{d.limit_percent:g} %")
         )
-        verdict = "[red]regression[/]" if d.regressed else ("[green]ok[/]" if d.limit_percent is not None else "")
-        table.add_row(d.phase, d.metric, f"{d.old:.3f}", f"{d.new:.3f}", f"{d.change_percent:+.1f} %", limit, verdict)
+        colour = "red" if d.failed else "green"
+        verdict = f"[{colour}]{d.verdict}[/]" if d.verdict else ""
+        if d.missing:
+            cells = ("absent" if d.old is None else "ran", "absent" if d.new is None else "ran", "")
+        elif d.metric == "errors":
+            cells = (f"{d.old:.0f}", f"{d.new:.0f}", "")
+        else:
+            cells = (f"{d.old:.3f}", f"{d.new:.3f}", f"{d.change_percent:+.1f} %")
+        table.add_row(d.phase, d.metric, *cells, limit, verdict)
     out.print(table)
-    if any(d.regressed for d in results):
+    missing = [d for d in results if d.missing]
+    regressions = [d for d in results if d.regressed]
+    out.print(
+        f"errors: OLD {compare.errors(before)}, NEW {compare.errors(after)}; "
+        f"phases in one report only: {len(missing)}{' (' + ', '.join(f'{d.phase}: {d.verdict}' for d in missing) + ')' if missing else ''}; "
+        f"regressions: {len(regressions)}"
+    )
+    if any(d.failed for d in results):
         raise typer.Exit(1)
 
 

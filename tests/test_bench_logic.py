@@ -180,10 +180,46 @@ def test_step_points_merge_processes_and_drop_straddling_intervals():
 
 
 def test_saturation_names_what_ran_out():
-    assert capacity.saturation(0.97, {"redis-cluster-0": 0.3}, 0.9, 0.0)["limited_by"] == "client"
-    assert capacity.saturation(0.5, {"redis-cluster-0": 0.95}, 0.9, 0.0)["limited_by"] == "servers"
-    assert capacity.saturation(0.5, {"redis-cluster-0": 0.5}, 0.99, 0.0)["limited_by"] == "machine"
+    assert capacity.saturation(0.97, {"redis-cluster-0": 0.3}, 0.9, 0.0)["resource"] == "load generator"
+    assert capacity.saturation(0.5, {"redis-cluster-0": 0.95}, 0.9, 0.0)["resource"] == "server"
+    assert capacity.saturation(0.5, {"redis-cluster-0": 0.5}, 0.99, 0.0)["resource"] == "machine"
     assert capacity.saturation(0.2, {"redis-cluster-0": 0.2}, 0.3, 0.0)["limited_by"] == "none"
+
+
+def test_a_busy_machine_is_named_with_its_numbers_not_none():
+    """93 % of two cores, no single process at 90 % of a core: the machine is the limit."""
+    servers = {"redis-cluster-0": 0.35, "redis-cluster-1": 0.3, "redis-cluster-2": 0.3}
+    s = capacity.saturation(0.6, servers, 0.93, 0.02, cores=2, client_cpu_total=0.9, processes=2)
+    assert s["resource"] == "machine"
+    assert s["limited_by"] == "machine (93% CPU of 2 cores)"
+    assert "load processes 0.90 cores" in s["why"] and "redis-servers 0.95 cores" in s["why"]
+
+
+def test_a_saturated_load_generator_is_named_with_its_numbers():
+    s = capacity.saturation(0.97, {"redis-cluster-0": 0.4}, 0.96, 0.0, cores=2, client_cpu_total=1.8, processes=2)
+    assert s["limited_by"] == "load generator (locust processes at 97% CPU)"
+    assert "busiest of 2 load processes used 97% of a core" in s["why"]
+    server = capacity.saturation(0.5, {"redis-cluster-0": 0.5, "redis-cluster-1": 0.95}, 0.7, 0.0, cores=2)
+    assert server["limited_by"] == "server (redis-cluster-1 at 95% CPU)"
+
+
+def test_a_generator_that_cannot_keep_its_schedule_is_the_limit():
+    s = capacity.saturation(0.6, {"redis-cluster-0": 0.4}, 0.6, 0.3, cores=2)
+    assert s["limited_by"] == "load generator (30% of batches started late)"
+
+
+def test_step_points_carry_what_the_verdict_needs():
+    plan = CapacityPlan(1000, 2, 2.0, 3)
+    h = histograms.new()
+    histograms.record(h, 1500, 100)
+    enc = histograms.encode(h)
+    lines = [
+        {"pid": pid, "start": 0.0, "end": 1.0, "ops": 100, "errors": 0, "cpu": cpu, "hist": enc}
+        for pid, cpu in ((1, 0.5), (2, 0.7))
+    ]
+    (point,) = capacity.step_points(lines, 0.0, plan)
+    assert point["client_cpu_max"] == pytest.approx(0.7)
+    assert point["client_cpu_total"] == pytest.approx(1.2) and point["processes"] == 2
 
 
 # --- redis-benchmark ---------------------------------------------------------------------------
@@ -223,17 +259,67 @@ def test_redis_benchmark_argv_uses_tls_user_and_tagged_keys():
     from harness.bench.client import Target
 
     t = Target([("198.18.20.2", 6379)], "app", "secret", "/ca", "/crt", "/key")
-    argv = baseline.redis_benchmark_argv(t, ["GET", "app:{tag}:__rand_int__"], 24, 16, 1000, 100)
+    argv = baseline.redis_benchmark_argv(t, ["GET", "app:{tag}:__rand_int__"], 24, 2, 16, 1000, 100, 128)
     assert argv[:2] == ["redis-benchmark", "--cluster"] and "--tls" in argv
     assert argv[argv.index("-P") + 1] == "16" and argv[argv.index("-c") + 1] == "24"
 
 
+def test_redis_benchmark_runs_the_harness_threads_key_range_and_value_size():
+    from harness.bench.client import Target
+
+    t = Target([("198.18.20.2", 6379)], "app", "secret")
+    argv = baseline.redis_benchmark_argv(t, ["GET", "app:{tag}:__rand_int__"], 6, 2, 1, 20_000, 667, 128)
+    assert argv[argv.index("--threads") + 1] == "2"  # one thread per load process
+    assert argv[argv.index("-r") + 1] == "667"
+    assert argv[argv.index("-d") + 1] == "128"
+    assert argv[-2:] == ["GET", "app:{tag}:__rand_int__"]
+
+
+def test_the_baseline_key_space_is_the_workload_key_space():
+    """redis-benchmark uses one hash tag per master: masters × -r keys, -r = ⌈keys / masters⌉."""
+    assert baseline.key_range(2000, 3) == 667  # 2001 keys for 2000
+    assert baseline.key_range(100_000, 3) == 33_334
+    assert baseline.key_range(99, 3) == 33 and baseline.key_range(1, 3) == 1
+    for keys in (1, 2, 1000, 2000, 100_000):
+        assert keys <= 3 * baseline.key_range(keys, 3) < keys + 3
+
+
+def test_baseline_commands_carry_the_workload_value_size_and_ttl():
+    w = workloads.load("write-heavy", {"keys.count": 2000})
+    tests = baseline.commands_for(w)
+    assert set(tests) == {"SET", "GET"}
+    assert tests["SET"][:2] == ["SET", "app:{tag}:__rand_int__"]
+    assert len(tests["SET"][2]) == 288  # 64–512 uniform: the mean
+    assert tests["SET"][3:] == ["EX", "300"]
+    only_set = baseline.commands_for(workloads.load("set-only"))
+    assert list(only_set) == ["SET"] and len(only_set["SET"][2]) == 64 and len(only_set["SET"]) == 3
+
+
+def test_the_baseline_says_how_it_was_built():
+    result = {
+        "clients": 6, "threads": 2, "pipeline": 1, "value_size": 128, "key_range": 667, "masters": 3,
+        "key_space": 2001, "prefilled": 2001, "get_hit_ratio": 1.0, "weights": {"GET": 0.9, "SET": 0.1},
+    }  # fmt: skip
+    text = baseline.describe(result)
+    for part in ("6 connections over 2 threads", "-r 667 over 3 masters = 2001 keys", "2001 of them prefilled",
+                 "GET hit ratio 100.0%", "GET (weight 0.90) and SET (weight 0.10)", "1/Σ(w/rps)"):  # fmt: skip
+        assert part in text, part
+
+
 # --- report compare: the regression gate -----------------------------------------------------------
-def _report(tmp_path, name, throughput, p99):
+WORKLOAD = {"name": "cache-read-heavy", "mix": {"get": 90.0, "set": 10.0}, "value_size": "128 B", "keys": 100_000,
+            "distribution": "zipf", "pipeline": 1, "users": 24}  # fmt: skip
+
+
+def _report(tmp_path, name, throughput, p99, phases=("closed",), errors=0, workload=None, users=24, capacity=None):
     d = tmp_path / name
     d.mkdir()
-    phase = {"name": "closed", "throughput": throughput, "latency_ms": {"p50": 1.0, "p99": p99}}
-    (d / "report.json").write_text(json.dumps({"kind": "bench-x", "phases": [phase], "capacity": None}))
+    rows = [
+        {"name": n, "users": users, "errors": errors, "throughput": throughput, "latency_ms": {"p50": 1.0, "p99": p99}}
+        for n in phases
+    ]
+    body = {"kind": "bench-x", "workload": workload or WORKLOAD, "phases": rows, "capacity": capacity}
+    (d / "report.json").write_text(json.dumps(body))
     return str(d)
 
 
@@ -262,6 +348,54 @@ def test_deltas_judge_only_throughput_and_p99():
     new = {"phases": [{"name": "closed", "throughput": 100, "latency_ms": {"p50": 5, "p99": 2}}]}
     result = compare.deltas(old, new, 10, 20)
     assert not any(d.regressed for d in result)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"workload": {**WORKLOAD, "name": "write-heavy"}}, ["different workloads", "cache-read-heavy → write-heavy"]),
+        ({"workload": {**WORKLOAD, "keys": 2000}}, ["different workloads", "keys 100000 → 2000"]),
+        ({"users": 6}, ["different user counts", "users 24 → 6"]),
+        ({"workload": {**WORKLOAD, "pipeline": 16}}, ["different pipelines", "pipeline 1 → 16"]),
+    ],
+)
+def test_compare_refuses_runs_that_are_not_alike(tmp_path, capsys, change, words):
+    old, new = _report(tmp_path, "old", 10_000, 2.0), _report(tmp_path, "new", 10_000, 2.0, **change)
+    assert main(["report", "compare", old, new]) == 2
+    err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    assert err.startswith("error: refusing to compare runs of different") and ". " not in err, err  # one sentence
+    for word in words:
+        assert word in err
+
+
+def test_a_phase_missing_from_one_run_is_reported_and_fails(tmp_path, capsys):
+    old = _report(tmp_path, "old", 10_000, 2.0, phases=("closed", "capacity"), capacity={"capacity_at_slo": 9000})
+    new = _report(tmp_path, "new", 10_000, 2.0, phases=("closed",))
+    assert main(["report", "compare", old, new]) == 1
+    printed = capsys.readouterr().out
+    assert "missing in NEW" in printed and "phases in one report only: 2" in printed
+    result = compare.deltas(compare.load_report(old), compare.load_report(new), 10, 20)
+    missing = [d for d in result if d.missing]
+    assert [(d.phase, d.verdict) for d in missing] == [("capacity", "missing in NEW"), ("capacity", "missing in NEW")]
+    assert [d.phase for d in result if d.metric == "throughput"] == ["closed"]
+
+
+def test_a_phase_only_the_new_run_has_is_reported(tmp_path):
+    old = _report(tmp_path, "old", 10_000, 2.0, phases=("closed",))
+    new = _report(tmp_path, "new", 10_000, 2.0, phases=("closed", "open-5000"))
+    result = compare.deltas(compare.load_report(old), compare.load_report(new), 10, 20)
+    assert [(d.phase, d.verdict) for d in result if d.missing] == [("open-5000", "missing in OLD")]
+    assert main(["report", "compare", old, new]) == 1
+
+
+@pytest.mark.parametrize("old_errors, new_errors", [(0, 3), (5, 0)])
+def test_errors_in_either_run_are_counted_and_fail(tmp_path, capsys, old_errors, new_errors):
+    old = _report(tmp_path, "old", 10_000, 2.0, errors=old_errors)
+    new = _report(tmp_path, "new", 10_000, 2.0, errors=new_errors)
+    assert main(["report", "compare", old, new]) == 1
+    assert f"errors: OLD {old_errors}, NEW {new_errors}" in capsys.readouterr().out
+    (row,) = [d for d in compare.deltas(compare.load_report(old), compare.load_report(new), 10, 20) if d.metric == "errors"]
+    assert (row.old, row.new, row.verdict) == (old_errors, new_errors, "errors")
 
 
 @pytest.mark.parametrize(

@@ -292,20 +292,24 @@ def analyse_capacity(phase: Phase) -> dict:
             top["server_cpu"] if top else {},
             top["machine_cpu"] if top else 0.0,
             summary["late_fraction"],
+            cores=os.cpu_count() or 1,
+            client_cpu_total=top["client_cpu_total"] if top else 0.0,
+            processes=top["processes"] if top else phase.processes,
         ),
     }
 
 
 def run_baselines(
-    platform: Platform, target: Target, workload: Workload, users: int, seconds: float, expected_rps: float
+    platform: Platform, target: Target, workload: Workload, users: int, processes: int, seconds: float, expected_rps: float
 ) -> dict:
-    """redis-benchmark (and memtier_benchmark when installed) with the harness's users as connections."""
+    """redis-benchmark (and memtier_benchmark when installed) with the harness's users as connections and its
+    load processes as threads, over a prefilled key space of the workload's size (see harness/bench/baseline.py)."""
     result = {
         "redis-benchmark": baseline.run_redis_benchmark(
-            target, workload, users, workload.pipeline, seconds, expected_rps, timeout=seconds * 6 + 30
+            target, workload, users, processes, workload.pipeline, seconds, expected_rps, timeout=seconds * 6 + 30
         )
     }
-    memtier = baseline.run_memtier(target, workload, users, workload.pipeline, seconds, timeout=seconds * 3 + 30)
+    memtier = baseline.run_memtier(target, workload, users, processes, workload.pipeline, seconds, timeout=seconds * 3 + 30)
     if memtier:
         result["memtier_benchmark"] = memtier
     return result

@@ -3,6 +3,7 @@ of the latency-vs-throughput curve, the capacity at the objective, and what satu
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 
 from harness.bench import histograms
@@ -12,7 +13,8 @@ KNEE_P99_FACTOR = 2.0  # p99 more than twice the light-load p99 …
 KNEE_SHORTFALL = 0.95  # … or achieved throughput below 95 % of the offered rate: past the knee
 CLIENT_SATURATED_CPU = 0.9  # of one core per load process
 SERVER_SATURATED_CPU = 0.9  # of one core per redis-server (single-threaded)
-MACHINE_SATURATED_CPU = 0.95  # of all cores
+MACHINE_SATURATED_CPU = 0.85  # of all cores: past this, run queues form and every process waits for a core
+LATE_SATURATED = 0.1  # share of batches the load processes started late: they could not keep the schedule
 
 
 def step_points(intervals: list[dict], wall_start: float, plan: CapacityPlan) -> list[dict]:
@@ -45,6 +47,8 @@ def step_points(intervals: list[dict], wall_start: float, plan: CapacityPlan) ->
                 "throughput": achieved,
                 "errors": sum(x["errors"] for x in lines),
                 "client_cpu_max": max(sum(v) / len(v) for v in per_pid.values()),
+                "client_cpu_total": sum(sum(v) / len(v) for v in per_pid.values()),
+                "processes": len(per_pid),
                 **histograms.percentiles_ms(merged),
             }
         )
@@ -69,28 +73,61 @@ def capacity_at_slo(points: list[dict], slo_p99_ms: float) -> float:
     return max(good, default=0.0)
 
 
-def saturation(client_cpu: float, server_cpu: dict[str, float], machine_cpu: float, schedule_late_fraction: float) -> dict:
-    """What limited the run at its highest load: the client, a server, or the machine they share."""
+def saturation(
+    client_cpu: float,
+    server_cpu: dict[str, float],
+    machine_cpu: float,
+    schedule_late_fraction: float,
+    cores: int | None = None,
+    client_cpu_total: float | None = None,
+    processes: int = 1,
+) -> dict:
+    """What limited the run at its highest load, named with the numbers that led to it.
+
+    In order: the load generator (a load process ≥ 90 % of a core), a server (a redis-server ≥ 90 %
+    of a core), the machine they share (all cores ≥ 85 % busy), the load generator again when more
+    than 10 % of its batches started late (it could not keep the schedule), else none. `client_cpu`
+    is the busiest load process (fraction of a core), `client_cpu_total` all of them (cores),
+    `machine_cpu` the busy fraction of all `cores`."""
+    cores = cores or os.cpu_count() or 1
+    total_client = client_cpu if client_cpu_total is None else client_cpu_total
     busiest = max(server_cpu.items(), key=lambda kv: kv[1], default=("", 0.0))
+    servers_total = sum(server_cpu.values())
+    shares = (
+        f"load processes {total_client:.2f} cores, redis-servers {servers_total:.2f} cores, "
+        f"machine {machine_cpu:.0%} of {cores} cores"
+    )
+    late = f"{schedule_late_fraction:.0%} of batches started late"
     if client_cpu >= CLIENT_SATURATED_CPU:
-        verdict = "client"
-        why = f"a load process used {client_cpu:.0%} of a core"
+        resource = "load generator"
+        limited_by = f"load generator (locust processes at {client_cpu:.0%} CPU)"
+        why = f"the busiest of {processes} load processes used {client_cpu:.0%} of a core; {shares}"
     elif busiest[1] >= SERVER_SATURATED_CPU:
-        verdict = "servers"
-        why = f"{busiest[0]} used {busiest[1]:.0%} of a core"
+        resource = "server"
+        limited_by = f"server ({busiest[0]} at {busiest[1]:.0%} CPU)"
+        why = f"{busiest[0]} used {busiest[1]:.0%} of a core (redis-server runs commands on one thread); {shares}"
     elif machine_cpu >= MACHINE_SATURATED_CPU:
-        verdict = "machine"
-        why = f"all cores were {machine_cpu:.0%} busy (client and servers share them)"
+        resource = "machine"
+        limited_by = f"machine ({machine_cpu:.0%} CPU of {cores} cores)"
+        why = f"all cores were {machine_cpu:.0%} busy, shared by client and servers: {shares}"
+    elif schedule_late_fraction > LATE_SATURATED:
+        resource = "load generator"
+        limited_by = f"load generator ({late})"
+        why = f"the load processes could not keep the schedule ({late}); {shares}"
     else:
-        verdict = "none"
-        why = "no CPU was saturated: latency came from elsewhere (network, fsync, scheduling)"
-    if schedule_late_fraction > 0.1 and verdict != "client":
-        why += f"; {schedule_late_fraction:.0%} of batches started late"
+        resource = "none"
+        limited_by = "none"
+        why = f"no CPU was saturated ({shares}, busiest redis-server {busiest[1]:.0%}): latency came from elsewhere (network, fsync, scheduling)"
+    if schedule_late_fraction > LATE_SATURATED and resource not in ("load generator",):
+        why += f"; {late}"
     return {
-        "limited_by": verdict,
+        "resource": resource,
+        "limited_by": limited_by,
         "why": why,
         "client_cpu": client_cpu,
+        "client_cpu_total": total_client,
         "server_cpu": server_cpu,
         "machine_cpu": machine_cpu,
+        "cores": cores,
         "late_fraction": schedule_late_fraction,
     }

@@ -118,8 +118,11 @@ Stopped: {{ r.capacity.stop_reason }}. Limited by: <b>{{ r.capacity.saturation.l
 </table>{% endif %}
 {% if r.baseline %}<h2>Baseline (same target, same run)</h2>
 <table class="numbers">
-<tr><th>tool</th><th>connections</th><th>pipeline</th><th>ops/s</th><th>p50</th><th>p99</th><th>harness / tool ops/s</th><th>harness / tool p50</th></tr>
-{% for name, b in r.baseline.tools.items() %}<tr><td>{{ name }}</td><td>{{ b.clients }}</td><td>{{ b.pipeline }}</td><td>{{ "%.0f"|format(b.rps) }}</td>
+<tr><th>tool</th><th>connections</th><th>threads</th><th>pipeline</th><th>keys (prefilled)</th><th>GET hits</th>
+<th>ops/s</th><th>p50</th><th>p99</th><th>harness / tool ops/s</th><th>harness / tool p50</th></tr>
+{% for name, b in r.baseline.tools.items() %}<tr><td>{{ name }}</td><td>{{ b.clients }}</td><td>{{ b.threads }}</td><td>{{ b.pipeline }}</td>
+<td>{{ b.key_space }} ({{ b.prefilled }})</td>
+<td>{% if b.get_hit_ratio is not none %}{{ "%.1f"|format(100 * b.get_hit_ratio) }} %{% endif %}</td><td>{{ "%.0f"|format(b.rps) }}</td>
 <td>{{ "%.3f"|format(b.p50_ms) }} ms</td><td>{{ "%.3f"|format(b.p99_ms) }} ms</td>
 <td>{{ "%.2f"|format(r.baseline.ratios[name].throughput) }}</td><td>{{ "%.2f"|format(r.baseline.ratios[name].p50) }}</td></tr>{% endfor %}
 </table><p>{{ r.baseline.note }}</p>{% endif %}

@@ -88,8 +88,13 @@ def benchmark(
 
     baseline = None
     if options.baseline:
-        say(f"{workload.name}: baseline redis-benchmark, {users} connections, pipeline {workload.pipeline}")
-        tools = campaign.run_baselines(platform, target, workload, users, options.baseline_seconds, main_summary["throughput"])
+        say(
+            f"{workload.name}: baseline redis-benchmark, {users} connections over {processes} threads, "
+            f"pipeline {workload.pipeline}, {workload.keys} keys prefilled"
+        )
+        tools = campaign.run_baselines(
+            platform, target, workload, users, processes, options.baseline_seconds, main_summary["throughput"]
+        )
         baseline = {
             "tools": tools,
             "ratios": {
@@ -102,9 +107,11 @@ def benchmark(
             "compared_phase": main.name,
             "note": (
                 f"Same target, same run: {users} connections (harness users; each holds one connection per node it "
-                f"talks to), pipeline {workload.pipeline}, value size ≈ {round(workload.value_size.mean)} B. "
-                "Mixed workloads are compared with separate SET and GET runs combined by the mix. Closed loop on both "
-                "sides: by Little's law a lower throughput at the same concurrency means a proportionally higher p50."
+                f"talks to) over {processes} load processes / threads, pipeline {workload.pipeline}, "
+                f"{workload.keys} keys prefilled, value size ≈ {round(workload.value_size.mean)} B. "
+                + tools["redis-benchmark"]["method"]
+                + " Closed loop on both sides: by Little's law a lower throughput at the same concurrency means a "
+                "proportionally higher p50."
             ),
         }
 
