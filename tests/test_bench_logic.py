@@ -193,6 +193,7 @@ def test_a_busy_machine_is_named_with_its_numbers_not_none():
     assert s["resource"] == "machine"
     assert s["limited_by"] == "machine (93% CPU of 2 cores)"
     assert "load processes 0.90 cores" in s["why"] and "redis-servers 0.95 cores" in s["why"]
+    assert "everything else 0.01 cores" in s["why"]  # 0.93 × 2 − 0.90 − 0.95
 
 
 def test_a_saturated_load_generator_is_named_with_its_numbers():

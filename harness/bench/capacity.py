@@ -93,9 +93,10 @@ def saturation(
     total_client = client_cpu if client_cpu_total is None else client_cpu_total
     busiest = max(server_cpu.items(), key=lambda kv: kv[1], default=("", 0.0))
     servers_total = sum(server_cpu.values())
+    other = max(0.0, machine_cpu * cores - total_client - servers_total)
     shares = (
         f"load processes {total_client:.2f} cores, redis-servers {servers_total:.2f} cores, "
-        f"machine {machine_cpu:.0%} of {cores} cores"
+        f"everything else {other:.2f} cores, machine {machine_cpu:.0%} of {cores} cores"
     )
     late = f"{schedule_late_fraction:.0%} of batches started late"
     if client_cpu >= CLIENT_SATURATED_CPU:
@@ -109,7 +110,7 @@ def saturation(
     elif machine_cpu >= MACHINE_SATURATED_CPU:
         resource = "machine"
         limited_by = f"machine ({machine_cpu:.0%} CPU of {cores} cores)"
-        why = f"all cores were {machine_cpu:.0%} busy, shared by client and servers: {shares}"
+        why = f"all cores were {machine_cpu:.0%} busy: {shares}"
     elif schedule_late_fraction > LATE_SATURATED:
         resource = "load generator"
         limited_by = f"load generator ({late})"
