@@ -55,7 +55,8 @@ class Sandbox(LocalState):
         return self._ca
 
     def _tls_for(self, secret_name: str, rec: PodRecord, directory: Path) -> None:
-        """Materialise a cert-manager TLS Secret for this pod: the Certificate's names plus the pod's own."""
+        """Materialise a cert-manager TLS Secret for this pod: exactly the Certificate's names (as
+        cert-manager issues them: a name it lacks is lacking here too) plus the pod's address."""
         cert = self.manifests.certificate_for_secret(secret_name)
         if cert is None:
             raise HarnessError(f"no Certificate in the reference produces the Secret '{secret_name}'")
@@ -64,7 +65,6 @@ class Sandbox(LocalState):
         dns = list(spec.get("dnsNames") or [])
         ips = list(spec.get("ipAddresses") or [])
         if rec.kind == "redis" and "server auth" in usages:
-            dns.append(self._fqdn(rec.name))
             ips.append(rec.address)
         leaf = certs.issue(
             self._ca_pair(),
