@@ -12,7 +12,7 @@ from typing import Any
 
 import kubernetes_validate
 
-from harness.platforms.local import policy
+from harness import netpol
 from harness.reference import Manifests
 
 KUBERNETES_VERSION = "1.32.0"  # the kind node image of reference/kind/cluster.yaml
@@ -119,7 +119,7 @@ def check_replica_layout(m: Manifests) -> list[Finding]:
     if not (spread or anti):
         out.append(Finding("replica-layout", "no topology spread or pod anti-affinity: a replica may share its master's node"))
     labels = _pod_labels(m)
-    if not any(policy.selector_matches(p["spec"].get("selector"), labels) for p in m.of_kind("PodDisruptionBudget")):
+    if not any(netpol.selects(p["spec"].get("selector"), labels) for p in m.of_kind("PodDisruptionBudget")):
         out.append(Finding("replica-layout", "no PodDisruptionBudget covers the Redis pods"))
     return out
 
@@ -156,7 +156,7 @@ def check_service_name(m: Manifests) -> list[Finding]:
     out = []
     if svc["spec"].get("clusterIP") != "None":
         out.append(Finding("service-name", f"Service '{name}' is not headless (clusterIP: None)"))
-    if not policy.selector_matches({"matchLabels": svc["spec"].get("selector") or {"-": "-"}}, _pod_labels(m)):
+    if not netpol.selects({"matchLabels": svc["spec"].get("selector") or {"-": "-"}}, _pod_labels(m)):
         out.append(Finding("service-name", f"Service '{name}' does not select the Redis pods"))
     if not svc["spec"].get("publishNotReadyAddresses"):
         out.append(
@@ -249,59 +249,61 @@ def check_issuer(m: Manifests) -> list[Finding]:
     return out
 
 
-def _probe_pods(m: Manifests) -> tuple[list[policy.PolicyPod], policy.PolicyPod, policy.PolicyPod, policy.PolicyPod]:
+def _probe_pods(m: Manifests) -> tuple[list[netpol.Pod], netpol.Pod, netpol.Pod, netpol.Pod]:
     ns = m.namespace() if _sts(m) else "default"
     redis_labels = _pod_labels(m)
-    ports = {p["name"]: int(p["containerPort"]) for p in (_container(m) or {}).get("ports", []) if "name" in p}
-    redis = [policy.PolicyPod(f"redis-{i}", ns, redis_labels, f"10.0.0.{i + 1}", named_ports=ports) for i in range(2)]
-    client = policy.PolicyPod("client", ns, {"role": "client"}, "10.0.1.1")
-    stranger = policy.PolicyPod("stranger", ns, {"app": "other"}, "10.0.1.2")
-    monitor = policy.PolicyPod("prometheus", "monitoring", {"app": "prometheus"}, "10.0.2.1")
+    ports = {
+        p["name"]: (int(p["containerPort"]), p.get("protocol", "TCP"))
+        for p in (_container(m) or {}).get("ports", [])
+        if "name" in p
+    }
+    redis = [netpol.Pod(ns, f"redis-{i}", redis_labels, f"10.0.0.{i + 1}", ports) for i in range(2)]
+    client = netpol.Pod(ns, "client", {"role": "client"}, "10.0.1.1")
+    stranger = netpol.Pod(ns, "stranger", {"app": "other"}, "10.0.1.2")
+    monitor = netpol.Pod("monitoring", "prometheus", {"app": "prometheus"}, "10.0.2.1")
     return redis, client, stranger, monitor
 
 
-def admits(m: Manifests, source: policy.PolicyPod, target: policy.PolicyPod, port: int, everyone: list[policy.PolicyPod]) -> bool:
-    """Would the manifests' NetworkPolicies let `source` reach `target`:`port` over TCP?"""
-    rules = policy.allowed(m.network_policies(), target, everyone)
-    if not policy.selecting_policies(m.network_policies(), target):
-        return True
-    for sources, ports in rules:
-        if sources is not None and source.address not in sources:
-            continue
-        if ports is None or any(proto == "tcp" and _in_range(port, spec) for proto, spec in ports):
-            return True
-    return False
+def _namespaced_policies(m: Manifests) -> list[dict[str, Any]]:
+    return [p for p in m.network_policies() if p["metadata"].get("namespace")]
 
 
-def _in_range(port: int, spec: str) -> bool:
-    lo, _, hi = spec.partition("-")
-    return int(lo) <= port <= int(hi or lo)
+def admits(m: Manifests, source: netpol.Pod, target: netpol.Pod, port: int) -> bool:
+    """Would the manifests' NetworkPolicies let `source` reach `target`:`port` over TCP? Judged by
+    the NetworkPolicy evaluator (harness/netpol.py), not by the local platform's nftables translation."""
+    return netpol.allowed(_namespaced_policies(m), {}, source, target, port)
 
 
 def check_network_policy(m: Manifests) -> list[Finding]:
     redis, client, stranger, monitor = _probe_pods(m)
-    everyone = [*redis, client, stranger, monitor]
     a, b = redis
-    out = []
-    if not policy.selecting_policies(m.network_policies(), b):
-        return [Finding("network-policy", "no NetworkPolicy selects the Redis pods: every pod may reach every port")]
+    out = [
+        Finding(
+            "network-policy",
+            f"NetworkPolicy {p['metadata']['name']} has no namespace: it lands wherever it is applied and selects nothing there",
+        )
+        for p in m.network_policies()
+        if not p["metadata"].get("namespace")
+    ]
+    if not netpol.isolated(_namespaced_policies(m), b, "Ingress"):
+        return [*out, Finding("network-policy", "no NetworkPolicy selects the Redis pods: every pod may reach every port")]
     for port in (REDIS_PORT, BUS_PORT):
-        if not admits(m, a, b, port, everyone):
+        if not admits(m, a, b, port):
             out.append(
                 Finding(
                     "network-policy", f"Redis pods cannot reach each other on {port}: the policy cuts the cluster off from itself"
                 )
             )
-    if not admits(m, client, b, REDIS_PORT, everyone):
+    if not admits(m, client, b, REDIS_PORT):
         out.append(Finding("network-policy", f"role=client pods cannot reach the Redis port {REDIS_PORT}"))
     for port in (BUS_PORT, 22, 9121):
-        if admits(m, client, b, port, everyone):
+        if admits(m, client, b, port):
             out.append(
                 Finding("network-policy", f"role=client pods may reach port {port}: the policy opens more than the Redis port")
             )
-    if admits(m, stranger, b, REDIS_PORT, everyone):
+    if admits(m, stranger, b, REDIS_PORT):
         out.append(Finding("network-policy", "a pod without the client label reaches Redis"))
-    if admits(m, monitor, b, REDIS_PORT, everyone):
+    if admits(m, monitor, b, REDIS_PORT):
         out.append(Finding("network-policy", "the monitoring namespace reaches the Redis port, not only the metrics port"))
     return out
 
@@ -349,7 +351,7 @@ def check_disruption_budget(m: Manifests) -> list[Finding]:
     labels = _pod_labels(m)
     out = []
     for pdb in m.of_kind("PodDisruptionBudget"):
-        if not policy.selector_matches(pdb["spec"].get("selector"), labels):
+        if not netpol.selects(pdb["spec"].get("selector"), labels):
             continue
         name, spec = pdb["metadata"]["name"], pdb["spec"]
         for key in ("maxUnavailable", "minAvailable"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness import reference
+from harness.netpol import Pod as EvalPod
 from harness.platforms.local.policy import PolicyPod, allowed, ingress_ruleset, selecting_policies, selector_matches
 from harness.static_checks import admits
 
@@ -112,13 +113,14 @@ def test_policies_add_up():
 
 
 def test_reference_policy_admits_what_redis_needs_and_nothing_more():
+    """The static check's view (the NetworkPolicy evaluator, not this translation)."""
     m = reference.render("kind")
-    redis_a, redis_b = pod("a", REDIS, "10.0.0.2", ports={"redis": 6379}), pod("b", REDIS, "10.0.0.3", ports={"redis": 6379})
-    client = pod("c", {"role": "client"}, "10.0.0.4")
-    stranger = pod("s", {}, "10.0.0.5")
-    prom = pod("p", {}, "10.0.2.1", ns="monitoring")
-    everyone = [redis_a, redis_b, client, stranger, prom]
-    assert admits(m, redis_a, redis_b, 6379, everyone) and admits(m, redis_a, redis_b, 16379, everyone)
-    assert admits(m, client, redis_b, 6379, everyone) and not admits(m, client, redis_b, 16379, everyone)
-    assert not admits(m, stranger, redis_b, 6379, everyone)
-    assert admits(m, prom, redis_b, 9121, everyone) and not admits(m, prom, redis_b, 6379, everyone)
+    ports = {"redis": (6379, "TCP"), "bus": (16379, "TCP")}
+    redis_a, redis_b = EvalPod("redis", "a", REDIS, "10.0.0.2", ports), EvalPod("redis", "b", REDIS, "10.0.0.3", ports)
+    client = EvalPod("redis", "c", {"role": "client"}, "10.0.0.4")
+    stranger = EvalPod("redis", "s", {}, "10.0.0.5")
+    prom = EvalPod("monitoring", "p", {}, "10.0.2.1")
+    assert admits(m, redis_a, redis_b, 6379) and admits(m, redis_a, redis_b, 16379)
+    assert admits(m, client, redis_b, 6379) and not admits(m, client, redis_b, 16379)
+    assert not admits(m, stranger, redis_b, 6379)
+    assert admits(m, prom, redis_b, 9121) and not admits(m, prom, redis_b, 6379)
