@@ -4,6 +4,7 @@ They never touch a live cluster."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from harness.history import FAIL, INFO, OK, History, Op
 
@@ -17,7 +18,7 @@ class SetResult:
     lost: list[str]  # acknowledged, absent from the final read
     lost_waited: list[str]  # ... of which WAITed and acknowledged by the replicas asked for
     lost_unwaited: list[str]
-    unexpected: list[str]  # present, never attempted
+    unexpected: list[str]  # present but never attempted, or holding a value nobody wrote
     recovered: list[str]  # outcome unknown (info), present
     failed_but_present: list[str]  # reported as surely not applied, yet present
 
@@ -34,22 +35,36 @@ class SetResult:
         return out
 
 
-def check_set(history: History, present: set[str], wait_replicas: int = 1) -> SetResult:
-    """Compare every write the history attempted with the keys a final read found."""
+def check_set(history: History, present: set[str] | dict[str, str], wait_replicas: int = 1) -> SetResult:
+    """Compare every write the history attempted with what a final read found: the keys present
+    (a set), or every key under the run's prefix with its value (a mapping; each write carries a
+    value of its own, so a value nobody wrote, or a key nobody attempted, is unexpected)."""
     writes = [op for op in history.ops if op.f == "write"]
-    attempted = {op.key for op in writes}
+    written: dict[str, set[str]] = {}
+    for op in writes:
+        written.setdefault(op.key, set()).add(str(op.value))
+    values = present if isinstance(present, dict) else None
+
+    def there(op: Op) -> bool:
+        if op.key not in present:
+            return False
+        return values is None or len(written[op.key]) > 1 or values[op.key] == str(op.value)
+
     ok = [op for op in writes if op.outcome == OK]
     waited_ok = {op.key for op in ok if op.waited and (op.acks or 0) >= wait_replicas}
-    lost = sorted(op.key for op in ok if op.key not in present)
+    lost = sorted(op.key for op in ok if not there(op))
+    unexpected = set(present) - set(written)
+    if values is not None:
+        unexpected |= {k for k, v in values.items() if k in written and v not in written[k]}
     return SetResult(
-        attempted=len(attempted),
+        attempted=len(written),
         acknowledged=len(ok),
         lost=lost,
         lost_waited=[k for k in lost if k in waited_ok],
         lost_unwaited=[k for k in lost if k not in waited_ok],
-        unexpected=sorted(present - attempted),
-        recovered=sorted(op.key for op in writes if op.outcome == INFO and op.key in present),
-        failed_but_present=sorted(op.key for op in writes if op.outcome == FAIL and op.key in present),
+        unexpected=sorted(unexpected),
+        recovered=sorted(op.key for op in writes if op.outcome == INFO and there(op)),
+        failed_but_present=sorted(op.key for op in writes if op.outcome == FAIL and there(op)),
     )
 
 
@@ -124,3 +139,29 @@ def p99(values: list[float]) -> float:
     """The 99th percentile of `values` (nearest rank from below); they need not be sorted."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def probe_gap(probe: History | list[Op], start: float, end: float) -> tuple[float, float]:
+    """(the longest time between two consecutive probe invocations within [start, end], when it
+    began): the precision to which the probe can time a recovery in that window."""
+    ops = probe.ops if isinstance(probe, History) else probe
+    times = sorted([start, end, *(op.invoke for op in ops if start <= op.invoke <= end)])
+    gap, at = max(((b - a, a) for a, b in zip(times, times[1:], strict=False)), default=(0.0, start))
+    return gap, at
+
+
+def isolated_master_figures(history: History, fault_time: float, address: str, present: set[str] | dict[str, str]) -> dict[str, Any]:
+    """Writes the isolated master acknowledged after the partition began: how many, until when, how many lost."""
+    acked = [
+        op
+        for op in history.ops
+        if op.f == "write" and op.outcome == OK and op.node == address and op.complete is not None and op.complete >= fault_time
+    ]
+    last = max((op.complete for op in acked), default=None)
+    return {
+        "address": address,
+        "acknowledged": len(acked),
+        "last_ack_after_s": None if last is None else round(last - fault_time, 3),
+        "lost": sum(op.key not in present for op in acked),
+        "lost_waited": sum(op.key not in present and bool(op.acks) for op in acked),
+    }

@@ -33,6 +33,7 @@ class Op:
     waited: bool = False  # sent with WAIT
     acks: int | None = None  # replicas that acknowledged a WAITed write
     node: str | None = None  # address of the node that answered (or was last tried)
+    shard: int | None = None  # the shard a per-shard writer aimed at (its index at the start)
 
     @property
     def latency(self) -> float | None:
@@ -52,8 +53,8 @@ class History:
     def now(self) -> float:
         return time.monotonic() - self.t0
 
-    def invoke(self, process: int, f: str, key: str, value=None, waited: bool = False) -> Op:
-        op = Op(process=process, f=f, key=key, value=value, invoke=self.now(), waited=waited)
+    def invoke(self, process: int, f: str, key: str, value=None, waited: bool = False, shard: int | None = None) -> Op:
+        op = Op(process=process, f=f, key=key, value=value, invoke=self.now(), waited=waited, shard=shard)
         with self._lock:
             self.ops.append(op)
         return op

@@ -33,6 +33,15 @@ class Figures:
     recovery_s: float | None = None  # None: never recovered (or no fault)
     recoveries_s: list[float | None] | None = None  # several faults in a row: each one's recovery
     isolated_master: dict[str, Any] | None = None  # partitions: what the isolated master acknowledged
+    loss_window_s: float | None = None  # power loss: how long before the fault the oldest lost write was acknowledged
+    node_timeout_s: float | None = None  # the running configuration's, for the conformance limit
+    conformance_limit_s: float | None = None  # the failover limit that configuration implies
+    probe_lost: int | None = None  # probe writes acknowledged, then gone (they count as unavailable)
+    probe_gap_s: float | None = None  # longest time without a probe operation from the fault to recovery
+    probe_gap_at: float | None = None
+    attacked_shard: int | None = None  # the per-shard writers' index of the probed shard
+    waited_before_fault: int | None = None  # its replica-acknowledged writes before the fault
+    shard_unavailable_s: list[float] = field(default_factory=list)  # per shard: longest window without a write
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -43,6 +52,9 @@ class Figures:
 
 
 UnwaitedLoss = Literal["slo", "documented"]
+# Faults whose recovery is a Redis Cluster failover: held to the configuration's own limit too.
+FAILOVER_FAULTS = ("kill_master", "pause_master", "partition", "node_failure")
+INCONCLUSIVE = "inconclusive: "  # a reason that says the instrument failed, not the deployment
 
 
 def slo_reasons(
@@ -51,32 +63,68 @@ def slo_reasons(
     fault: str | None = None,
     unwaited_loss: UnwaitedLoss = "slo",
     minority_stops_within_s: float | None = None,
+    max_loss_window_s: float | None = None,
 ) -> tuple[list[str], list[str]]:
     """(reasons the run breaks its objectives, notes a report must state even when it passed).
 
     `fault` names the entry in recovery_seconds / max_unavailability_seconds the run is held
     to; `unwaited_loss` "documented" reports lost un-WAITed writes instead of failing on them
     (partitions, as Redis Cluster documents); `minority_stops_within_s` bounds how long an
-    isolated master may keep acknowledging writes."""
+    isolated master may keep acknowledging writes; `max_loss_window_s` (a power loss) judges lost
+    writes, WAITed or not, by how long before the fault they were acknowledged instead of by
+    their count: a master restarted from what it had fsynced takes its replicas back with it."""
     reasons: list[str] = []
     notes: list[str] = []
     if figures.workload_errors:
         reasons.append(f"workload errors: {figures.workload_errors[:3]}")
+    gap_limit = slo.value("probe", "max_gap_seconds")
+    if figures.probe_gap_s is not None and figures.probe_gap_s > gap_limit:
+        reasons.append(
+            f"{INCONCLUSIVE}the probe went {figures.probe_gap_s:.2f} s without an operation "
+            f"(from t={figures.probe_gap_at:.2f} s; limit {gap_limit:g} s): the recovery figure is not known to that precision"
+        )
+    minimum = slo.value("probe", "min_waited_before_fault")
+    if figures.waited_before_fault is not None and figures.waited_before_fault < minimum:
+        reasons.append(
+            f"{INCONCLUSIVE}the attacked shard had {figures.waited_before_fault} replica-acknowledged writes before "
+            f"the fault (needs {minimum:g}): no WAITed write was at stake"
+        )
     if fault is not None and fault in slo.raw["recovery_seconds"]:
         limit = slo.recovery(fault)
         if figures.recovery_s is None:
             reasons.append("the probed shard never recovered")
         elif figures.recovery_s > limit:
             reasons.append(f"recovery {figures.recovery_s:.2f} s > SLO {limit:g} s")
+    if fault in FAILOVER_FAULTS and figures.conformance_limit_s is not None and figures.recovery_s is not None:
+        if figures.recovery_s > figures.conformance_limit_s:
+            reasons.append(
+                f"recovery {figures.recovery_s:.2f} s > {figures.conformance_limit_s:.2f} s, the limit its own "
+                f"configuration implies (node-timeout {figures.node_timeout_s:g} s)"
+            )
+    if figures.attacked_shard is not None and len(figures.shard_unavailable_s) > 1:
+        limit = slo.unavailability("untouched_shard")
+        for shard, longest in enumerate(figures.shard_unavailable_s):
+            if shard != figures.attacked_shard and longest > limit:
+                reasons.append(f"shard {shard}, not attacked, took no write for {longest:.2f} s (limit {limit:g} s)")
     if fault is not None and fault in slo.raw["max_unavailability_seconds"]:
         limit = slo.unavailability(fault)
         if figures.unavailable_s > limit:
             reasons.append(f"unavailable {figures.unavailable_s:.2f} s > SLO {limit:g} s")
-    if figures.lost_waited > slo.lost_writes(waited=True):
+    if max_loss_window_s is not None:
+        window = figures.loss_window_s or 0.0
+        if window > max_loss_window_s:
+            reasons.append(f"lost writes acknowledged {window:.2f} s before the power loss (SLO {max_loss_window_s:g} s)")
+        if figures.lost:
+            notes.append(
+                f"{figures.lost} acknowledged writes lost ({figures.lost_waited} WAITed), the last "
+                f"{window:.2f} s before the power loss: what was not fsynced yet"
+            )
+    elif figures.lost_waited > slo.lost_writes(waited=True):
         reasons.append(f"{figures.lost_waited} WAITed writes lost (SLO {slo.lost_writes(waited=True)})")
-    if unwaited_loss == "slo" and figures.lost_unwaited > slo.lost_writes(waited=False):
+    by_count = max_loss_window_s is None
+    if by_count and unwaited_loss == "slo" and figures.lost_unwaited > slo.lost_writes(waited=False):
         reasons.append(f"{figures.lost_unwaited} un-WAITed writes lost (SLO {slo.lost_writes(waited=False)})")
-    elif unwaited_loss == "documented" and figures.lost_unwaited:
+    elif by_count and unwaited_loss == "documented" and figures.lost_unwaited:
         notes.append(f"{figures.lost_unwaited} acknowledged un-WAITed writes lost, as Redis Cluster documents for this fault")
     if figures.unexpected:
         reasons.append(f"{figures.unexpected} values nobody wrote")

@@ -21,6 +21,8 @@ SECTIONS = {
     "sharding": dict,
     "steady_state": dict,
     "benchmark": dict,
+    "conformance": dict,
+    "probe": dict,
 }
 
 
@@ -48,6 +50,17 @@ class Slo:
     def benchmark(self, key: str) -> float:
         """Regression thresholds of `report compare` (percent), and the capacity search's p99 objective (ms)."""
         return self._number("benchmark", key)
+
+    def conformance_limit(self, node_timeout_s: float, rank: int = 0) -> float:
+        """A failover's limit implied by the running configuration (formula in slo.yaml)."""
+        c = lambda key: self._number("conformance", key)  # noqa: E731
+        return (
+            node_timeout_s * c("detection_factor")
+            + c("fail_propagation_s")
+            + c("election_delay_s")
+            + rank * c("rank_delay_s")
+            + c("client_refresh_s")
+        )
 
     def value(self, section: str, key: str) -> float:
         return self._number(section, key)

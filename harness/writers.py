@@ -44,19 +44,26 @@ class ClusterWriter:
         wait_timeout_ms: int = 1000,
         max_redirects: int = 5,
         discover: Callable[[], list[tuple[str, int]]] | None = None,
+        retry_down: bool = True,
     ):
         self.client = client
+        self.retry_down = retry_down  # CLUSTERDOWN/TRYAGAIN retried within the operation
         self.discover = discover  # current pod addresses, as the Service's DNS name would resolve
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self.max_redirects = max_redirects
         self._last_refresh = 0.0
 
-    def refresh(self, force: bool = False) -> None:
-        """Reload the slot map (at most every 100 ms unless forced)."""
+    def refresh(self, force: bool = False, avoid: str | None = None) -> None:
+        """Reload the slot map (at most every 100 ms unless forced), asking the node at `avoid`
+        (one that just did not answer) last: a dead node first would cost a connect timeout."""
         now = time.monotonic()
         if force or now - self._last_refresh > 0.1:
             self._last_refresh = now
+            if avoid is not None:
+                nodes = self.client.nodes_manager.startup_nodes
+                if avoid in nodes:
+                    nodes[avoid] = nodes.pop(avoid)  # dicts keep insertion order: now the last one
             try:
                 self.client.nodes_manager.initialize()
             except CLUSTER_ERRORS:
@@ -75,19 +82,28 @@ class ClusterWriter:
         except (*CLUSTER_ERRORS, OSError):  # OSError: a pod exiting while the platform is asked
             pass  # the next operation finds out
 
-    def _send(self, node: ClusterNode, commands: list[tuple]) -> list:
+    def _send(self, node: ClusterNode, commands: list[tuple]) -> tuple[list, Exception | None]:
+        """Send the commands in one round trip; (the replies read, the network error that stopped
+        the reading, if any). A reply read stays read: a SET's +OK is an acknowledgement even if
+        the WAIT after it never answers."""
         redis_client = self.client.get_redis_connection(node)
         pool = redis_client.connection_pool
-        conn = pool.get_connection()
+        try:
+            conn = pool.get_connection()
+        except NETWORK_ERRORS as exc:
+            return [], exc
+        replies: list = []
         try:
             conn.send_packed_command(conn.pack_commands(commands))
-            replies = []
             for _ in commands:
                 try:
                     replies.append(conn.read_response())
                 except ResponseError as exc:
                     replies.append(exc)
-            return replies
+            return replies, None
+        except NETWORK_ERRORS as exc:
+            conn.disconnect()
+            return replies, exc
         except BaseException:
             conn.disconnect()
             raise
@@ -115,12 +131,12 @@ class ClusterWriter:
             commands.append(("SET", key, value))
             if waited:
                 commands.append(("WAIT", self.wait_replicas, self.wait_timeout_ms))
-            try:
-                replies = self._send(node, commands)
-            except NETWORK_ERRORS as exc:
-                self.refresh()
-                return INFO, f"{type(exc).__name__}: {exc}", None, node.host
-            reply = replies[1 if asking else 0]
+            replies, lost = self._send(node, commands)
+            set_at = 1 if asking else 0
+            if len(replies) <= set_at:  # the SET's reply never came: unknown
+                self.refresh(avoid=node.name)
+                return INFO, f"{type(lost).__name__}: {lost}", None, node.host
+            reply = replies[set_at]
             if isinstance(reply, MovedError):
                 self.refresh(force=True)
                 node = self._node(reply.host, reply.port) or node
@@ -130,7 +146,7 @@ class ClusterWriter:
                 node = self._node(reply.host, reply.port) or node
                 asking = True
                 continue
-            if isinstance(reply, (ClusterDownError, TryAgainError)) and attempt < self.max_redirects - 1:
+            if self.retry_down and isinstance(reply, (ClusterDownError, TryAgainError)) and attempt < self.max_redirects - 1:
                 # Not applied, and transient (a node reset by del-node, a slot mid-migration): like
                 # redis-py, refresh the slot map and try again within this operation.
                 time.sleep(0.025)
@@ -143,12 +159,20 @@ class ClusterWriter:
                 continue
             if isinstance(reply, ResponseError):
                 # The server refused: CLUSTERDOWN, TRYAGAIN, READONLY (a demoted master), NOPERM, OOM...
-                self.refresh()
+                # A node that refuses may hold a stale view (a master cut off from the majority):
+                # the slot map is asked of the others first.
+                self.refresh(avoid=node.name)
                 return FAIL, str(reply), None, node.host
-            acks = replies[-1] if waited else None
-            if waited and isinstance(acks, ResponseError):
-                return OK, f"WAIT: {acks}", 0, node.host
-            return OK, None, acks, node.host
+            if not waited:
+                return OK, None, None, node.host
+            # The SET was acknowledged; only a number of replicas is a replica acknowledgement.
+            if lost is not None:
+                self.refresh(avoid=node.name)
+                return OK, f"WAIT reply lost: {type(lost).__name__}: {lost}", None, node.host
+            acks = replies[-1]
+            if isinstance(acks, ResponseError):
+                return OK, f"WAIT: {acks}", None, node.host
+            return OK, None, int(acks), node.host
         return FAIL, "too many redirects", None, node.host
 
 
@@ -167,10 +191,28 @@ class WorkloadLimits:
     max_seconds: float = 120.0
 
 
+def shard_tags(client: RedisCluster, per_shard: int = 32) -> list[list[str]]:
+    """For each master (in address order), hash tags whose slots it serves now: keys carrying
+    them go to that shard, so a worker writing them waits on that shard alone."""
+    masters = sorted({node.host for node in client.get_primaries()})
+    tags: dict[str, list[str]] = {m: [] for m in masters}
+    for i in range(200_000):
+        tag = f"t{i}"
+        owner = client.get_node_from_key(f"{{{tag}}}").host
+        if owner in tags and len(tags[owner]) < per_shard:
+            tags[owner].append(tag)
+        if all(len(t) == per_shard for t in tags.values()):
+            break
+    return [tags[m] for m in masters]
+
+
 class WriteWorkload:
-    """Workers writing distinct keys app:w:<run>:<worker>:<n>, recorded in `history`.
+    """Workers writing distinct keys, each with a value of its own, recorded in `history`.
 
     rate: operations per second per worker (None: as fast as the server answers).
+    tags: per shard, hash tags of its slots (shard_tags): worker w writes to shard w % len(tags)
+    only, app:w:<run>:{<tag>}:<worker>:<n>, so one shard's outage stalls no writer of another;
+    without, keys app:w:<run>:<worker>:<n> fall wherever they hash.
     """
 
     def __init__(
@@ -186,6 +228,7 @@ class WriteWorkload:
         f: str = "write",
         key_of=None,
         first_process: int = 0,
+        tags: list[list[str]] | None = None,
     ):
         self.platform = platform
         self.history = history
@@ -196,11 +239,22 @@ class WriteWorkload:
         self.limits = limits or WorkloadLimits()
         self.socket_timeout = socket_timeout
         self.f = f
-        self.key_of = key_of or (lambda worker, n: f"app:w:{run}:{worker}:{n}")
+        self.tags = tags
+        self.key_of = key_of or self._key
         self.first_process = first_process
+        self.retry_down = True
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.errors: list[str] = []
+
+    def shard_of(self, worker: int) -> int | None:
+        return worker % len(self.tags) if self.tags else None
+
+    def _key(self, worker: int, n: int) -> str:
+        if not self.tags:
+            return f"app:w:{self.run}:{worker}:{n}"
+        tags = self.tags[worker % len(self.tags)]
+        return f"app:w:{self.run}:{{{tags[n % len(tags)]}}}:{worker}:{n}"
 
     def _client(self) -> RedisCluster:
         return self.platform.client(socket_timeout=self.socket_timeout, retries=0)
@@ -217,6 +271,7 @@ class WriteWorkload:
             wait_replicas=self.wait_replicas,
             wait_timeout_ms=int(self.socket_timeout * 600),
             discover=lambda: [(p.address, p.port) for p in self.platform.pods() if p.running],
+            retry_down=self.retry_down,
         )
         started = time.monotonic()
         interval = 1.0 / self.rate if self.rate else 0.0
@@ -232,8 +287,11 @@ class WriteWorkload:
                     # A worker that fell behind (a stalled shard) resumes at its rate, without a burst.
                     next_at = max(next_at, time.monotonic()) + interval
                 key = self.key_of(worker, n)
-                op = self.history.invoke(self.first_process + worker, self.f, key, n, waited=self.wait_replicas > 0)
-                outcome, error, acks, node = writer.write(key, str(n))
+                value = f"{self.run}:{worker}:{n}"  # unique: a read can tell whose write it sees
+                op = self.history.invoke(
+                    self.first_process + worker, self.f, key, value, waited=self.wait_replicas > 0, shard=self.shard_of(worker)
+                )
+                outcome, error, acks, node = writer.write(key, value)
                 self.history.complete(op, outcome, error, acks, node)
         except Exception as exc:  # a bug in the workload must not pass silently
             self.errors.append(f"worker {worker}: {type(exc).__name__}: {exc}")
@@ -260,8 +318,9 @@ class WriteWorkload:
 
 
 class Probe(WriteWorkload):
-    """Writers of one key at ≥100 Hz together: the clock that times recovery. Several workers,
-    so that one stuck on a silent node (up to its socket timeout) does not stop the clock."""
+    """Writers of one slot (`key` carries its hash tag; each write a key of its own, so a final
+    read tells which acknowledged writes lasted): the clock that times recovery. Several
+    workers, so that one stuck on a silent node (up to its socket timeout) does not stop the clock."""
 
     def __init__(
         self,
@@ -282,8 +341,9 @@ class Probe(WriteWorkload):
             socket_timeout=socket_timeout,
             limits=WorkloadLimits(max_ops=int(rate * max_seconds / workers) + 1, max_seconds=max_seconds),
             f="probe",
-            key_of=lambda worker, n: key,
+            key_of=lambda worker, n: f"{key}:{worker}:{n}",
         )
+        self.retry_down = False  # a clock answers at once: a refusal is a tick of the outage
 
 
 def read_keys(platform: Platform, keys: list[str], batch: int = 1000, attempts: int = 20) -> set[str]:
@@ -306,3 +366,27 @@ def read_keys(platform: Platform, keys: list[str], batch: int = 1000, attempts: 
     finally:
         client.close()
     return present
+
+
+def read_prefix(platform: Platform, prefix: str, attempts: int = 20) -> dict[str, str]:
+    """Every key under `prefix` on every master now, with its value: what a final read must see
+    to find writes nobody acknowledged, writes from elsewhere and values nobody wrote."""
+    for attempt in range(attempts):
+        client = platform.client(user="admin", socket_timeout=2.0)
+        try:
+            keys = sorted({k.decode() if isinstance(k, bytes) else k for k in client.scan_iter(match=f"{prefix}*", count=1000)})
+            found: dict[str, str] = {}
+            for i in range(0, len(keys), 1000):
+                chunk = keys[i : i + 1000]
+                values = client.mget_nonatomic(chunk)
+                found.update(
+                    {k: v.decode() if isinstance(v, bytes) else v for k, v in zip(chunk, values, strict=True) if v is not None}
+                )
+            return found
+        except RedisError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+        finally:
+            client.close()
+    raise AssertionError("unreachable")

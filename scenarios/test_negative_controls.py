@@ -1,6 +1,8 @@
 """Meta-test: every negative control (reference/overlays/broken-*) makes exactly the tests
 its expected-failures.yaml names fail — and every other test of those suites pass —
-proof that the suites can fail, and fail for the right reason."""
+proof that the suites can fail, and fail for the right reason: each named test must fail on
+an assertion (not error in set-up, not raise something else) whose message contains the text
+the file gives as `breaks`, the check the test exists for."""
 
 from __future__ import annotations
 
@@ -18,27 +20,39 @@ ROOT = Path(__file__).resolve().parent.parent
 BROKEN = [o for o in reference.overlays() if o.startswith("broken-")]
 
 
-def expected(overlay: str) -> dict[str, list[str]]:
-    """{"must_fail": [node ids], "must_error": [node ids]}"""
+def expected(overlay: str) -> dict[str, str]:
+    """Test node id → the text its assertion's failure message must contain."""
     path = reference.overlay_path(overlay) / "expected-failures.yaml"
     body = yaml.safe_load(path.read_text())
-    assert body.get("must_fail"), f"{path} names no test that must fail"
-    return {"must_fail": body["must_fail"], "must_error": body.get("must_error", [])}
+    entries = body.get("must_fail") if isinstance(body, dict) else None
+    assert entries, f"{path} names no test that must fail"
+    for entry in entries:
+        assert isinstance(entry, dict) and set(entry) == {"test", "breaks"} and entry["breaks"], (
+            f"{path}: each must_fail entry names a `test` and the assertion it `breaks`, not {entry!r}"
+        )
+    return {entry["test"]: str(entry["breaks"]) for entry in entries}
 
 
-def outcomes(junit: Path) -> dict[str, str]:
-    """Test name → passed / failed / error / skipped, from pytest's junit.xml."""
+def outcomes(junit: Path) -> dict[str, tuple[str, str]]:
+    """Test name → (passed / failed / error / skipped, the failure's message and text), from junit.xml."""
     result = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
-        kind = next((child.tag for child in case if child.tag in ("failure", "error", "skipped")), "passed")
-        result[case.get("name")] = {"failure": "failed"}.get(kind, kind)
+        found = next((child for child in case if child.tag in ("failure", "error", "skipped")), None)
+        kind = "passed" if found is None else {"failure": "failed"}.get(found.tag, found.tag)
+        text = "" if found is None else f"{found.get('message', '')}\n{found.text or ''}"
+        result[case.get("name")] = (kind, text)
     return result
+
+
+def failed_on_assertion(text: str) -> bool:
+    """pytest's junit message for a failed assert starts with the AssertionError (or the assert)."""
+    return text.startswith(("AssertionError", "assert ")) or "\nE       AssertionError" in text
 
 
 def test_every_broken_overlay_names_its_expected_failures():
     assert BROKEN, "there is no negative control"
     for overlay in BROKEN:
-        for node_id in sum(expected(overlay).values(), []):
+        for node_id in expected(overlay):
             file, _, name = node_id.partition("::")
             assert (ROOT / file).is_file() and f"def {name}(" in (ROOT / file).read_text(), f"{overlay}: no test {node_id}"
 
@@ -46,7 +60,7 @@ def test_every_broken_overlay_names_its_expected_failures():
 @pytest.mark.parametrize("overlay", BROKEN)
 def test_negative_control_fails_exactly_the_tests_it_names(overlay, tmp_path, evidence):
     named = expected(overlay)
-    suites = sorted({node_id.partition("::")[0] for node_id in sum(named.values(), [])})
+    suites = sorted({node_id.partition("::")[0] for node_id in named})
     junit = tmp_path / "junit.xml"
     proc = subprocess.run(
         [
@@ -75,8 +89,11 @@ def test_negative_control_fails_exactly_the_tests_it_names(overlay, tmp_path, ev
         timeout=1800,
     )
     seen = outcomes(junit)
-    evidence.figure(overlay=overlay, suites=suites, outcomes=seen)
-    want = {name: "passed" for name in seen}
-    want.update({node_id.partition("::")[2]: "failed" for node_id in named["must_fail"]})
-    want.update({node_id.partition("::")[2]: "error" for node_id in named["must_error"]})
-    assert seen == want, proc.stdout[-3000:]
+    evidence.figure(overlay=overlay, suites=suites, outcomes={name: kind for name, (kind, _) in seen.items()})
+    must = {node_id.partition("::")[2]: breaks for node_id, breaks in named.items()}
+    wrong = {name: kind for name, (kind, _) in seen.items() if kind != ("failed" if name in must else "passed")}
+    assert not wrong and set(must) <= set(seen), f"outcomes {wrong}, missing {set(must) - set(seen)}\n{proc.stdout[-3000:]}"
+    for name, breaks in must.items():
+        text = seen[name][1]
+        assert failed_on_assertion(text), f"{overlay}: {name} failed, but not on an assertion:\n{text[:1500]}"
+        assert breaks in text, f"{overlay}: {name} failed, but not where it must ({breaks!r}):\n{text[:1500]}"

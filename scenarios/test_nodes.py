@@ -87,4 +87,4 @@ def test_drain_keeps_every_shard_serving(well_placed, nemesis, slo, evidence):
     assert figures.unavailable_s <= slo.unavailability("drain"), (
         f"a shard stopped serving for {figures.unavailable_s:.2f} s during the drain (limit {slo.unavailability('drain'):g} s)"
     )
-    assert figures.lost == 0 and figures.unexpected == 0
+    assert figures.lost == 0 and figures.unexpected == 0, f"the drain lost {figures.lost} writes, {figures.unexpected} unexpected"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from harness import slo
-from harness.checkers import availability, check_set, probe_rate, recovery_time
+from harness.checkers import availability, check_set, probe_gap, probe_rate, recovery_time
 from harness.errors import HarnessError
 from harness.history import FAIL, INFO, OK, History, Op
+from harness.judgement import Figures, slo_reasons
+from harness.recording import durable
 
 
 def w(key, outcome, t=0.0, waited=False, acks=None, f="write"):
@@ -109,7 +111,84 @@ def test_missing_slo_key_is_one_clear_error(tmp_path):
     path = tmp_path / "slo.yaml"
     path.write_text(
         "version: 1\nrecovery_seconds: {}\nlost_writes: {}\nmax_unavailability_seconds: {}\npersistence: {}\nsharding: {}\n"
-        "steady_state: {}\nbenchmark: {}\n"
+        "steady_state: {}\nbenchmark: {}\nconformance: {}\nprobe: {}\n"
     )
     with pytest.raises(HarnessError, match="'recovery_seconds.kill_master' is missing"):
         slo.load(path).recovery("kill_master")
+
+
+# --- values, probes, limits -----------------------------------------------------------------
+def v(key, value, outcome=OK, t=0.0, f="write"):
+    return Op(process=0, f=f, key=key, value=value, invoke=t, complete=t + 0.001, outcome=outcome)
+
+
+def test_a_value_nobody_wrote_is_unexpected_and_the_write_it_replaced_lost():
+    h = History.of([v("a", "r:0:0"), v("b", "r:0:1")])
+    r = check_set(h, {"a": "r:0:0", "b": "someone else"})
+    assert r.unexpected == ["b"] and r.lost == ["b"] and not r.valid
+
+
+def test_a_key_nobody_attempted_under_the_run_prefix_is_unexpected():
+    h = History.of([v("a", "r:0:0")])
+    r = check_set(h, {"a": "r:0:0", "app:w:r:9:9": "r:9:9"})
+    assert r.unexpected == ["app:w:r:9:9"]
+
+
+def test_an_unacknowledged_write_that_landed_is_recovered_not_unexpected():
+    h = History.of([v("a", "r:0:0", INFO), v("b", "r:0:1", FAIL)])
+    r = check_set(h, {"a": "r:0:0", "b": "r:0:1"})
+    assert r.recovered == ["a"] and r.failed_but_present == ["b"] and r.unexpected == []
+
+
+def test_probe_gap_is_the_longest_silence_in_the_window():
+    ops = [v("p", str(i), t=t, f="probe") for i, t in enumerate([0.0, 0.1, 0.2, 1.0, 1.05, 3.0])]
+    assert probe_gap(ops, 0.0, 1.1) == pytest.approx((0.8, 0.2))
+    assert probe_gap(ops, 1.0, 4.0)[0] == pytest.approx(1.95)  # the window's end counts: the probe went quiet
+    assert probe_gap([], 2.0, 2.5) == pytest.approx((0.5, 2.0))
+
+
+def test_a_probe_write_that_did_not_last_counts_as_an_outage():
+    probe = History.of([v(f"p:{i}", str(i), t=i * 0.1, f="probe") for i in range(30)])
+    lasted = {f"p:{i}": str(i) for i in range(30) if not 10 <= i < 20}  # acknowledged by a cut-off master, gone
+    marked = durable(probe, lasted)
+    assert sum(op.outcome == "lost" for op in marked.ops) == 10
+    assert recovery_time(marked, 1.0) == pytest.approx(1.001)
+    assert availability(marked).longest == pytest.approx(1.001)
+    assert availability(probe).longest == 0.0  # what counting acknowledgements alone would say
+
+
+def test_the_conformance_limit_follows_the_configuration():
+    reference = slo.load()
+    assert reference.conformance_limit(5.0) == pytest.approx(5.0 * 1.5 + 0.7 + 1.1 + 0.5)
+    assert reference.conformance_limit(15.0) > reference.recovery("kill_master")  # a slow config fails on the objective
+    assert reference.conformance_limit(5.0, rank=1) == pytest.approx(reference.conformance_limit(5.0) + 1.0)
+
+
+def figures(**change):
+    base = dict(
+        writes=100, acknowledged=100, lost=0, lost_waited=0, lost_unwaited=0, unexpected=0, recovered=0,
+        failed_but_present=0, fail_ops=0, info_ops=0, ok_fraction=1.0, unavailable_s=8.0, recovery_s=8.0,
+        node_timeout_s=5.0, conformance_limit_s=9.5, probe_gap_s=0.1, probe_gap_at=3.0, attacked_shard=0,
+        waited_before_fault=200, shard_unavailable_s=[8.0, 0.2, 0.3],
+    )  # fmt: skip
+    return Figures(**{**base, **change})
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"recovery_s": 10.0}, "the limit its own configuration implies (node-timeout 5 s)"),
+        ({"recovery_s": 12.5, "conformance_limit_s": 23.0, "node_timeout_s": 15.0}, "recovery 12.50 s > SLO 12 s"),
+        ({"probe_gap_s": 0.9}, "inconclusive: the probe went 0.90 s without an operation"),
+        ({"waited_before_fault": 0}, "inconclusive: the attacked shard had 0 replica-acknowledged writes"),
+        ({"shard_unavailable_s": [8.0, 2.5, 0.2]}, "shard 1, not attacked, took no write for 2.50 s"),
+    ],
+)
+def test_each_limit_can_fail_a_failover(change, says):
+    reasons, _ = slo_reasons(figures(**change), slo.load(), "kill_master")
+    assert any(says in r for r in reasons), reasons
+    assert slo_reasons(figures(), slo.load(), "kill_master")[0] == []
+
+
+def test_the_conformance_limit_holds_only_failovers():
+    assert slo_reasons(figures(recovery_s=10.0), slo.load(), "restart_pod")[0] == []

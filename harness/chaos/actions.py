@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.chaos.session import session
-from harness.chaos.verdict import isolated_master_figures, recoveries
+from harness.chaos.verdict import recoveries
+from harness.checkers import isolated_master_figures
 from harness.observe import wait_healthy
 from harness.recording import check, final_read, start_recording
 

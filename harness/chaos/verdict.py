@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checkers import recovery_time
-from harness.history import OK, History
+from harness.history import History
 from harness.judgement import Figures, UnwaitedLoss, slo_reasons
 from harness.slo import Slo
 
@@ -69,23 +69,6 @@ def judge(journal: dict[str, Any], figures: Figures | None, expect: Expectations
         caught = bool(journal.get("deviated")) or bool(reasons)
         return Verdict(caught, [] if caught else ["the experiment did not deviate"], reasons)
     return Verdict(not reasons, reasons, notes)
-
-
-def isolated_master_figures(history: History, fault_time: float, address: str, present: set[str]) -> dict[str, Any]:
-    """Writes the isolated master acknowledged after the partition began: how many, until when, how many lost."""
-    acked = [
-        op
-        for op in history.ops
-        if op.f == "write" and op.outcome == OK and op.node == address and op.complete is not None and op.complete >= fault_time
-    ]
-    last = max((op.complete for op in acked), default=None)
-    return {
-        "address": address,
-        "acknowledged": len(acked),
-        "last_ack_after_s": None if last is None else round(last - fault_time, 3),
-        "lost": sum(op.key not in present for op in acked),
-        "lost_waited": sum(op.key not in present and bool(op.acks) for op in acked),
-    }
 
 
 def recoveries(probe: History, fault_times: list[float]) -> list[float | None]:
