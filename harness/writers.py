@@ -163,17 +163,24 @@ class ClusterWriter:
                 # the slot map is asked of the others first.
                 self.refresh(avoid=node.name)
                 return FAIL, str(reply), None, node.host
-            if not waited:
-                return OK, None, None, node.host
-            # The SET was acknowledged; only a number of replicas is a replica acknowledgement.
             if lost is not None:
                 self.refresh(avoid=node.name)
-                return OK, f"WAIT reply lost: {type(lost).__name__}: {lost}", None, node.host
-            acks = replies[-1]
-            if isinstance(acks, ResponseError):
-                return OK, f"WAIT: {acks}", None, node.host
-            return OK, None, int(acks), node.host
+            return (OK, *replica_acknowledgement(replies, set_at, waited, lost), node.host)
         return FAIL, "too many redirects", None, node.host
+
+
+def replica_acknowledgement(replies: list, set_at: int, waited: bool, lost: Exception | None) -> tuple[str | None, int | None]:
+    """(error, replicas) of a SET whose +OK was read — it stays acknowledged whatever follows:
+    only a number in reply to WAIT counts replicas; an error reply or a reply lost on the way
+    is no replica acknowledgement."""
+    if not waited:
+        return None, None
+    if len(replies) <= set_at + 1:
+        return f"WAIT reply lost: {type(lost).__name__}: {lost}", None
+    acks = replies[set_at + 1]
+    if isinstance(acks, Exception):
+        return f"WAIT: {acks}", None
+    return None, int(acks)
 
 
 def key_on_master(client: RedisCluster, address: str, prefix: str = "app:probe") -> str:

@@ -1,0 +1,47 @@
+"""What a write's replies mean: the classification the histories rest on, and the final read
+that finds writes nobody made, on a live local cluster."""
+
+from __future__ import annotations
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from harness.recording import check, start_recording
+from harness.writers import replica_acknowledgement
+
+
+def test_a_number_of_replicas_is_an_acknowledgement():
+    assert replica_acknowledgement(["OK", 1], 0, True, None) == (None, 1)
+    assert replica_acknowledgement(["OK", "OK", 0], 1, True, None) == (None, 0)  # after ASKING
+
+
+def test_an_error_reply_to_wait_is_no_replica_acknowledgement():
+    error, acks = replica_acknowledgement(["OK", ResponseError("NOREPLICAS Not enough good replicas")], 0, True, None)
+    assert acks is None and error.startswith("WAIT: NOREPLICAS")
+
+
+def test_a_lost_wait_reply_leaves_the_set_acknowledged_without_replicas():
+    error, acks = replica_acknowledgement(["OK"], 0, True, RedisConnectionError("Connection reset by peer"))
+    assert acks is None and error.startswith("WAIT reply lost: ConnectionError")
+
+
+def test_an_unwaited_set_has_no_replica_count():
+    assert replica_acknowledgement(["OK"], 0, False, None) == (None, None)
+
+
+@pytest.mark.cluster
+def test_the_final_read_finds_writes_nobody_made(healthy):
+    rec = start_recording(healthy)
+    try:
+        rec.run_for(1.0)
+    finally:
+        rec.stop()
+    written = next(op for op in rec.history.ops if op.f == "write" and op.outcome == "ok")
+    client = healthy.client()
+    client.set(f"app:w:{rec.run}u:{{t0}}:99:1", "from elsewhere")  # under the run's prefix, never attempted
+    client.set(written.key, "a value nobody wrote")
+    client.close()
+    figures = check(rec, None)
+    assert figures.unexpected == 2 and figures.lost == 1, figures.set
+    assert sorted(figures.set["unexpected"]) == sorted([f"app:w:{rec.run}u:{{t0}}:99:1", written.key])
