@@ -159,7 +159,10 @@ class LocalPlatform(
         shutil.rmtree(self.root / "pods", ignore_errors=True)
         return removed
 
-    def up(self, detached: bool = False) -> None:
+    def up(self, detached: bool = False, form: bool = True) -> None:
+        """Stand the overlay up and wait until the bootstrap Job has formed the cluster and every
+        pod is ready. With form=False, the pods alone, as Kubernetes leaves them when the Job
+        cannot form a cluster: running, answering PING, with their policies in force."""
         self._preflight()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.swept = self._sweep()
@@ -183,6 +186,9 @@ class LocalPlatform(
             self._prepare_secrets()
             count = int(self.manifests.redis_statefulset()["spec"]["replicas"])
             self._start(self._add_records(count))
+            if not form:
+                self._wait(lambda: all(self._probe(p, "liveness") for p in self._redis_records()), "pods to answer")
+                return
             self._run_bootstrap_job()
             self._wait(lambda: all(self._probe(p, "readiness") for p in self._redis_records()), "pods to become ready")
         except BaseException:
