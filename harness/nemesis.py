@@ -25,6 +25,7 @@ from harness.platforms.base import (
     FillingVolumes,
     HoldingDown,
     Killing,
+    LosingPower,
     Partitioning,
     Pausing,
     Platform,
@@ -146,6 +147,16 @@ class Nemesis:
         at = self.mark("fault:crash", pod=pod)
         platform.kill(pod)
         return {"fault": "crash", "at": at, "pod": pod}
+
+    def lose_power(self, pod: str | None = None, shard: int = 0) -> dict[str, Any]:
+        """A power loss under one pod (by default `shard`'s master): SIGKILL, and its volume loses
+        whatever was not fsynced; the platform restarts it as after a kill. Nothing to heal."""
+        platform = require(self.platform, LosingPower)
+        pod = pod or self.shard(shard).master
+        at = self.mark("fault:lose_power", pod=pod)
+        lost = platform.lose_power(pod)
+        self.log.append({"event": "lost", "pod": pod, **lost})
+        return {"fault": "lose_power", "at": at, "pod": pod, "volume_lost": lost}
 
     def kill_random_pods(self, times: int = 5, timeout: float = 60.0) -> dict[str, Any]:
         """Redis's failover loop: kill a random pod and hold it down, wait for the cluster to serve

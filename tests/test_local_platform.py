@@ -314,6 +314,27 @@ def test_a_filled_volume_refuses_writes_cleanly_until_freed(healthy):
     assert stat.f_bavail * stat.f_frsize > 64 * 1024**2
 
 
+def test_power_loss_drops_what_was_not_fsynced_and_the_pod_restarts(healthy):
+    replica = next(s for s in snapshot(healthy) if s.myself().is_replica)
+    volume = healthy.data_volume(replica.pod)
+    with open(volume / "rh-synced", "wb") as f:
+        f.write(b"synced")
+        f.flush()
+        os.fsync(f.fileno())
+        f.write(b" and not")
+    (volume / "rh-unsynced").write_bytes(b"never synced")
+    lost = healthy.lose_power(replica.pod)
+    assert lost["files"] >= 2 and lost["bytes"] >= len(b" and not" + b"never synced")
+    assert (volume / "rh-synced").read_bytes() == b"synced"
+    assert (volume / "rh-unsynced").read_bytes() == b""
+    _, waited = wait_for(lambda: healthy.pod(replica.pod).running, 30, f"{replica.pod} to be restarted")
+    assert healthy.pod(replica.pod).address != replica.address
+    assert waited >= healthy.restart_delay * 0.9
+    wait_healthy(healthy, timeout=60)
+    for name in ("rh-synced", "rh-unsynced"):
+        (volume / name).unlink()
+
+
 def test_replica_with_a_damaged_aof_resynchronises_from_its_master(healthy):
     replica = next(s for s in snapshot(healthy) if s.myself().is_replica)
     master = next(s for s in snapshot(healthy) if s.myself().id == replica.myself().master_id)

@@ -225,6 +225,20 @@ class FillingVolumes(abc.ABC):
         """Undo `fill_volume`."""
 
 
+class LosingPower(abc.ABC):
+    @abc.abstractmethod
+    def lose_power(self, pod: str) -> dict[str, int]:
+        """The power fails under the pod: its Redis dies at once (SIGKILL, with every process it
+        started) and its data volume loses what the node had not written to disk — every file
+        goes back to its contents at its last fsync/fdatasync, as Jepsen's LazyFS makes happen.
+        The platform then brings the container back as after `kill`; `lose_power` returns at
+        once, with what the volume lost ({"files": ..., "bytes": ...}).
+
+        On Kubernetes no API does this: it takes a node's power switch, or a storage layer
+        built to drop its cache (a LazyFS-backed CSI driver), so the kubernetes platform does
+        not declare it."""
+
+
 class Nodes(abc.ABC):
     @abc.abstractmethod
     def nodes(self) -> list[Node]:
@@ -302,6 +316,7 @@ CAPABILITIES: dict[type, str] = {
     Partitioning: "a network partition",
     ShapingNetwork: "a degraded network",
     FillingVolumes: "filling a volume",
+    LosingPower: "a power loss",
     Nodes: "listing nodes",
     FailingNodes: "a node failure",
     DrainingNodes: "draining a node",

@@ -1,7 +1,8 @@
 """Fault primitives of the local platform, inside a pod's network namespace or on its volume:
 a partition (nftables drops between pod addresses), a degraded link (tc netem or tbf
 for delay and bandwidth, nftables for random loss), and size-limited volumes (a
-loop-mounted ext4 image per claim) that can be filled to the last block.
+loop-mounted ext4 image per claim) that can be filled to the last block; a data volume is
+mounted through powerfs.py, which can lose what was not fsynced (a power loss).
 
 Each primitive lives in a table or file of its own, so NetworkPolicy enforcement
 (table k8s_network_policy) and faults never overwrite each other."""
@@ -14,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.platforms.local import powerfs
 
 PARTITION_TABLE = "rh_partition"
 DEGRADE_TABLE = "rh_degrade"
@@ -109,13 +111,21 @@ def mount_volume(image: Path, directory: Path, size: int) -> bool:
     return _run(["mount", "-o", "loop", str(image), str(directory)]).returncode == 0
 
 
+def unmount_path(path: Path) -> None:
+    if os.path.ismount(path) and _run(["umount", str(path)]).returncode != 0:
+        _run(["umount", "-l", str(path)])
+
+
 def unmount_volumes(root: Path) -> list[str]:
-    """Unmount every volume mounted under `root` (lazily when still busy); returns their paths."""
+    """Unmount every volume mounted under `root`, newest first (a powerfs before the disk it
+    passes through to; lazily when still busy), and end the powerfs processes that served any
+    of them; returns their paths."""
     prefix = str(root.resolve()) + "/"
     mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if line.split()[1].startswith(prefix)]
-    for path in sorted(mounted, reverse=True):
+    for path in reversed(mounted):
         if _run(["umount", path]).returncode != 0:
             _run(["umount", "-l", path])
+    powerfs.end_servers(root)
     return mounted
 
 

@@ -93,18 +93,32 @@ def owner_alive(pid: int) -> bool:
     return True
 
 
-def sigkill(pid: int | None, start_time: str | None) -> None:
-    """SIGKILL and nothing before it (kill -9); returns once the process is gone."""
+def sigkill(pid: int | None, start_time: str | None, group: bool = False) -> None:
+    """SIGKILL and nothing before it (kill -9); returns once the process is gone. With group,
+    every process of its process group too (what it forked: an AOF rewrite, a save), as when
+    a container's cgroup is killed; returns once none of them runs."""
     if not is_alive(pid, start_time):
         return
     assert pid is not None
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL) if group else os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + 5
-    while is_alive(pid, start_time) and time.monotonic() < deadline:
+    while (is_alive(pid, start_time) or (group and _group_runs(pid))) and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def _group_runs(pgid: int) -> bool:
+    """Whether a process of this process group still runs (zombies do not count)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def terminate(pid: int | None, start_time: str | None, grace: float) -> None:

@@ -7,7 +7,8 @@ its own network namespace where the reference's NetworkPolicies are enforced by
 nftables. The cluster is formed by the reference's bootstrap Job script, run in a pod
 of its own. The parts: state.py (ledger, manifests, network), sandbox.py (secrets,
 certificates, volumes), pods.py (processes and scheduling), helpers.py (helper pods and
-probes), nodes.py (node failure and drain), faults.py (the fault primitives).
+probes), nodes.py (node failure and drain), faults.py (the fault primitives), powerfs.py
+(the data volumes' FUSE layer, which can lose what was not fsynced).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from harness.platforms.base import (
     FillingVolumes,
     HoldingDown,
     Killing,
+    LosingPower,
     Partitioning,
     Pausing,
     Platform,
@@ -42,7 +44,7 @@ from harness.platforms.base import (
     ShapingNetwork,
     TlsFiles,
 )
-from harness.platforms.local import faults
+from harness.platforms.local import faults, powerfs
 from harness.platforms.local.ledger import Ledger, is_alive, owner_alive
 from harness.platforms.local.network import NamespaceNetwork, have_root, sweep_namespaces
 from harness.platforms.local.nodes import LocalNodes
@@ -69,6 +71,7 @@ class LocalPlatform(
     Partitioning,
     ShapingNetwork,
     FillingVolumes,
+    LosingPower,
     ProbingPolicy,
     Bootstrapping,
 ):
@@ -294,6 +297,9 @@ class LocalPlatform(
 
     def kill(self, pod: str) -> None:
         self._kill([pod])
+        self._restart_later(pod)
+
+    def _restart_later(self, pod: str) -> None:
         timer = threading.Timer(self.restart_delay, self._restart_killed, args=(pod,))
         timer.daemon = True
         self._timers.append(timer)
@@ -424,3 +430,19 @@ class LocalPlatform(
 
     def free_volume(self, pod: str) -> None:
         faults.free(self.data_volume(pod))
+
+    def lose_power(self, pod: str) -> dict[str, int]:
+        """SIGKILL of the pod's process group, then its powerfs drops what was not fsynced, then
+        the restart a kill gets."""
+        directory = self.data_volume(pod)
+        if not powerfs.mounted(directory):
+            log = directory.with_suffix(".powerfs.log")
+            why = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            reason = f"its data volume is not mounted through FUSE: {why[0]}" if why else "volumes are plain directories"
+            raise NotSupported(f"a power loss ({reason})", self.name)
+        self._kill([pod], group=True)
+        try:
+            lost = powerfs.ask(directory, "drop")
+        finally:
+            self._restart_later(pod)
+        return lost

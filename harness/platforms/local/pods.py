@@ -102,11 +102,11 @@ class PodProcesses(Sandbox):
                 except OSError:
                     raise HarnessError(f"{address}:{port} is already in use: choose another range with --subnet") from None
 
-    def _kill(self, names: list[str]) -> None:
-        """SIGKILL the pods' Redis, nothing before it (kill -9)."""
+    def _kill(self, names: list[str], group: bool = False) -> None:
+        """SIGKILL the pods' Redis, nothing before it (kill -9); with group, what it forked too."""
         recs = [self._record(n) for n in names]
         for r in recs:
-            sigkill(r.pid, r.start_time)
+            sigkill(r.pid, r.start_time, group=group)
         self._gone(recs)
 
     def _stop(self, names: list[str], graceful: bool) -> None:

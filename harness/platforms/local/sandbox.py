@@ -14,7 +14,7 @@ from typing import Any
 
 from harness import certs
 from harness.errors import HarnessError
-from harness.platforms.local import faults
+from harness.platforms.local import faults, powerfs
 from harness.platforms.local.ledger import PodRecord
 from harness.platforms.local.state import AUTH_SECRET, CLIENT_TLS_SECRET, MOUNT_ENV, LocalState
 
@@ -101,13 +101,32 @@ class Sandbox(LocalState):
     def _volumes(self, rec: PodRecord, pod_spec: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Path]:
         """Every volume of the pod template, materialised as a local directory, by volume name."""
         dirs = self._volume_dirs(rec, pod_spec, claims)
+        data = self._data_claim()
         for claim in claims:
             d = dirs[claim["metadata"]["name"]]
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if self.ledger.network == "netns":
-                # A filesystem of the claim's size (capped), so that a volume can fill up.
-                request = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "1Gi")
-                faults.mount_volume(d.with_suffix(".img"), d, faults.quantity_bytes(request))
+            if self.ledger.network != "netns":
+                d.mkdir(parents=True, exist_ok=True, mode=0o700)
+                continue
+            # A filesystem of the claim's size (capped), so that a volume can fill up; the data
+            # volume passes through powerfs on its way there, so that it can lose power.
+            request = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "1Gi")
+            size = faults.quantity_bytes(request)
+            if claim["metadata"]["name"] != data:
+                d.mkdir(parents=True, exist_ok=True, mode=0o700)
+                faults.mount_volume(d.with_suffix(".img"), d, size)
+            elif not powerfs.mounted(d):  # else still mounted from the pod's last run, as a volume stays attached
+                powerfs.unmount(d)  # one whose server is gone, if any
+                disk = d.with_suffix(".disk")
+                disk.mkdir(parents=True, exist_ok=True, mode=0o700)
+                faults.mount_volume(d.with_suffix(".img"), disk, size)
+                try:
+                    powerfs.mount(disk, d, log=d.with_suffix(".powerfs.log"))
+                except OSError as exc:
+                    # No FUSE here: the disk itself is the volume, and losing power is not supported.
+                    with open(d.with_suffix(".powerfs.log"), "a") as log:
+                        log.write(f"{exc}\n")
+                    faults.unmount_path(disk)
+                    faults.mount_volume(d.with_suffix(".img"), d, size)
         for vol in pod_spec.get("volumes", []):
             d = dirs[vol["name"]]
             if d.exists():
@@ -127,6 +146,11 @@ class Sandbox(LocalState):
                 else:
                     self._tls_for(secret, rec, d)
         return dirs
+
+    def _data_claim(self) -> str | None:
+        """The name of the volume the Redis container mounts at /data."""
+        mounts = self.manifests.redis_container().get("volumeMounts", [])
+        return next((m["name"] for m in mounts if m["mountPath"] == "/data"), None)
 
     def _mounted_dirs(self, rec: PodRecord) -> dict[str, Path]:
         """The running Redis pod's volumes by name, where _volumes put them (nothing is recreated)."""
