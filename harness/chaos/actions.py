@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.chaos.session import session
-from harness.chaos.verdict import recoveries
+from harness.chaos.verdict import loss_window, recoveries
 from harness.checkers import isolated_master_figures
 from harness.observe import wait_healthy
 from harness.recording import check, final_read, start_recording
@@ -57,6 +57,9 @@ def stop_workload(configuration: Configuration | None = None) -> dict[str, Any]:
         each = recoveries(s.recording.probe_history, [e["time"] for e in faults])
         figures.recoveries_s = [None if r is None else round(r, 3) for r in each]
         figures.recovery_s = None if None in each else round(max(r for r in each if r is not None), 3)
+    power_loss = next((e for e in faults if e["name"] == "fault:lose_power"), None)
+    if power_loss is not None:
+        figures.loss_window_s = loss_window(history, power_loss["time"], present)
     partition = next((e for e in faults if e["name"] == "fault:partition"), None)
     if partition is not None:
         figures.isolated_master = isolated_master_figures(history, partition["time"], partition["master_address"], present)
@@ -117,6 +120,12 @@ def slow_network(
 def fill_volume(configuration: Configuration | None = None) -> dict[str, Any]:
     s = session(configuration)
     return s.nemesis.fill_volume(shard=s.target_shard)
+
+
+def lose_power(configuration: Configuration | None = None) -> dict[str, Any]:
+    """A power loss under the probed shard's master: its volume loses what was not fsynced."""
+    s = session(configuration)
+    return s.nemesis.lose_power(shard=s.target_shard)
 
 
 def fail_node(configuration: Configuration | None = None) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.checkers import recovery_time
-from harness.history import History
+from harness.checkers import check_set, recovery_time
+from harness.history import OK, History
 from harness.judgement import Figures, UnwaitedLoss, slo_reasons
 from harness.slo import Slo
 
@@ -20,6 +20,7 @@ class Expectations:
     unwaited_loss: UnwaitedLoss = "slo"  # "slo": judged against lost_writes.unwaited; "documented": reported only
     minority_stops_within_s: float | None = None  # partitions: the isolated master's last acknowledgement
     must_deviate: bool = False  # negative controls
+    loss_window: bool = False  # power loss: lost writes judged by persistence.max_loss_window_seconds
 
     @classmethod
     def of(cls, experiment: dict[str, Any]) -> Expectations:
@@ -62,13 +63,21 @@ def judge(journal: dict[str, Any], figures: Figures | None, expect: Expectations
     if figures is None:
         reasons.append("no workload was recorded")
     else:
-        found, notes = slo_reasons(figures, slo, expect.slo, expect.unwaited_loss, expect.minority_stops_within_s)
+        window = slo.value("persistence", "max_loss_window_seconds") if expect.loss_window else None
+        found, notes = slo_reasons(figures, slo, expect.slo, expect.unwaited_loss, expect.minority_stops_within_s, window)
         reasons += found
     if expect.must_deviate:
         # A negative control passes when the experiment caught the weakness.
         caught = bool(journal.get("deviated")) or bool(reasons)
         return Verdict(caught, [] if caught else ["the experiment did not deviate"], reasons)
     return Verdict(not reasons, reasons, notes)
+
+
+def loss_window(history: History, fault_time: float, present: set[str] | dict[str, str]) -> float:
+    """How long before the fault the oldest write acknowledged and then lost was acknowledged (0: none lost)."""
+    lost = set(check_set(history, present).lost)
+    acked = [op.complete for op in history.ops if op.f == "write" and op.outcome == OK and op.key in lost]
+    return round(max((fault_time - t for t in acked if t is not None), default=0.0), 3)
 
 
 def recoveries(probe: History, fault_times: list[float]) -> list[float | None]:
