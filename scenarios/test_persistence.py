@@ -115,7 +115,7 @@ def test_restart_all_keeps_topology_keys_and_links(healthy, nemesis, evidence):
     assert not old_addresses & {p.address for p in healthy.pods()}, "every pod must come back with a new address"
     assert check_invariants(states, placement=False) == []  # roles may swap within a shard: the repair Job's business
     assert shard_members(healthy) == shards_before
-    assert len(present) == len(keys)
+    assert len(present) == len(keys), f"restarting every pod lost {len(keys) - len(present)} of {len(keys)} keys"
 
 
 def test_data_survives_down_and_up_that_keeps_the_volumes(healthy, evidence):
@@ -127,4 +127,4 @@ def test_data_survives_down_and_up_that_keeps_the_volumes(healthy, evidence):
     present = read_keys(healthy, keys)
     evidence.figure(keys=len(keys), present=len(present), healthy_after_s=round(waited, 3))
     assert shard_members(healthy) == shards_before
-    assert len(present) == len(keys)
+    assert len(present) == len(keys), f"down and up with the volumes kept lost {len(keys) - len(present)} of {len(keys)} keys"
