@@ -5,13 +5,14 @@ Judged from recorded histories (harness/recording.py, harness/checkers.py)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from harness import failover_timeline
 from harness.checkers import isolated_master_figures
 from harness.cluster import node_of, node_timeout_s, shards, wait_for
 from harness.judgement import slo_reasons
 from harness.observe import snapshot, wait_healthy
-from harness.recording import check, final_read, start_recording
+from harness.recording import Recording, check, final_read, start_recording
 from harness.writers import ClusterWriter, key_on_master, read_keys
 
 
@@ -32,22 +33,42 @@ def promoted_within(platform, shard, timeout: float) -> float | None:
     return None
 
 
-def test_kill_master_promotes_its_replica_within_slo(healthy, nemesis, slo, evidence):
-    shard = a_shard(healthy)
-    master_id = node_of(snapshot(healthy), shard.master).id
+@dataclass
+class FailoverRun:
+    rec: Recording
+    fault: float  # history times
+    promoted: float
+    healed: float
+    promoted_after: float | None  # seconds from the fault; None: no replica took over in time
+
+
+def failover_run(healthy, nemesis, slo, shard, fault: str, inject, after_promotion: float = 2.0) -> FailoverRun:
+    """Record writers and a probe on the shard, inject the fault, wait for a replica to take over
+    (or past the objective, when none does), heal (`fault` names the heal and the objective),
+    and let the cluster settle under the workload."""
     rec = start_recording(healthy, probe_master_address=healthy.pod(shard.master).address)
     nemesis.attach(rec.mark)
     try:
         rec.run_for(2.0)
-        fault = nemesis.kill_master()["at"]
-        promoted_after = promoted_within(healthy, shard, slo.recovery("kill_master") + 10)
-        rec.mark("promoted" if promoted_after is not None else "not promoted")
-        rec.run_for(2.0)
-        nemesis.heal("kill_master")
-        wait_healthy(healthy, timeout=60)
+        at = inject()["at"]
+        promoted_after = promoted_within(healthy, shard, slo.recovery(fault) + 10)
+        promoted = rec.mark("promoted" if promoted_after is not None else "not promoted")
+        rec.run_for(after_promotion)
+        nemesis.heal(fault)
+        healed = rec.mark("healed", pod=shard.master)
+        wait_healthy(healthy, timeout=90)
         rec.run_for(1.0)
     finally:
+        nemesis.heal_all()
         rec.stop()
+    return FailoverRun(rec, at, promoted, healed, promoted_after)
+
+
+def test_kill_master_promotes_its_replica_within_slo(healthy, nemesis, slo, evidence):
+    shard = a_shard(healthy)
+    master_id = node_of(snapshot(healthy), shard.master).id
+    run = failover_run(healthy, nemesis, slo, shard, "kill_master", nemesis.kill_master)
+    rec, fault, promoted_after = run.rec, run.fault, run.promoted_after
     figures = check(rec, fault)
     old = node_of(snapshot(healthy), shard.master)
     fault_wall = rec.history.wall_t0 + fault
@@ -68,21 +89,8 @@ def test_kill_master_promotes_its_replica_within_slo(healthy, nemesis, slo, evid
 def test_paused_master_is_replaced_and_stops_accepting_writes(healthy, nemesis, slo, evidence):
     shard = a_shard(healthy)
     old_address = healthy.pod(shard.master).address
-    rec = start_recording(healthy, probe_master_address=old_address)
-    nemesis.attach(rec.mark)
-    try:
-        rec.run_for(2.0)
-        fault = nemesis.pause_master()["at"]
-        promoted_within(healthy, shard, slo.recovery("pause_master") + 10)
-        promoted = rec.mark("promoted")
-        rec.run_for(1.0)
-        nemesis.heal("pause_master")
-        resumed = rec.mark("resumed", pod=shard.master)
-        wait_healthy(healthy, timeout=60)
-        rec.run_for(1.0)
-    finally:
-        nemesis.heal_all()
-        rec.stop()
+    run = failover_run(healthy, nemesis, slo, shard, "pause_master", nemesis.pause_master, after_promotion=1.0)
+    rec, fault, promoted, resumed = run.rec, run.fault, run.promoted, run.healed
     figures = check(rec, fault)
     # Writes the old master acknowledged after its replica had taken over.
     late = [
@@ -116,20 +124,8 @@ def test_master_cut_off_from_the_majority_stops_acknowledging_writes(healthy, ne
     documents; the probe counts those writes as the outage they were."""
     shard = a_shard(healthy)
     address = healthy.pod(shard.master).address
-    rec = start_recording(healthy, probe_master_address=address)
-    nemesis.attach(rec.mark)
-    try:
-        rec.run_for(2.0)
-        fault = nemesis.partition_master()["at"]
-        promoted_within(healthy, shard, slo.recovery("partition") + 10)
-        rec.mark("promoted")
-        rec.run_for(2.0)
-        nemesis.heal("partition")
-        wait_healthy(healthy, timeout=90)
-        rec.run_for(1.0)
-    finally:
-        nemesis.heal_all()
-        rec.stop()
+    run = failover_run(healthy, nemesis, slo, shard, "partition", nemesis.partition_master)
+    rec, fault = run.rec, run.fault
     present = final_read(rec)
     figures = check(rec, fault, present)
     figures.isolated_master = isolated_master_figures(rec.history, fault, address, present)
