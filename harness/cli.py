@@ -190,6 +190,12 @@ def run(
             out.print(f"[red]✗[/] {s['suite']}: {s['why']}")
     if allow_skip:
         console.print("--allow-skip: skipped tests did not fail their suites; this is an exploratory run, not a gating verdict")
+    tight = result.report.get("tightest")
+    if tight:
+        console.print(
+            f"tightest margin: {tight['test']}: {tight['check']} {tight['figure']:g} against {tight['limit']:g} "
+            f"({tight['margin']:+g})"
+        )
     console.print(f"report: {result.run_dir / 'index.html'}")
     if result.outcome == "error":
         raise HarnessError(f"the gate could not run; see {result.run_dir / 'pytest.log'}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import reference, slo
+from harness import judgement, reference, slo
 from harness.errors import HarnessError
 from harness.platforms import registry
 from harness.report import html, outcomes, rundir
@@ -80,6 +80,9 @@ def aggregate(
                 if t["outcome"] in ("failed", "error")
             ],
             "environment": body.get("environment"),
+            "tightest": judgement.tightest(
+                [{**m, "test": t["name"]} for t in tests for m in (t.get("figures") or {}).get("margins") or []]
+            ),
         }
     if exit_code == 5:
         missing = "pytest collected no test"
@@ -112,7 +115,15 @@ def aggregate(
     else:
         outcome = "pass"
     counts = {k: sum(r["counts"].get(k, 0) for r in suites) for k in outcomes.TEST_OUTCOMES}
-    return {"outcome": outcome, "suites": suites, "not_run": not_run, "counts": counts, "allow_skip": allow_skip}
+    tightest = judgement.tightest([r["tightest"] for r in suites if r.get("tightest")])
+    return {
+        "outcome": outcome,
+        "suites": suites,
+        "not_run": not_run,
+        "counts": counts,
+        "allow_skip": allow_skip,
+        "tightest": tightest,
+    }
 
 
 def check_input(platform: str, overlay: str, suites: list[str] | None, cluster: str, subnet: str | None) -> list[str]:
@@ -220,6 +231,7 @@ def run_gate(
         "allow_skip": allow_skip,
         "suites": suites_report,
         "counts": verdict["counts"],
+        "tightest": verdict["tightest"],
     }
     rundir.write_report(run_dir, report, [])
     html.write_run_html(run_dir, report)

@@ -140,3 +140,48 @@ def slo_reasons(
             f"(last {0 if last is None else last:.2f} s in); {isolated['lost']} of them lost"
         )
     return reasons, notes
+
+
+def margin(check: str, figure: float, limit: float, at_least: bool = False) -> dict[str, Any]:
+    """One judged figure beside its limit (an upper limit, or a lower one `at_least`)."""
+    room = figure - limit if at_least else limit - figure
+    return {"check": check, "figure": round(figure, 3), "limit": round(limit, 3), "margin": round(room, 3)}
+
+
+def margins(
+    figures: Figures, slo: Slo, fault: str | None = None, minority_stops_within_s: float | None = None
+) -> list[dict[str, Any]]:
+    """How far each judged figure stayed from its limit: {"check", "figure", "limit", "margin"}, margin
+    in the limit's unit (negative: broken). A run that passed by 0.1 s is worth knowing about."""
+    out: list[dict[str, Any]] = []
+
+    def add(check: str, figure: float | None, limit: float | None, at_least: bool = False) -> None:
+        if figure is not None and limit is not None:
+            out.append(margin(check, figure, limit, at_least))
+
+    if fault is not None and fault in slo.raw["recovery_seconds"]:
+        add("recovery within the objective", figures.recovery_s, slo.recovery(fault))
+    if fault in FAILOVER_FAULTS:
+        add("recovery within its configuration's limit", figures.recovery_s, figures.conformance_limit_s)
+    if fault is not None and fault in slo.raw["max_unavailability_seconds"]:
+        add("longest outage of the attacked shard", figures.unavailable_s, slo.unavailability(fault))
+    if figures.attacked_shard is not None and len(figures.shard_unavailable_s) > 1:
+        others = [t for s, t in enumerate(figures.shard_unavailable_s) if s != figures.attacked_shard]
+        add("longest outage of an untouched shard", max(others), slo.unavailability("untouched_shard"))
+    add("probe's longest silence", figures.probe_gap_s, slo.value("probe", "max_gap_seconds"))
+    if figures.waited_before_fault is not None:
+        add(
+            "replica-acknowledged writes before the fault",
+            figures.waited_before_fault,
+            slo.value("probe", "min_waited_before_fault"),
+            at_least=True,
+        )
+    if minority_stops_within_s is not None and figures.isolated_master:
+        add("isolated master's last acknowledgement", figures.isolated_master.get("last_ack_after_s"), minority_stops_within_s)
+    return out
+
+
+def tightest(found: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The margin smallest relative to its limit."""
+    judged = [m for m in found if m["limit"]]
+    return min(judged, key=lambda m: m["margin"] / m["limit"], default=None)

@@ -8,6 +8,7 @@ import pytest
 
 from harness.cluster import shards, survivors_serve_all, wait_for
 from harness.errors import HarnessError
+from harness.judgement import margin, margins
 from harness.observe import snapshot, wait_healthy
 from harness.platforms.base import Nodes, require
 from harness.recording import check, start_recording
@@ -55,7 +56,13 @@ def test_losing_any_one_node_keeps_every_slot_served(well_placed, nemesis, slo, 
         figures = check(rec, fault)
         outcomes[node] = {"pods": lost_pods, "served_after_s": served_after and round(served_after, 3), **figures.headline()}
         evidence.history(f"node-failure-{node}", rec.history)
-    evidence.figure(limit_s=limit, nodes=outcomes)
+    served = [o["served_after_s"] for o in outcomes.values() if o["served_after_s"] is not None]
+    slowest = max(served, default=None)
+    evidence.figure(
+        limit_s=limit,
+        nodes=outcomes,
+        margins=[] if slowest is None else [margin("slowest node loss served again", slowest, limit)],
+    )
     unserved = [f"{n} (pods {', '.join(o['pods'])})" for n, o in outcomes.items() if o["served_after_s"] is None]
     assert unserved == [], f"slots went unserved for more than {limit:g} s after losing " + "; ".join(unserved)
     for node, o in outcomes.items():
@@ -80,7 +87,7 @@ def test_drain_keeps_every_shard_serving(well_placed, nemesis, slo, evidence):
         nemesis.heal_all()
         rec.stop()
     figures = check(rec, drained["at"])
-    evidence.figure(node=drained["node"], moved=drained["moved"], **figures.as_dict())
+    evidence.figure(node=drained["node"], moved=drained["moved"], margins=margins(figures, slo, "drain"), **figures.as_dict())
     evidence.history("drain", rec.history, rec.probe_history)
     assert figures.workload_errors == []
     assert set(drained["moved"].values()).isdisjoint({drained["node"]}), f"pods stayed on the drained node: {drained['moved']}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from harness.checkers import check_set
 from harness.cluster import shards, wait_for
+from harness.judgement import margin
 from harness.observe import snapshot, wait_healthy
 from harness.recording import check, start_recording
 from harness.topology import check_invariants
@@ -84,6 +85,7 @@ def test_kill9_loses_at_most_the_appendfsync_window(healthy, nemesis, slo, evide
     window = max((fault["at"] - op.complete for op in lost_ops), default=0.0)
     limit = slo.value("persistence", "max_loss_window_seconds")
     evidence.figure(
+        margins=[margin("loss window after a power loss", window, limit)],
         appendonly=appendonly,
         appendfsync=appendfsync,
         volume_lost=fault["volume_lost"],

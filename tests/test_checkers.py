@@ -8,7 +8,7 @@ from harness import slo
 from harness.checkers import availability, check_set, probe_gap, probe_rate, recovery_time
 from harness.errors import HarnessError
 from harness.history import FAIL, INFO, OK, History, Op
-from harness.judgement import Figures, slo_reasons
+from harness.judgement import Figures, margins, slo_reasons, tightest
 from harness.recording import durable
 
 
@@ -192,3 +192,14 @@ def test_each_limit_can_fail_a_failover(change, says):
 
 def test_the_conformance_limit_holds_only_failovers():
     assert slo_reasons(figures(recovery_s=10.0), slo.load(), "restart_pod")[0] == []
+
+
+def test_margins_show_how_close_each_figure_came_to_its_limit():
+    found = {m["check"]: m for m in margins(figures(recovery_s=9.0), slo.load(), "kill_master")}
+    assert found["recovery within the objective"]["margin"] == pytest.approx(3.0)
+    assert found["recovery within its configuration's limit"]["margin"] == pytest.approx(0.5)
+    assert found["replica-acknowledged writes before the fault"]["margin"] == pytest.approx(180)  # a lower limit
+    assert found["longest outage of an untouched shard"]["figure"] == pytest.approx(0.3)
+    assert tightest(list(found.values()))["check"] == "recovery within its configuration's limit"
+    broken = margins(figures(recovery_s=13.0), slo.load(), "kill_master")
+    assert min(m["margin"] for m in broken) < 0

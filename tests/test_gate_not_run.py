@@ -122,3 +122,13 @@ def test_the_run_page_says_which_suite_did_not_run_and_why(tmp_path):
     assert '<span class="not-run">not run</span>' in page
     assert f"<b>network_policy</b>: the only test not supported: {MESSAGE}" in page
     assert page.count("<style>") == 1
+
+
+def test_the_run_reports_its_tightest_margin():
+    found = [body("failover", ("a", "passed"), ("b", "passed")), body("nodes", ("c", "passed"))]
+    found[0][1]["tests"][0]["figures"] = {"margins": [{"check": "recovery", "figure": 9.0, "limit": 12.0, "margin": 3.0}]}
+    found[0][1]["tests"][1]["figures"] = {"margins": [{"check": "probe gap", "figure": 0.45, "limit": 0.5, "margin": 0.05}]}
+    found[1][1]["tests"][0]["figures"] = {"margins": [{"check": "drain", "figure": 0.0, "limit": 1.0, "margin": 1.0}]}
+    verdict = gate.aggregate(["failover", "nodes"], found, 0)
+    assert verdict["tightest"] == {"check": "probe gap", "figure": 0.45, "limit": 0.5, "margin": 0.05, "test": "b"}
+    assert verdict["suites"][1]["tightest"]["test"] == "c"

@@ -54,6 +54,8 @@ image {{ report.environment.versions.get("image", "?") }}.</p>
 {% if report.allow_skip %}<p class="not-run">--allow-skip: skipped tests did not fail their suites; an exploratory run, not a gating verdict</p>{% endif %}
 {% for s in report.suites %}{% if s.outcome == "fail" and not s.failures and s.why %}
 <p class="fail"><b>{{ s.suite }}</b>: {{ s.why }}</p>{% endif %}{% endfor %}
+{% if report.tightest %}<p>tightest margin: <b>{{ report.tightest.test }}</b>: {{ report.tightest.check }}
+{{ report.tightest.figure }} against {{ report.tightest.limit }} ({{ "%+g"|format(report.tightest.margin) }})</p>{% endif %}
 {% if report.not_run %}<h2 class="not-run">not run</h2>
 <ul>{% for s in report.not_run %}<li><b>{{ s.suite }}</b>: {{ s.reason }}</li>{% endfor %}</ul>{% endif %}
 <table><tr><th>suite</th><th>outcome</th><th>passed</th><th>failed</th><th>error</th><th>skipped</th><th>not supported</th><th>seconds</th></tr>
