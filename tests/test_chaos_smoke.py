@@ -34,8 +34,7 @@ def test_kill_master_experiment_holds_its_steady_state(healthy, tmp_path):
 
 def test_kill_master_deviates_without_replicas(tmp_path):
     broken = registry.create(
-        "local",
-        overlay="broken-no-replicas", cluster="rh-chaos-neg", state_dir=tmp_path / "state", subnet="198.18.9.0/24"
+        "local", overlay="broken-no-replicas", cluster="rh-chaos-neg", state_dir=tmp_path / "state", subnet="198.18.9.0/24"
     )
     broken.up()
     try:
