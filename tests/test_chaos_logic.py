@@ -104,6 +104,8 @@ def reference_slo():
 def test_a_recovery_within_the_slo_passes(reference_slo):
     verdict = judge(COMPLETED, GOOD, Expectations(slo="kill_master"), reference_slo)
     assert verdict.passed and verdict.reasons == []
+    objective = next(m for m in verdict.margins if m["check"] == "recovery within the objective")
+    assert objective["limit"] == reference_slo.recovery("kill_master") and objective["margin"] > 0
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     ("recovery_s", "recovery s"),
+    ("conformance_limit_s", "its configuration's limit s"),
     ("unavailable_s", "longest outage s"),
     ("acknowledged", "acknowledged"),
     ("lost_waited", "lost WAITed"),
@@ -36,6 +37,9 @@ chaostoolkit status: <b>{{ report.journal_status }}</b>{% if report.deviated %},
 {% if r.verdict.notes %}<h2>to note</h2><ul>{% for x in r.verdict.notes %}<li>{{ x }}</li>{% endfor %}</ul>{% endif %}
 <table><tr>{% for k, label in columns %}<th>{{ label }}</th>{% endfor %}</tr>
 <tr>{% for k, label in columns %}<td>{{ r.figures.get(k, "—") }}</td>{% endfor %}</tr></table>
+{% if r.verdict.margins %}<h2>each figure beside its limit</h2><table><tr><th>check</th><th>figure</th><th>limit</th><th>margin</th></tr>
+{% for m in r.verdict.margins %}<tr><td>{{ m.check }}</td><td>{{ m.figure }}</td><td>{{ m.limit }}</td>
+<td>{{ "%+g"|format(m.margin) }}</td></tr>{% endfor %}</table>{% endif %}
 {% if plot %}<img src="{{ plot }}" alt="timeline">{% endif %}
 <h2>faults and heals</h2><pre>{{ nemesis }}</pre>
 <h2>every figure</h2><pre>{{ figures }}</pre>

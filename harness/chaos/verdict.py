@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.checkers import check_set, recovery_time
 from harness.history import OK, History
-from harness.judgement import Figures, UnwaitedLoss, slo_reasons
+from harness.judgement import Figures, UnwaitedLoss, margins, slo_reasons
 from harness.slo import Slo
 
 
@@ -39,6 +39,7 @@ class Verdict:
     passed: bool
     reasons: list[str] = field(default_factory=list)  # why it failed
     notes: list[str] = field(default_factory=list)  # what the report must state even when it passed
+    margins: list[dict[str, Any]] = field(default_factory=list)  # each judged figure beside its limit
 
 
 def failed_probes(journal: dict[str, Any]) -> list[str]:
@@ -60,17 +61,19 @@ def judge(journal: dict[str, Any], figures: Figures | None, expect: Expectations
         reasons.append("steady state did not hold: " + (", ".join(broken) or "after the method"))
     elif status != "completed":
         reasons.append(f"experiment {status}")
+    judged: list[dict[str, Any]] = []
     if figures is None:
         reasons.append("no workload was recorded")
     else:
         window = slo.value("persistence", "max_loss_window_seconds") if expect.loss_window else None
         found, notes = slo_reasons(figures, slo, expect.slo, expect.unwaited_loss, expect.minority_stops_within_s, window)
         reasons += found
+        judged = margins(figures, slo, expect.slo, expect.minority_stops_within_s)
     if expect.must_deviate:
         # A negative control passes when the experiment caught the weakness.
         caught = bool(journal.get("deviated")) or bool(reasons)
-        return Verdict(caught, [] if caught else ["the experiment did not deviate"], reasons)
-    return Verdict(not reasons, reasons, notes)
+        return Verdict(caught, [] if caught else ["the experiment did not deviate"], reasons, judged)
+    return Verdict(not reasons, reasons, notes, judged)
 
 
 def loss_window(history: History, fault_time: float, present: set[str] | dict[str, str]) -> float:
