@@ -84,6 +84,7 @@ def test_kill9_loses_at_most_the_appendfsync_window(healthy, nemesis, slo, evide
     lost_ops = [op for op in on_master if op.key in lost]
     window = max((fault["at"] - op.complete for op in lost_ops), default=0.0)
     limit = slo.value("persistence", "max_loss_window_seconds")
+    figures.loss_window_s = round(window, 3)
     evidence.figure(
         margins=[margin("loss window after a power loss", window, limit)],
         appendonly=appendonly,
@@ -91,7 +92,6 @@ def test_kill9_loses_at_most_the_appendfsync_window(healthy, nemesis, slo, evide
         volume_lost=fault["volume_lost"],
         acknowledged_on_master=len(on_master),
         lost_on_master=len(lost_ops),
-        loss_window_s=round(window, 3),
         **figures.as_dict(),
     )
     evidence.history("power-loss", rec.history)
