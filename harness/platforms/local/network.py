@@ -194,22 +194,34 @@ class NamespaceNetwork:
 
     def apply_table(self, pod: PodRecord, table: str, ruleset: str | None) -> None:
         """Replace one nftables table of the pod's namespace (None: remove it); other tables stay."""
-        inside = ["ip", "netns", "exec", str(pod.netns), "nft"]
-        run([*inside, "delete", "table", "inet", table], check=False)
-        if ruleset is not None:
-            run([*inside, "-f", "-"], input=ruleset)
+        apply_table_in(["ip", "netns", "exec", str(pod.netns)], table, ruleset)
 
     def set_qdisc(self, pod: PodRecord, qdisc: list[str] | None) -> None:
         """Replace the egress qdisc of the pod's eth0 (None: back to the default)."""
-        inside = ["ip", "netns", "exec", str(pod.netns), "tc", "qdisc"]
-        run([*inside, "del", "dev", "eth0", "root"], check=False)
-        if qdisc is not None:
-            proc = run([*inside, "add", "dev", "eth0", "root", *qdisc], check=False)
-            if proc.returncode != 0:
-                reason = proc.stderr.strip() or proc.stdout.strip()
-                if "unknown" in reason.lower():
-                    raise NotSupported(f"tc {qdisc[0]} (this kernel lacks it: {reason})", "local")
-                raise HarnessError(f"tc qdisc add {' '.join(qdisc)} failed: {reason}")
+        set_qdisc_in(["ip", "netns", "exec", str(pod.netns)], qdisc)
+
+
+def apply_table_in(enter: Sequence[str], table: str, ruleset: str | None) -> None:
+    """Replace one nftables table of the network namespace `enter` runs in (`ip netns exec NS` here,
+    `nsenter -t PID -n` in the node agent); None removes it; other tables stay."""
+    nft = [*enter, "nft"]
+    run([*nft, "delete", "table", "inet", table], check=False)
+    if ruleset is not None:
+        run([*nft, "-f", "-"], input=ruleset)
+
+
+def set_qdisc_in(enter: Sequence[str], qdisc: list[str] | None, platform: str = "local") -> None:
+    """Replace the egress qdisc of eth0 in the network namespace `enter` runs in (None: back to the
+    default); a qdisc this kernel lacks (sch_netem) is NotSupported, never silently skipped."""
+    tc = [*enter, "tc", "qdisc"]
+    run([*tc, "del", "dev", "eth0", "root"], check=False)
+    if qdisc is not None:
+        proc = run([*tc, "add", "dev", "eth0", "root", *qdisc], check=False)
+        if proc.returncode != 0:
+            reason = proc.stderr.strip() or proc.stdout.strip()
+            if "unknown" in reason.lower():
+                raise NotSupported(f"tc {qdisc[0]} (this kernel lacks it: {reason})", platform)
+            raise HarnessError(f"tc qdisc add {' '.join(qdisc)} failed: {reason}")
 
 
 def delete_netns(netns: str) -> None:

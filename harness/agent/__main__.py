@@ -1,0 +1,5 @@
+import sys
+
+from harness.agent.cli import main
+
+sys.exit(main())
