@@ -314,6 +314,19 @@ def test_the_data_volume_is_where_redis_works_as_the_pod_sees_it(own_process):
     assert mount == {"root": "/", "fstype": "ext4", "source": "/dev/sdc"}
 
 
+def test_mount_points_are_unescaped_as_mountinfo_writes_them(own_process):
+    child, roots = own_process
+    d = roots["proc_root"] / str(child.pid)
+    (d / "cwd").symlink_to("/srv/redis data")
+    (d / "mountinfo").write_text(
+        "1190 1100 0:310 / / rw - overlay overlay rw\n1212 1190 8:33 / /srv/redis\\040data rw - xfs /dev/sdd rw\n"
+    )
+    target = procs.find_pod(
+        "redis-cluster-5", "redis", proc_root=roots["proc_root"], host_root=roots["host_root"], state_dirs=roots["state_dirs"]
+    )
+    assert actions.data_volume(target, roots["proc_root"])[2] == {"root": "/", "fstype": "xfs", "source": "/dev/sdd"}
+
+
 # --- the shared nft and tc code ------------------------------------------------------------------
 def test_tables_and_qdiscs_are_replaced_inside_the_namespace_entered(monkeypatch):
     calls = []

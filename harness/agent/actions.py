@@ -15,6 +15,7 @@ fault code, entered through the process instead of through a named network names
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import time
@@ -124,7 +125,8 @@ def unshape(target: Target) -> dict[str, Any]:
 
 # --- the data volume ---------------------------------------------------------------------------
 def _unescape(field: str) -> str:
-    return field.encode().decode("unicode_escape") if "\\" in field else field
+    """A mountinfo path: space, tab, newline and backslash come as octal escapes (\\040 …)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def data_volume(target: Target, proc_root: Path = Path("/proc")) -> tuple[str, Path, dict[str, str] | None]:

@@ -31,6 +31,7 @@ REDIS_COMM = "redis-server"
 # Where container runtimes keep each container's OCI bundle (config.json), under the node's root.
 OCI_BUNDLES = (
     "run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}/config.json",  # containerd (kind)
+    "run/k3s/containerd/io.containerd.runtime.v2.task/k8s.io/{id}/config.json",  # k3s's containerd
     "run/containers/storage/overlay-containers/{id}/userdata/config.json",  # CRI-O
 )
 NAME_KEYS = ("io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name")
