@@ -354,6 +354,34 @@ def test_tables_and_qdiscs_are_replaced_inside_the_namespace_entered(monkeypatch
     assert calls[0][0] == [*enter, "tc", "qdisc", "del", "dev", "eth0", "root"]
 
 
+def test_a_delay_this_kernel_cannot_make_fails_the_verb_with_nothing_applied(own_process, monkeypatch):
+    child, roots = own_process
+    calls = []
+
+    def fake_run(argv, input=None, check=True):
+        calls.append(list(argv))
+        failing = "add" in argv and "netem" in argv
+        return subprocess.CompletedProcess(
+            argv, 2 if failing else 0, "", "Error: Specified qdisc kind is unknown." if failing else ""
+        )
+
+    monkeypatch.setattr(network, "run", fake_run)
+    status, result, _ = run_agent(
+        ["shape", "--pod", "redis-cluster-5", "--namespace", "redis", "--loss", "5", "--delay-ms", "50"], **roots
+    )
+    assert status == 1 and result["not_supported"] is True and "tc netem" in result["error"]
+    assert not [c for c in calls if "nft" in c and "-f" in c]  # no loss table went in either
+    calls.clear()
+    status, result, _ = run_agent(["shape", "--pod", "redis-cluster-5", "--namespace", "redis", "--loss", "5"], **roots)
+    assert status == 0 and result["table"] == "rh_degrade"
+    enter = ["nsenter", "-t", str(child.pid), "-n"]
+    assert calls == [
+        [*enter, "tc", "qdisc", "del", "dev", "eth0", "root"],
+        [*enter, "nft", "delete", "table", "inet", "rh_degrade"],
+        [*enter, "nft", "-f", "-"],
+    ]
+
+
 def test_serve_idles_until_terminated():
     import sys
 

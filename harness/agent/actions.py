@@ -109,9 +109,10 @@ def heal(target: Target) -> dict[str, Any]:
 def shape(target: Target, loss: float, delay_ms: float, jitter_ms: float, rate_kbit: int | None) -> dict[str, Any]:
     qdisc = faults.qdisc_argv(delay_ms, jitter_ms, rate_kbit)
     ruleset = faults.loss_ruleset(loss)
-    enter = _enter(target, "nft", *(["tc"] if qdisc else []))
-    if qdisc:
-        set_qdisc_in(enter, qdisc, PLATFORM)  # NotSupported when the kernel lacks it: nothing applied
+    enter = _enter(target, "nft", "tc")
+    # As the local platform degrades a link: the qdisc first (none: back to the default), so a
+    # kernel without sch_netem fails the verb with NotSupported before any loss is in place.
+    set_qdisc_in(enter, qdisc, PLATFORM)
     apply_table_in(enter, faults.DEGRADE_TABLE, ruleset)
     return {"qdisc": qdisc, "loss_percent": loss, "table": faults.DEGRADE_TABLE if ruleset else None}
 
