@@ -27,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pret
 console = Console(stderr=True)
 out = Console(width=140)
 
-PlatformOpt = Annotated[str, typer.Option("--platform", help="local or kubernetes")]
+PlatformOpt = Annotated[str, typer.Option("--platform", help="local, kind or kubernetes")]
 OverlayOpt = Annotated[str, typer.Option("--overlay", help="an overlay under reference/overlays")]
 ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="local: name of the cluster [default: redis-harness]")]
 NetworkOpt = Annotated[str | None, typer.Option("--network", help="local: pod network, auto, netns (root) or loopback")]
@@ -143,30 +143,53 @@ def run(
     allow_skip: Annotated[
         bool, typer.Option("--allow-skip", help="exploratory runs: a skipped test does not fail its suite (the report says so)")
     ] = False,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image", help="kind, kubernetes: the harness image the runner Job uses (kind without it: built and loaded)"
+        ),
+    ] = None,
+    context: ContextOpt = None,
+    kubeconfig: Annotated[str | None, typer.Option("--kubeconfig", help="kubernetes: the kubeconfig file")] = None,
+    kind_bin: Annotated[str | None, typer.Option("--kind-bin", help="kind: the kind binary to use")] = None,
+    keep_cluster: Annotated[bool, typer.Option("--keep-cluster", help="kind: keep (or reuse) the kind cluster")] = False,
 ) -> None:
     """The gating job: every gating suite against one stood-up reference, one report; exit 1 when a gate fails.
-    The negative controls, which prove the harness rather than the deployment, run with --suite negative_controls."""
-    gate.check_input(platform, overlay, suite, cluster, subnet)  # bad input fails before anything starts
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.completed} tests"),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    with progress:
-        task = progress.add_task("standing the reference up", total=None)
-        result = gate.run_gate(
-            platform,
-            overlay,
-            suite,
-            reports,
-            keep,
-            cluster,
-            subnet,
-            progress=lambda test, done: progress.update(task, description=test, completed=done),
-            allow_skip=allow_skip,
+    The negative controls, which prove the harness rather than the deployment, run with --suite negative_controls.
+    On kind and kubernetes the suites run inside the cluster as a Job; its log is the progress, its report comes back."""
+    options = {"context": context, "kubeconfig": kubeconfig, "kind_bin": kind_bin, "keep_cluster": keep_cluster or None}
+    options = {k: v for k, v in options.items() if v is not None}
+    gate.check_input(platform, overlay, suite, cluster, subnet, options)  # bad input fails before anything starts
+    if gate.runs_as_job(platform, options):
+        result = gate.run_in_cluster(
+            platform, overlay, image, suite, reports, keep, options,
+            say=lambda line: console.print(line, markup=False, highlight=False), allow_skip=allow_skip,
+        )  # fmt: skip
+    else:
+        if image:
+            raise HarnessError(
+                f"--image is for the runner Job on kind and kubernetes; the {platform} platform runs the suites here"
+            )
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed} tests"),
+            TimeElapsedColumn(),
+            console=console,
         )
+        with progress:
+            task = progress.add_task("standing the reference up", total=None)
+            result = gate.run_gate(
+                platform,
+                overlay,
+                suite,
+                reports,
+                keep,
+                cluster,
+                subnet,
+                progress=lambda test, done: progress.update(task, description=test, completed=done),
+                allow_skip=allow_skip,
+            )
     table = Table(title=f"gate: {result.outcome}")
     for col in ("suite", "outcome", "passed", "failed", "error", "skipped", "seconds"):
         table.add_column(col)

@@ -1,0 +1,188 @@
+"""The runner's conversation with its Job, offline: `redis-harness run --platform kind|kubernetes`
+reaches a clear "no cluster" sentence (exit 2, nothing created) where there is none; the Job's log
+is passed on until the gate says it finished; the report directory comes back over a tar stream,
+and nothing in that stream lands outside reports/; inside a pod with no kubeconfig named, the same
+command runs the suites there."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from harness import cli, gate
+from harness.platforms.kubernetes import runner
+
+
+def tar_of(files: dict[str, bytes], extra: list[tarfile.TarInfo] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra or []:
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+REPORT = {"kind": "run", "outcome": "fail", "suites": [], "counts": {}}
+POD_TAR = tar_of(
+    {
+        "./20260101T000000Z-run/report.json": json.dumps(REPORT).encode(),
+        "./20260101T000000Z-run/junit.xml": b"<testsuites/>",
+        "./20260101T000000Z-run/suites/failover/report.json": b"{}",
+        "./exit-code": b"1\n",
+    }
+)
+
+
+# --- no cluster: one sentence, exit 2, nothing created ------------------------------------------
+def test_run_on_kubernetes_without_a_cluster_says_so_and_creates_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    reports = tmp_path / "reports"
+    argv = ["run", "--platform", "kubernetes", "--kubeconfig", str(tmp_path / "no-such-kubeconfig")]
+    code = cli.main([*argv, "--image", "redis-harness:x", "--reports", str(reports)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no Kubernetes cluster is reachable" in err
+    assert len([line for line in err.strip().splitlines() if line.startswith("error:")]) == 1
+    assert not reports.exists()
+
+
+def test_run_on_kubernetes_without_an_image_names_what_to_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    code = cli.main(["run", "--platform", "kubernetes", "--reports", str(tmp_path / "r")])
+    assert code == 2
+    assert "name it with --image" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_image_is_refused_on_the_local_platform(capsys):
+    assert cli.main(["run", "--platform", "local", "--image", "redis-harness:x"]) == 2
+    assert "--image is for the runner Job" in capsys.readouterr().err
+
+
+def test_run_on_kubernetes_from_another_process_says_no_cluster():
+    """The installed command, as CI calls it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--platform", "kubernetes", "--kubeconfig", "/nonexistent", "--image", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": "/tmp"},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "no Kubernetes cluster is reachable" in proc.stderr
+
+
+def test_kubectl_without_a_cluster_is_no_cluster(tmp_path):
+    with pytest.raises(runner.NoCluster, match="no Kubernetes cluster is reachable"):
+        runner.Kubectl(kubeconfig=str(tmp_path / "missing")).reachable()
+
+
+# --- in the Job's pod: the suites run here -------------------------------------------------------
+def test_in_cluster_needs_a_pod_and_no_cluster_named(tmp_path, monkeypatch):
+    token = tmp_path / "token"
+    token.write_text("t")
+    monkeypatch.setattr(runner, "SERVICE_ACCOUNT_TOKEN", token)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    assert runner.in_cluster()
+    assert gate.runs_as_job("kubernetes") is False
+    assert not runner.in_cluster(kubeconfig="/k")
+    assert not runner.in_cluster(context="kind-x")
+    assert gate.runs_as_job("kubernetes", {"kubeconfig": "/k"}) is True
+    monkeypatch.setenv("KUBECONFIG", "/k")
+    assert not runner.in_cluster()
+    monkeypatch.delenv("KUBECONFIG")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    assert not runner.in_cluster()
+    assert gate.runs_as_job("kind") and not gate.runs_as_job("local")
+
+
+# --- the log and the report ------------------------------------------------------------------------
+def test_log_lines_pass_on_until_the_gate_finished():
+    said: list[str] = []
+    lines = ["collecting\n", "scenarios/test_failover.py::test_x PASSED\n", f"{runner.DONE}1\n", "never read\n"]
+    assert runner.stream_until_done(lambda: iter(lines), said.append) == 1
+    assert said == ["collecting", "scenarios/test_failover.py::test_x PASSED"]
+
+
+def test_a_log_that_ends_before_the_gate_finished_has_no_exit_code():
+    assert runner.stream_until_done(lambda: iter(["Traceback\n"]), lambda _l: None) is None
+
+
+def test_reports_come_back_under_reports_and_name_the_run(tmp_path):
+    runs = runner.extract_reports(POD_TAR, tmp_path)
+    assert runs == [(tmp_path / "20260101T000000Z-run").resolve()]
+    assert json.loads((runs[0] / "report.json").read_text())["outcome"] == "fail"
+    assert (runs[0] / "suites" / "failover" / "report.json").exists()
+
+
+def test_nothing_in_the_stream_lands_outside_reports(tmp_path):
+    link = tarfile.TarInfo("./run/evil-link")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    data = tar_of({"./run/report.json": b"{}", "../escaped": b"x", "./.collected": b""}, [link])
+    reports = tmp_path / "reports"
+    with pytest.raises(tarfile.OutsideDestinationError):
+        runner.extract_reports(data, reports)
+    assert not (tmp_path / "escaped").exists()
+    data = tar_of({"./run/report.json": b"{}", "./.collected": b""}, [link])
+    assert runner.extract_reports(data, reports) == [(reports / "run").resolve()]
+    assert not (reports / "run" / "evil-link").exists() and not (reports / ".collected").exists()
+
+
+class FakeKubectl(runner.Kubectl):
+    """kubectl as a recorded script: the Job's pod runs, its log says the gate finished with exit
+    code 1, its /reports is POD_TAR."""
+
+    def __init__(self, log: list[str]):
+        super().__init__()
+        self.calls: list[tuple[str, ...]] = []
+        self.applied: list[str] = []
+        self.deleted: list[str] = []
+        self.log = log
+
+    def argv(self, *args: str) -> list[str]:
+        if "logs" in args:
+            return [sys.executable, "-c", f"import sys; sys.stdout.write({''.join(self.log)!r})"]
+        return ["true"]
+
+    def run(self, *args, stdin=None, timeout=120, binary=False):
+        self.calls.append(args)
+        out: str | bytes = b"" if binary else ""
+        if args[2:4] == ("get", "pods"):
+            out = json.dumps({"items": [{"metadata": {"name": "redis-harness-runner-abc"}, "status": {"phase": "Running"}}]})
+        elif "tar" in args:
+            out = POD_TAR
+        if args[:1] == ("apply",):
+            self.applied += [o["kind"] for o in json.loads(stdin)["items"]]
+        if args[:1] == ("delete",):
+            self.deleted += [o["kind"] for o in json.loads(stdin)["items"]]
+        return subprocess.CompletedProcess(args, 0, out, b"" if binary else "")
+
+
+def test_the_job_conversation_brings_the_report_back_and_cleans_up(tmp_path):
+    kubectl = FakeKubectl(["pytest starts\n", f"{runner.DONE}1\n"])
+    said: list[str] = []
+    code, run_dir = runner.run_job(kubectl, "redis", "img:1", runner.gate_args("kind"), tmp_path, said.append)
+    assert code == 1 and run_dir == (tmp_path / "20260101T000000Z-run").resolve()
+    assert "pytest starts" in said
+    assert "Job" in kubectl.applied and "ClusterRoleBinding" in kubectl.applied
+    assert sorted(kubectl.deleted) == sorted(["Job", *kubectl.applied])  # a stale Job first, then everything
+    touched = [c for c in kubectl.calls if "touch" in c]
+    assert touched and touched[0][-1] == "/reports/.collected"
+
+
+def test_a_job_that_dies_before_the_gate_finished_is_an_error_and_is_cleaned_up(tmp_path):
+    kubectl = FakeKubectl(["ImportError: no module named harness\n"])
+    with pytest.raises(runner.HarnessError, match="ended before the gate finished"):
+        runner.run_job(kubectl, "redis", "img:1", runner.gate_args("kind"), tmp_path, lambda _l: None)
+    assert "Job" in kubectl.deleted and "ClusterRoleBinding" in kubectl.deleted
+    assert not list(Path(tmp_path).iterdir())
