@@ -142,8 +142,10 @@ class FakeKubectl(runner.Kubectl):
     """kubectl as a recorded script: the Job's pod runs, its log says the gate finished with exit
     code 1, its /reports is POD_TAR."""
 
-    def __init__(self, log: list[str]):
+    def __init__(self, log: list[str], phases: tuple[str, ...] = ("Failed",)):
         super().__init__()
+        self.phases = [*phases, "Failed"]
+        self.opened = 0
         self.calls: list[tuple[str, ...]] = []
         self.applied: list[str] = []
         self.deleted: list[str] = []
@@ -151,7 +153,9 @@ class FakeKubectl(runner.Kubectl):
 
     def argv(self, *args: str) -> list[str]:
         if "logs" in args:
-            return [sys.executable, "-c", f"import sys; sys.stdout.write({''.join(self.log)!r})"]
+            self.opened += 1
+            chunk = self.log[self.opened - 1] if self.opened <= len(self.log) else ""
+            return [sys.executable, "-c", f"import sys; sys.stdout.write({chunk!r})"]
         return ["true"]
 
     def run(self, *args, stdin=None, timeout=120, binary=False):
@@ -159,6 +163,8 @@ class FakeKubectl(runner.Kubectl):
         out: str | bytes = b"" if binary else ""
         if args[2:4] == ("get", "pods"):
             out = json.dumps({"items": [{"metadata": {"name": "redis-harness-runner-abc"}, "status": {"phase": "Running"}}]})
+        elif args[2:4] == ("get", "pod"):
+            self.phases, out = self.phases[1:], self.phases[0]
         elif "tar" in args:
             out = POD_TAR
         if args[:1] == ("apply",):
@@ -169,7 +175,7 @@ class FakeKubectl(runner.Kubectl):
 
 
 def test_the_job_conversation_brings_the_report_back_and_cleans_up(tmp_path):
-    kubectl = FakeKubectl(["pytest starts\n", f"{runner.DONE}1\n"])
+    kubectl = FakeKubectl([f"pytest starts\n{runner.DONE}1\n"])
     said: list[str] = []
     code, run_dir = runner.run_job(kubectl, "redis", "img:1", runner.gate_args("kind"), tmp_path, said.append)
     assert code == 1 and run_dir == (tmp_path / "20260101T000000Z-run").resolve()
@@ -178,6 +184,16 @@ def test_the_job_conversation_brings_the_report_back_and_cleans_up(tmp_path):
     assert sorted(kubectl.deleted) == sorted(["Job", *kubectl.applied])  # a stale Job first, then everything
     touched = [c for c in kubectl.calls if "touch" in c]
     assert touched and touched[0][-1] == "/reports/.collected"
+
+
+def test_a_log_stream_that_drops_while_the_pod_runs_is_reopened(tmp_path):
+    kubectl = FakeKubectl(
+        ["pytest starts\n", "scenarios/test_x.py::test_y PASSED\n", f"{runner.DONE}0\n"], ("Running", "Running")
+    )
+    said: list[str] = []
+    code, _run = runner.run_job(kubectl, "redis", "img:1", runner.gate_args("kind"), tmp_path, said.append)
+    assert code == 0 and kubectl.opened == 3
+    assert said[-2:] == ["pytest starts", "scenarios/test_x.py::test_y PASSED"]
 
 
 def test_a_job_that_dies_before_the_gate_finished_is_an_error_and_is_cleaned_up(tmp_path):

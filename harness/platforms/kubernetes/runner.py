@@ -37,6 +37,7 @@ MANIFEST_NAMESPACE = "redis"  # the namespace the runner's manifests are written
 AGENT_NAMESPACE = "redis-harness-agent"
 REPORTS = "/reports"  # in the Job's pod
 DONE = "redis-harness-runner: gate finished, exit code "
+LOG_REOPENS = 20
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
 Say = Callable[[str], None]
@@ -143,6 +144,11 @@ class Kubectl:
         self.run("delete", "-f", "-", "--ignore-not-found", "--wait=false", stdin=body)
 
 
+def _phase(kubectl: Kubectl, namespace: str, pod: str) -> str:
+    out = kubectl.run("-n", namespace, "get", "pod", pod, "-o", "jsonpath={.status.phase}").stdout
+    return (out or "").strip() or "Unknown"
+
+
 def _pod_of_job(kubectl: Kubectl, namespace: str, timeout: float, say: Say) -> str:
     """The Job's pod once it runs (or has already finished); a pod stuck Pending is reported with its events."""
     deadline, seen = time.monotonic() + timeout, ""
@@ -204,17 +210,24 @@ def run_job(
     kubectl.apply(objects)
     try:
         pod = _pod_of_job(kubectl, namespace, start_timeout, say)
-        logs = subprocess.Popen(
-            kubectl.argv("-n", namespace, "logs", "-f", pod, "-c", CONTAINER),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            code = stream_until_done(lambda: iter(logs.stdout.readline, ""), say)  # type: ignore[union-attr]
-        finally:
-            logs.terminate()
-            logs.wait(timeout=10)
+        code = None
+        for attempt in range(LOG_REOPENS + 1):
+            # `kubectl logs -f` can end while the pod runs on (an API server's stream timeout, a
+            # dropped connection): it is reopened from a few seconds back while the pod still runs.
+            since = [] if attempt == 0 else ["--since=10s"]
+            logs = subprocess.Popen(
+                kubectl.argv("-n", namespace, "logs", "-f", pod, "-c", CONTAINER, *since),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            try:
+                code = stream_until_done(lambda out=logs.stdout: iter(out.readline, ""), say)  # type: ignore[union-attr]
+            finally:
+                logs.terminate()
+                logs.wait(timeout=10)
+            if code is not None or _phase(kubectl, namespace, pod) != "Running":
+                break
         if code is None:
             tail = kubectl.run("-n", namespace, "logs", pod, "-c", CONTAINER, "--tail=40").stdout or ""
             raise HarnessError(f"the runner pod {pod} ended before the gate finished; its last lines:\n{tail}")
