@@ -7,7 +7,7 @@ import pytest
 
 from harness.errors import HarnessError, NotSupported
 from harness.platforms import registry
-from harness.platforms.base import CAPABILITIES, FailingNodes, HoldingDown, Killing, capabilities, require
+from harness.platforms.base import CAPABILITIES, FailingNodes, LosingPower, capabilities, require
 from harness.platforms.kubernetes import KubernetesPlatform
 from harness.platforms.local.platform import LocalPlatform
 
@@ -23,7 +23,7 @@ def test_the_factory_builds_each_platform_from_its_options(tmp_path):
     [
         ("local", {"context": "kind"}, "the local platform takes no option 'context'"),
         ("kubernetes", {"cluster": "x"}, "the kubernetes platform takes no option 'cluster'"),
-        ("nomad", {}, "unknown platform 'nomad': choose one of local, kubernetes"),
+        ("nomad", {}, "unknown platform 'nomad': choose one of local, kubernetes, kind"),
         ("local", {"cluster": "Bad_Name"}, "invalid cluster name 'Bad_Name'"),
     ],
 )
@@ -45,13 +45,15 @@ def test_again_rebuilds_a_platform_from_its_own_options(tmp_path):
     assert local.sibling("policy").subnet == "198.18.100.0/24"
 
 
-def test_the_local_platform_declares_every_capability_and_kubernetes_none_yet(tmp_path):
+def test_the_local_platform_declares_every_capability_and_kubernetes_only_what_it_implements(tmp_path):
     local = registry.create("local", cluster="rh-contract", state_dir=str(tmp_path))
     assert capabilities(local) == [cap.__name__ for cap in CAPABILITIES]
-    assert capabilities(registry.create("kubernetes")) == []
+    declared = capabilities(registry.create("kubernetes"))
+    assert "Killing" in declared and "HoldingDown" in declared
+    assert "FailingNodes" not in declared and "LosingPower" not in declared
 
 
-@pytest.mark.parametrize("capability", [Killing, HoldingDown, FailingNodes])
+@pytest.mark.parametrize("capability", [FailingNodes, LosingPower])
 def test_a_missing_capability_names_the_fault_and_the_platform(capability):
     with pytest.raises(NotSupported, match=rf"^{CAPABILITIES[capability]} is not supported on the kubernetes platform$"):
         require(registry.create("kubernetes"), capability)

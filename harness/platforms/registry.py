@@ -28,10 +28,16 @@ PLATFORMS: dict[str, Entry] = {
         "redis-server processes on this machine, one network namespace per pod",
     ),
     "kubernetes": Entry(
-        "harness.platforms.kubernetes",
+        "harness.platforms.kubernetes.platform",
         "KubernetesPlatform",
         ("overlay", "context", "kubeconfig"),
-        "any cluster in a kubeconfig",
+        "any cluster in a kubeconfig (--kubeconfig, --context)",
+    ),
+    "kind": Entry(
+        "harness.platforms.kubernetes.platform",
+        "KindPlatform",
+        ("overlay", "kind_bin", "keep_cluster"),
+        "a kind cluster made from reference/kind/cluster.yaml (--kind-bin, --keep-cluster)",
     ),
 }
 

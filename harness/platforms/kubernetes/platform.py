@@ -1,0 +1,593 @@
+"""The kubernetes platform: the reference on any cluster in a kubeconfig, and on kind.
+
+Core and capabilities go through the API (`api.Api`): pods, the Secret's passwords, logs,
+exec, deleting pods, scaling the StatefulSet, cordon and the Eviction API, short-lived
+`role: client`-style probe pods. What the API cannot do — signals to Redis, partitions, tc,
+filling a volume — goes through the node agent on the pod's node (`nodeagent`). Every
+operation first finds a cluster, and says in one sentence when there is none.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from harness import reference
+from harness.errors import HarnessError, NotSupported
+from harness.platforms.base import (
+    Bootstrapping,
+    Credentials,
+    DrainingNodes,
+    FillingVolumes,
+    HoldingDown,
+    Killing,
+    Node,
+    Partitioning,
+    Pausing,
+    Platform,
+    Pod,
+    ProbingPolicy,
+    RestartingAll,
+    Scaling,
+    ShapingNetwork,
+    TlsFiles,
+)
+from harness.platforms.kubernetes import lifecycle, nodeagent
+from harness.platforms.kubernetes.api import Api, ApiError, path, path_of
+
+CLIENT_TLS_SECRET = "redis-client-tls"
+HOLD_IMAGE = "registry.k8s.io/pause:3.10"  # has no shell: the Redis container's command cannot start in it
+ERROR_REPLY = re.compile(
+    r"^(ERR|WRONGTYPE|NOPERM|NOAUTH|WRONGPASS|MOVED|ASK|CLUSTERDOWN|LOADING|BUSY|READONLY|MASTERDOWN|MISCONF"
+    r"|NOREPLICAS|OOM|TRYAGAIN|CROSSSLOT|EXECABORT|NOSCRIPT|UNBLOCKED)\b"
+)
+# redis-cli in the pod, as `user`, its password read from the pod's own Secret mount (never an argument).
+REDIS_CLI = 'u="$1"; shift; REDISCLI_AUTH="$(tr -d "\\r\\n" < "/etc/redis-auth/$u-password")" exec redis-cli --no-auth-warning --user "$u" "$@"'
+TLS_ARGS = ["--tls", "--cacert", "/etc/redis-tls/ca.crt", "--cert", "/etc/redis-tls/tls.crt", "--key", "/etc/redis-tls/tls.key"]
+# One probe pod tries each "key addr port" line: open, refused (admitted, nothing listens) or filtered.
+PROBE_SCRIPT = r"""
+while read -r key addr port; do
+  [ -n "$key" ] || continue
+  out=$(timeout 3 bash -c "exec 3<>/dev/tcp/$addr/$port" 2>&1); rc=$?
+  if [ $rc -eq 0 ]; then r=open; elif echo "$out" | grep -qi refused; then r=refused; else r=filtered; fi
+  echo "RESULT $key $port $r"
+done <<'TARGETS'
+%s
+TARGETS
+"""
+
+
+def _say(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(message, markup=False, highlight=False)
+
+
+class KubernetesPlatform(
+    Platform,
+    Killing,
+    HoldingDown,
+    Pausing,
+    RestartingAll,
+    Scaling,
+    Partitioning,
+    ShapingNetwork,
+    FillingVolumes,
+    DrainingNodes,
+    ProbingPolicy,
+    Bootstrapping,
+):
+    name = "kubernetes"
+    wait_timeout = 600.0
+
+    def __init__(self, overlay: str = "kind", context: str | None = None, kubeconfig: str | None = None):
+        self.overlay = overlay
+        self.context = context
+        self.kubeconfig = kubeconfig
+        self._api: Api | None = None
+        self._manifests: reference.Manifests | None = None
+        self._tls_dir: Path | None = None
+        self.say = _say
+
+    def options(self) -> dict[str, Any]:
+        return {"overlay": self.overlay, "context": self.context, "kubeconfig": self.kubeconfig}
+
+    # --- the cluster ----------------------------------------------------------------------------
+    @property
+    def api(self) -> Api:
+        if self._api is None:
+            self._api = self._connect()
+        return self._api
+
+    def _connect(self) -> Api:
+        return Api.connect(self.kubeconfig, self.context)
+
+    def preflight(self) -> None:
+        """The overlay exists and a cluster answers; otherwise one sentence (NoCluster)."""
+        reference.overlay_path(self.overlay)
+        self.api.get("/version")
+
+    @property
+    def manifests(self) -> reference.Manifests:
+        if self._manifests is None:
+            self._manifests = reference.render(self.overlay)
+        return self._manifests
+
+    @property
+    def namespace(self) -> str:
+        return self.manifests.namespace()
+
+    def _sts(self) -> dict[str, Any]:
+        return self.manifests.redis_statefulset()
+
+    def _selector(self) -> dict[str, str]:
+        return dict(self._sts()["spec"]["selector"]["matchLabels"])
+
+    def _pod_path(self, pod: str | None = None, namespace: str | None = None) -> str:
+        return path("v1", "Pod", namespace or self.namespace, pod)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    def up(self) -> None:
+        self.preflight()
+        lifecycle.up(self.api, self.manifests, self.say, self.wait_timeout)
+
+    def down(self, keep_volumes: bool = False) -> None:
+        self.preflight()
+        lifecycle.down(self.api, self.manifests, self.say, keep_volumes)
+        self._forget_tls()
+
+    # --- what is there -----------------------------------------------------------------------------------
+    def _raw_pods(self) -> list[dict[str, Any]]:
+        prefix = self._sts()["metadata"]["name"] + "-"
+        pods = [p for p in self.api.list(self._pod_path(), labels=self._selector()) if p["metadata"]["name"].startswith(prefix)]
+        return sorted(pods, key=lambda p: int(p["metadata"]["name"].rsplit("-", 1)[-1]))
+
+    def _port(self) -> int:
+        ports = self.manifests.redis_container().get("ports", [])
+        return int(next((p["containerPort"] for p in ports if p.get("name") == "redis"), 6379))
+
+    def _as_pod(self, raw: dict[str, Any]) -> Pod:
+        return Pod(
+            name=raw["metadata"]["name"],
+            address=raw.get("status", {}).get("podIP") or "",
+            labels=dict(raw["metadata"].get("labels") or {}),
+            node=raw.get("spec", {}).get("nodeName") or "",
+            running=lifecycle.container_running(raw) and not raw["metadata"].get("deletionTimestamp"),
+            port=self._port(),
+        )
+
+    def pods(self) -> list[Pod]:
+        return [self._as_pod(p) for p in self._raw_pods()]
+
+    def _raw_pod(self, pod: str) -> dict[str, Any]:
+        raw = self.api.find(self._pod_path(pod))
+        if raw is None:
+            raise HarnessError(f"no pod named {pod} in namespace {self.namespace}")
+        return raw
+
+    def _secret(self, name: str) -> dict[str, str]:
+        secret = self.api.find(path("v1", "Secret", self.namespace, name))
+        if secret is None:
+            raise HarnessError(f"Secret {name} is not in namespace {self.namespace}: is the reference up (`redis-harness up`)?")
+        return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+    def credentials(self) -> Credentials:
+        passwords = {
+            k.removesuffix("-password"): v.strip()
+            for k, v in self._secret(lifecycle.AUTH_SECRET).items()
+            if k.endswith("-password")
+        }
+        return Credentials(tls=self._client_tls(), passwords=passwords)
+
+    def _client_tls(self) -> TlsFiles | None:
+        if self.manifests.certificate_for_secret(CLIENT_TLS_SECRET) is None:
+            return None
+        if self._tls_dir is None:
+            files = self._secret(CLIENT_TLS_SECRET)
+            directory = Path(tempfile.mkdtemp(prefix="redis-harness-client-tls-"))  # mode 0700
+            for key in ("ca.crt", "tls.crt", "tls.key"):
+                target = directory / key
+                target.touch(mode=0o600)
+                target.write_text(files.get(key, ""))
+            self._tls_dir = directory
+            atexit.register(self._forget_tls)
+        d = self._tls_dir
+        return TlsFiles(ca=d / "ca.crt", cert=d / "tls.crt", key=d / "tls.key")
+
+    def _forget_tls(self) -> None:
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
+            self._tls_dir = None
+
+    def versions(self) -> dict[str, str]:
+        image = self.manifests.redis_container()["image"]
+        server = "unknown"
+        for pod in self.pods():
+            if pod.running:
+                try:
+                    match = re.search(r"^redis_version:(\S+)", self.exec_redis_cli(pod.name, "INFO", "server"), re.M)
+                except HarnessError:
+                    continue
+                if match:
+                    server = match.group(1)
+                    break
+        return {"redis_server": server, "image": image}
+
+    def logs(self, pod: str) -> str:
+        return self.api.log(self.namespace, pod, "redis")
+
+    def exec_redis_cli(self, pod: str, *args: str, user: str = "admin", bare: bool = False, timeout: float = 30) -> str:
+        target = [] if bare else ["-h", self._as_pod(self._raw_pod(pod)).address, "-p", str(self._port())]
+        tls = TLS_ARGS if self.manifests.certificate_for_secret("redis-tls") else []
+        argv = ["sh", "-c", REDIS_CLI, "redis-cli", user, *tls, *target, *args]
+        code, out, err = self.api.exec(self.namespace, pod, argv, container="redis", timeout=timeout)
+        if code != 0 or (not bare and ERROR_REPLY.match(out)):
+            lines = (err.strip() + "\n" + out.strip()).strip().splitlines()
+            detail = [line for line in lines if "ERR" in line][:3] or lines[-3:]
+            raise HarnessError(f"redis-cli {' '.join(args[:2])} on {pod} failed: {' '.join(detail)}")
+        return out
+
+    # --- pods come and go ------------------------------------------------------------------------------------
+    def _wait_replaced(self, pods: dict[str, str], timeout: float, ready: bool = True) -> None:
+        """Until each pod (name → old uid) is a new pod that is Ready (or, without `ready`, running)."""
+
+        def check() -> tuple[bool, str]:
+            current = {p["metadata"]["name"]: p for p in self.api.list(self._pod_path(), labels=self._selector())}
+            back = [
+                n for n, uid in pods.items()
+                if n in current and current[n]["metadata"].get("uid") != uid and not current[n]["metadata"].get("deletionTimestamp")
+                and (lifecycle.pod_ready(current[n]) if ready else lifecycle.container_running(current[n]))
+            ]  # fmt: skip
+            return len(back) == len(pods), f"{len(back)}/{len(pods)} back"
+
+        lifecycle.wait_for(
+            f"{', '.join(pods)} to come back",
+            check,
+            timeout,
+            lambda _m: None,
+            lambda: lifecycle.diagnosis(self.api, self.namespace),
+        )
+
+    def restart(self, pod: str, graceful: bool = True) -> None:
+        uid = self._raw_pod(pod)["metadata"].get("uid", "")
+        self.api.delete(self._pod_path(pod), grace=None if graceful else 0)
+        self._wait_replaced({pod: uid}, self.wait_timeout)
+
+    def restart_all(self, graceful: bool = True) -> None:
+        uids = {p["metadata"]["name"]: p["metadata"].get("uid", "") for p in self._raw_pods()}
+        for name in uids:
+            self.api.delete(self._pod_path(name), grace=None if graceful else 0)
+        self._wait_replaced(uids, self.wait_timeout)
+
+    def _agent(self, verb: str, pod: str, *args: str) -> str:
+        raw = self._raw_pod(pod)
+        node = raw.get("spec", {}).get("nodeName")
+        if not node:
+            raise HarnessError(f"pod {pod} is not scheduled onto a node")
+        return nodeagent.call(self.api, node, verb, pod, self.namespace, *args)
+
+    def kill(self, pod: str) -> None:
+        self._agent("kill", pod)
+
+    def hold_down(self, pod: str) -> None:
+        """SIGKILL from the node, then the container's image is swapped for one its command cannot
+        start in, so kubelet's restarts fail until `release` puts the image back."""
+        self._agent("kill", pod)
+        self._set_image(pod, HOLD_IMAGE)
+
+    def release(self, pod: str) -> None:
+        self._set_image(pod, self.manifests.redis_container()["image"])
+        self._wait_ready(pod)
+
+    def _set_image(self, pod: str, image: str) -> None:
+        # A strategic merge patch: containers merge by name, the others keep their images.
+        body = {"spec": {"containers": [{"name": "redis", "image": image}]}}
+        self.api.request("PATCH", self._pod_path(pod), body=body, content_type="application/strategic-merge-patch+json")
+
+    def _wait_ready(self, pod: str) -> None:
+        def check() -> tuple[bool, str]:
+            raw = self._raw_pod(pod)
+            return lifecycle.pod_ready(raw), lifecycle.pod_state(raw)
+
+        lifecycle.wait_for(
+            f"pod {pod} to be ready",
+            check,
+            self.wait_timeout,
+            lambda _m: None,
+            lambda: lifecycle.diagnosis(self.api, self.namespace),
+        )
+
+    def pause(self, pod: str, seconds: float | None = None) -> None:
+        self._agent("stop", pod)
+        if seconds is not None:
+            import threading
+
+            timer = threading.Timer(seconds, self.resume, args=(pod,))
+            timer.daemon = True
+            timer.start()
+
+    def resume(self, pod: str) -> None:
+        self._agent("cont", pod)
+
+    def scale(self, replicas: int) -> list[str]:
+        if replicas < 1:
+            raise HarnessError("a StatefulSet of Redis pods needs at least one replica")
+        name = self._sts()["metadata"]["name"]
+        sts_path = path("apps/v1", "StatefulSet", self.namespace, name)
+        before = int((self.api.get(sts_path).get("spec") or {}).get("replicas") or 0)
+        self.api.patch(sts_path, {"spec": {"replicas": replicas}})
+        if replicas >= before:
+            added = [f"{name}-{i}" for i in range(before, replicas)]
+
+            def check() -> tuple[bool, str]:
+                running = [p.name for p in self.pods() if p.name in added and p.running]
+                return len(running) == len(added), f"{len(running)}/{len(added)} new pods running"
+
+            lifecycle.wait_for(f"StatefulSet {name} to scale to {replicas}", check, self.wait_timeout, lambda _m: None)
+            return added
+        removed = [f"{name}-{i}" for i in range(replicas, before)]
+        for pod in removed:
+            self.api.wait_gone(self._pod_path(pod), self.wait_timeout, f"pod {pod}")
+        return removed
+
+    # --- network and volume faults, through the node agent -------------------------------------------------------
+    def partition(self, groups: list[list[str]]) -> None:
+        pods = {p.name: p for p in self.pods()}
+        unknown = sorted({n for g in groups for n in g} - set(pods))
+        if unknown:
+            raise HarnessError(f"cannot partition: no pod named {unknown[0]}")
+        named = {n for g in groups for n in g}
+        sides = [list(g) for g in groups] + ([[n for n in pods if n not in named]] if set(pods) - named else [])
+        for side in sides:
+            others = [pods[n].address for other in sides if other is not side for n in other if pods[n].address]
+            for pod in side:
+                self._agent("partition", pod, "--peers", ",".join(others))
+
+    def heal(self) -> None:
+        for pod in self.pods():
+            if pod.node:
+                self._agent("heal", pod.name)
+
+    def degrade_network(
+        self, pod: str, delay_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0, rate_kbit: int | None = None
+    ) -> None:
+        if jitter_ms or rate_kbit:
+            raise NotSupported("a degraded network with jitter or a rate limit", self.name)
+        self._agent("shape", pod, "--loss", f"{loss_percent:g}", "--delay-ms", f"{delay_ms:g}")
+
+    def restore_network(self, pod: str) -> None:
+        self._agent("unshape", pod)
+
+    def fill_volume(self, pod: str) -> None:
+        self._agent("fill", pod)
+
+    def free_volume(self, pod: str) -> None:
+        self._agent("free", pod)
+
+    # --- nodes -------------------------------------------------------------------------------------------------
+    def nodes(self) -> list[Node]:
+        result = []
+        for raw in self.api.list(path("v1", "Node")):
+            labels = raw["metadata"].get("labels") or {}
+            if "node-role.kubernetes.io/control-plane" in labels:
+                continue
+            conditions = raw.get("status", {}).get("conditions") or []
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+            result.append(Node(raw["metadata"]["name"], schedulable=not raw.get("spec", {}).get("unschedulable"), ready=ready))
+        return sorted(result, key=lambda n: n.name)
+
+    def cordon(self, node: str) -> None:
+        self.api.patch(path("v1", "Node", name=node), {"spec": {"unschedulable": True}})
+
+    def uncordon(self, node: str) -> None:
+        self.api.patch(path("v1", "Node", name=node), {"spec": {"unschedulable": None}})
+
+    def evict(self, pod: str, timeout: float = 120.0) -> str:
+        uid = self._raw_pod(pod)["metadata"].get("uid", "")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.api.evict(self.namespace, pod)
+                break
+            except ApiError as exc:
+                if exc.status != 429:  # 429: the PodDisruptionBudget does not allow it yet
+                    raise
+                if time.monotonic() > deadline:
+                    raise HarnessError(
+                        f"the PodDisruptionBudget did not allow evicting {pod} within {timeout:.0f}s: {exc}"
+                    ) from None
+                time.sleep(lifecycle.POLL_SECONDS)
+
+        def check() -> tuple[bool, str]:
+            raw = self.api.find(self._pod_path(pod))
+            if raw is None or raw["metadata"].get("uid") == uid:
+                return False, "not replaced yet"
+            return lifecycle.pod_ready(raw), f"pod {pod} is {lifecycle.pod_state(raw)}"
+
+        lifecycle.wait_for(f"{pod} to be rescheduled", check, max(1.0, deadline - time.monotonic()), lambda _m: None)
+        return self._raw_pod(pod)["spec"]["nodeName"]
+
+    # --- probes ----------------------------------------------------------------------------------------------
+    def _probe(
+        self, namespace: str, labels: dict[str, str], targets: list[tuple[str, str, int]], timeout: float = 120
+    ) -> dict[str, dict[int, str]]:
+        """One short-lived pod with `labels` in `namespace` tries every (key, address, port)."""
+        name = f"redis-harness-probe-{uuid.uuid4().hex[:8]}"
+        script = PROBE_SCRIPT % "\n".join(f"{k} {a} {p}" for k, a, p in targets)
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": {**labels, "redis-harness/probe": "true"}},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "terminationGracePeriodSeconds": 0,
+                "containers": [
+                    {"name": "probe", "image": self.manifests.redis_container()["image"], "command": ["bash", "-c", script]}
+                ],
+            },
+        }
+        self.api.create(path("v1", "Pod", namespace), pod)
+        try:
+
+            def check() -> tuple[bool, str]:
+                phase = (self.api.get(path("v1", "Pod", namespace, name)).get("status") or {}).get("phase", "Pending")
+                return phase in ("Succeeded", "Failed"), phase
+
+            lifecycle.wait_for(
+                f"probe pod {name}", check, timeout, lambda _m: None, lambda: lifecycle.diagnosis(self.api, namespace)
+            )
+            text = self.api.log(namespace, name)
+        finally:
+            self.api.delete(path("v1", "Pod", namespace, name), grace=0)
+        result: dict[str, dict[int, str]] = {k: {} for k, _, _ in targets}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 4 and parts[0] == "RESULT":
+                result[parts[1]][int(parts[2])] = parts[3]
+        return result
+
+    def _scratch_namespace(self, namespace: str) -> bool:
+        """Create `namespace` unless it exists; returns whether it was created (and must go)."""
+        if self.api.find(path("v1", "Namespace", name=namespace)) is not None:
+            return False
+        self.api.create(path("v1", "Namespace"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        return True
+
+    def reach_all(
+        self, from_labels: dict[str, str], ports: list[int], namespace: str | None = None, pods: list[str] | None = None
+    ) -> dict[str, dict[int, str]]:
+        namespace = namespace or self.namespace
+        targets = [
+            (p.name, p.address, port) for p in self.pods() if (pods is None or p.name in pods) and p.address for port in ports
+        ]
+        made = self._scratch_namespace(namespace)
+        try:
+            return self._probe(namespace, from_labels, targets)
+        finally:
+            if made:
+                self.api.delete(path("v1", "Namespace", name=namespace))
+
+    def policy_canary(self) -> dict[str, str]:
+        """A listener in a scratch namespace, probed before and after a deny-all policy selects it."""
+        namespace = f"redis-harness-canary-{uuid.uuid4().hex[:6]}"
+        labels = {"redis-harness/canary": "listener"}
+        listener = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "listener", "namespace": namespace, "labels": labels},
+            "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "automountServiceAccountToken": False,
+                "containers": [{"name": "listener", "image": self.manifests.redis_container()["image"],
+                                "command": ["redis-server", "--port", "7777", "--protected-mode", "no", "--save", ""]}],
+            },
+        }  # fmt: skip
+        deny = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny-all", "namespace": namespace},
+            "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress"]},
+        }
+        self._scratch_namespace(namespace)
+        try:
+            self.api.create(path("v1", "Pod", namespace), listener)
+
+            def check() -> tuple[bool, str]:
+                raw = self.api.get(path("v1", "Pod", namespace, "listener"))
+                return bool(raw.get("status", {}).get("podIP")) and lifecycle.container_running(
+                    raw, "listener"
+                ), lifecycle.pod_state(raw)
+
+            lifecycle.wait_for(
+                "the canary listener", check, 120, lambda _m: None, lambda: lifecycle.diagnosis(self.api, namespace)
+            )
+            address = self.api.get(path("v1", "Pod", namespace, "listener"))["status"]["podIP"]
+            before = self._probe(namespace, {"redis-harness/canary": "client"}, [("listener", address, 7777)])["listener"].get(
+                7777, "filtered"
+            )
+            self.api.create(path_of(deny, named=False), deny)
+            after = before
+            for _ in range(5):  # enforcement follows the policy within seconds
+                after = self._probe(namespace, {"redis-harness/canary": "client"}, [("listener", address, 7777)])["listener"].get(
+                    7777, "filtered"
+                )
+                if after != "open":
+                    break
+                time.sleep(lifecycle.POLL_SECONDS)
+            return {"without_policy": before, "with_deny_all": after}
+        finally:
+            self.api.delete(path("v1", "Namespace", name=namespace))
+
+    # --- the bootstrap Job ------------------------------------------------------------------------------------
+    def run_bootstrap(self) -> str:
+        job = next((j for j in self.manifests.of_kind("Job") if j["metadata"]["name"].endswith("bootstrap")), None)
+        if job is None:
+            raise HarnessError("the reference has no bootstrap Job")
+        name = job["metadata"]["name"]
+        job_path = path("batch/v1", "Job", self.namespace, name)
+        self.api.delete(job_path)
+        self.api.wait_gone(job_path, 120, f"Job {name}")
+        self.api.apply(job, namespace=self.namespace)
+        diagnose = lambda: lifecycle.diagnosis(self.api, self.namespace)  # noqa: E731
+        lifecycle.wait_for(
+            f"the bootstrap Job {name}",
+            lifecycle.job_check(self.api, self.namespace, name, diagnose),
+            self.wait_timeout,
+            lambda _m: None,
+            diagnose,
+        )
+        pods = self.api.list(self._pod_path(), labels={"batch.kubernetes.io/job-name": name})
+        return "".join(self.api.log(self.namespace, p["metadata"]["name"], "bootstrap") for p in pods)
+
+
+class KindPlatform(KubernetesPlatform):
+    """kubernetes on a kind cluster the harness makes from reference/kind/cluster.yaml (or reuses)."""
+
+    name = "kind"
+
+    def __init__(self, overlay: str = "kind", kind_bin: str | None = None, keep_cluster: bool = False):
+        from harness.platforms.kubernetes.kind import KindCluster
+
+        super().__init__(overlay=overlay)
+        self.kind_bin = kind_bin
+        self.keep_cluster = bool(keep_cluster)
+        self.cluster = KindCluster(kind_bin)
+        self.kubeconfig = str(self.cluster.kubeconfig)
+        self.context = self.cluster.context
+
+    def options(self) -> dict[str, Any]:
+        return {"overlay": self.overlay, "kind_bin": self.kind_bin, "keep_cluster": self.keep_cluster or None}
+
+    def _connect(self) -> Api:
+        from harness.platforms.kubernetes.kind import preflight
+
+        if not self.cluster.kubeconfig.exists():
+            preflight(self.kind_bin)  # says what is missing before saying there is no cluster
+        return super()._connect()
+
+    def up(self) -> None:
+        reference.overlay_path(self.overlay)
+        created = self.cluster.ensure()
+        self.say(f"kind cluster '{self.cluster.name}' {'created' if created else 'reused'}")
+        try:
+            super().up()
+        except BaseException:
+            if created and not self.keep_cluster:
+                self.cluster.delete()
+            raise
+
+    def down(self, keep_volumes: bool = False) -> None:
+        if self.cluster.ours() and not self.keep_cluster and not keep_volumes:
+            self.say(f"deleting kind cluster '{self.cluster.name}'")
+            self.cluster.delete()
+            self._forget_tls()
+            return
+        super().down(keep_volumes)

@@ -1,0 +1,497 @@
+"""Emulator tests: the kubernetes platform's API conversation against an in-memory Kubernetes API
+(kmock's emulator). A fake controller plays kubelet, the StatefulSet and Job controllers: it makes
+the pods the StatefulSet asks for (a new uid and address each time), completes Jobs and counts
+ready replicas. What is held here is what the platform asks the API and what it makes of the answers."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import threading
+import uuid
+
+import kmock
+import pytest
+
+from harness.errors import HarnessError
+from harness.platforms.kubernetes import certmanager, lifecycle, nodeagent
+from harness.platforms.kubernetes.api import Api, ApiError, path, path_of
+from harness.platforms.kubernetes.platform import HOLD_IMAGE, KubernetesPlatform
+from tests.kube_emulator import Emulator, wait_until
+
+NS = "redis"
+WORKERS = ["redis-harness-worker", "redis-harness-worker2", "redis-harness-worker3"]
+CERT_MANAGER = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: cert-manager}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: certificates.cert-manager.io}
+spec: {group: cert-manager.io}
+"""
+
+
+class FakeCluster:
+    """Plays the controllers and kubelet against the emulator, from a thread of its own."""
+
+    def __init__(self, url: str, job: str = "succeeds"):
+        self.api = Api.at(url)
+        self.job = job  # succeeds, fails or hangs
+        self.addresses = (f"10.244.{i // 200}.{i % 200 + 2}" for i in itertools.count())
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.step()
+            except HarnessError:
+                pass
+            self.stop.wait(0.05)
+
+    def pod(self, name: str, labels: dict, node: str, ready: bool = True) -> dict:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": NS, "labels": labels, "uid": str(uuid.uuid4())},
+            "spec": {"nodeName": node, "containers": [{"name": "redis", "image": "redis"}]},
+            "status": {
+                "phase": "Running",
+                "podIP": next(self.addresses),
+                "containerStatuses": [{"name": "redis", "state": {"running": {}}}],
+                "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            },
+        }
+
+    def step(self) -> None:
+        nodes = {n["metadata"]["name"]: n for n in self.api.list(path("v1", "Node"))}
+        schedulable = [w for w in WORKERS if not nodes.get(w, {}).get("spec", {}).get("unschedulable")]
+        for sts in self.api.list(path("apps/v1", "StatefulSet", NS)):
+            name, want = sts["metadata"]["name"], int(sts["spec"]["replicas"])
+            labels = sts["spec"]["template"]["metadata"]["labels"]
+            have = {
+                p["metadata"]["name"]: p
+                for p in self.api.list(path("v1", "Pod", NS))
+                if p["metadata"]["name"].startswith(name + "-")
+            }
+            for i in range(want):
+                if f"{name}-{i}" not in have:
+                    node = schedulable[i % len(schedulable)]
+                    self.api.create(path("v1", "Pod", NS), self.pod(f"{name}-{i}", labels, node))
+            for pod in have:
+                if int(pod.rsplit("-", 1)[1]) >= want:
+                    self.api.delete(path("v1", "Pod", NS, pod))
+            ready = sum(
+                1
+                for p in self.api.list(path("v1", "Pod", NS))
+                if p["metadata"]["name"].startswith(name + "-") and lifecycle.pod_ready(p)
+            )
+            self.api.patch(path("apps/v1", "StatefulSet", NS, name), {"status": {"readyReplicas": ready}})
+        for job in self.api.list(path("batch/v1", "Job", NS)):
+            if self.job == "hangs":
+                self.api.patch(path("batch/v1", "Job", NS, job["metadata"]["name"]), {"status": {"active": 1}})
+            elif self.job == "fails":
+                failed = {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit",
+                }
+                self.api.patch(
+                    path("batch/v1", "Job", NS, job["metadata"]["name"]), {"status": {"failed": 7, "conditions": [failed]}}
+                )
+            elif not job.get("status", {}).get("succeeded"):
+                self.api.patch(path("batch/v1", "Job", NS, job["metadata"]["name"]), {"status": {"succeeded": 1}})
+        for pod in self.api.list(path("v1", "Pod")):
+            meta = pod["metadata"]
+            if meta["name"].startswith("redis-harness-probe-") and pod.get("status", {}).get("phase") != "Succeeded":
+                self.api.patch(path("v1", "Pod", meta["namespace"], meta["name"]), {"status": {"phase": "Succeeded"}})
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def emulator():
+    e = Emulator()
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def platform(emulator, monkeypatch):
+    monkeypatch.setattr(lifecycle, "POLL_SECONDS", 0.1)
+    p = KubernetesPlatform(overlay="kind")
+    p._api = Api.at(emulator.url)
+    p.said = []
+    p.say = p.said.append
+    p.wait_timeout = 20
+    return p
+
+
+@pytest.fixture
+def cluster(emulator, platform, request):
+    control_plane = {"name": "redis-harness-control-plane", "labels": {"node-role.kubernetes.io/control-plane": ""}}
+    platform.api.create(path("v1", "Node"), {"apiVersion": "v1", "kind": "Node", "metadata": control_plane, "spec": {}})
+    for node in WORKERS:
+        platform.api.create(path("v1", "Node"), {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}, "spec": {}})
+    platform.api.create(path("v1", "Namespace"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    fake = FakeCluster(emulator.url, job=getattr(request, "param", "succeeds"))
+    yield fake
+    fake.close()
+
+
+def up_with_controller(platform, emulator, cluster, refusals: int = 0):
+    calls = itertools.count()
+
+    def webhook(request):
+        if request.params.get("dryRun") == "All" and next(calls) < refusals:
+            raise kmock.KubernetesError(
+                status=500, reason="InternalError", message='failed calling webhook "webhook.cert-manager.io"'
+            )
+        return request.data
+
+    emulator.react("post", kmock.resource("cert-manager.io/v1/certificates"), payload=webhook)
+    return lifecycle.up(platform.api, platform.manifests, platform.say, timeout=20, fetch=lambda url: CERT_MANAGER)
+
+
+def test_up_installs_cert_manager_waits_for_its_webhook_makes_the_secret_and_forms_the_cluster(platform, emulator, cluster):
+    created = up_with_controller(platform, emulator, cluster, refusals=2)
+    assert created == {"cert_manager": True, "secret": True, "agent": True}
+    agents = [o for o in lifecycle.agent_objects() if o["kind"] == "DaemonSet"]
+    assert agents and all(o["spec"]["template"]["metadata"]["labels"].items() >= nodeagent.AGENT_LABELS.items() for o in agents)
+    assert {o["metadata"]["namespace"] for o in agents} == {nodeagent.AGENT_NAMESPACE}
+    assert platform.api.find(path_of(agents[0])) is not None
+    calls = [(m, u) for m, u, _ in emulator.requests()]
+    dry_runs = [i for i, (m, u) in enumerate(calls) if m == "POST" and "certificates?dryRun=All" in u]
+    sts_post = calls.index(("POST", "/apis/apps/v1/namespaces/redis/statefulsets"))
+    assert len(dry_runs) == 3 and dry_runs[-1] < sts_post, "the overlay went in before the webhook answered"
+    assert calls.index(("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")) < dry_runs[0]
+    labels = platform.api.get(path("v1", "Namespace", name="cert-manager"))["metadata"]["labels"]
+    assert labels == lifecycle.INSTALLED_BY
+    secret = platform.api.get(path("v1", "Secret", NS, "redis-auth"))
+    passwords = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert sorted(passwords) == ["admin-password", "app-password", "probe-password", "replication-password"]
+    assert len(set(passwords.values())) == 4 and all(len(v) >= 24 for v in passwords.values())
+    for obj in platform.manifests.objects:
+        assert platform.api.find(path(obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]))
+    said = "\n".join(platform.said)
+    for what in (
+        "cert-manager webhook",
+        "StatefulSet redis-cluster: 6/6 pods running",
+        "bootstrap Job redis-cluster-bootstrap: complete",
+        "cluster health: 6/6 pods ready",
+    ):
+        assert what in said
+
+
+@pytest.mark.parametrize("cluster", ["fails"], indirect=True)
+def test_a_failed_bootstrap_job_ends_up_at_once_with_what_it_saw(platform, emulator, cluster):
+    emulator.react(
+        "get", kmock.resource("v1/pods"), kmock.subresource("log"), payload=b"[ERR] Node 10.244.0.3:6379 is not empty\n"
+    )
+    with pytest.raises(HarnessError) as caught:
+        up_with_controller(platform, emulator, cluster)
+    said = str(caught.value)
+    assert said.startswith("the bootstrap Job redis-cluster-bootstrap failed: Job has reached the specified backoff limit")
+
+
+@pytest.mark.parametrize("cluster", ["hangs"], indirect=True)
+def test_up_waits_for_the_bootstrap_job_to_succeed(platform, emulator, cluster):
+    emulator.react("post", kmock.resource("cert-manager.io/v1/certificates"), payload=lambda request: request.data)
+    with pytest.raises(
+        HarnessError, match=r"^timed out after 2s waiting for the bootstrap Job redis-cluster-bootstrap \(1 active, 0 failed\)"
+    ):
+        lifecycle.up(platform.api, platform.manifests, platform.say, timeout=2, fetch=lambda url: CERT_MANAGER)
+
+
+def test_up_leaves_an_installed_cert_manager_and_a_kept_secret_alone(platform, emulator, cluster, monkeypatch, tmp_path):
+    monkeypatch.setattr(lifecycle, "AGENT_MANIFESTS", tmp_path / "none")
+    platform.api.create(
+        path("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": certmanager.CRD}},
+    )
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "redis-auth", "namespace": NS},
+        "data": {"admin-password": "eA=="},
+    }
+    platform.api.create(path("v1", "Secret", NS), secret)
+    created = lifecycle.up(
+        platform.api, platform.manifests, platform.say, timeout=20, fetch=lambda url: pytest.fail("downloaded")
+    )
+    assert created == {"cert_manager": False, "secret": False, "agent": False}
+    assert any("no node agent manifest" in s for s in platform.said)
+    assert platform.api.get(path("v1", "Secret", NS, "redis-auth"))["data"] == {"admin-password": "eA=="}
+
+
+def test_a_timeout_names_what_it_waited_for_with_the_events_and_logs_it_saw(platform, emulator):
+    platform.api.create(path("v1", "Namespace"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    platform.api.create(
+        path("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": certmanager.CRD}},
+    )
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "e1", "namespace": NS},
+        "type": "Warning",
+        "reason": "FailedScheduling",
+        "involvedObject": {"kind": "Pod", "name": "redis-cluster-3"},
+        "message": "0/3 nodes are available: 3 Insufficient memory.",
+    }
+    platform.api.create(path("v1", "Event", NS), event)
+    stuck = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "redis-cluster-0", "namespace": NS, "labels": platform._selector()},
+        "spec": {"containers": [{"name": "redis"}]},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [{"name": "redis", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}],
+        },
+    }
+    platform.api.create(path("v1", "Pod", NS), stuck)
+    emulator.react(
+        "get", kmock.resource("v1/pods"), kmock.subresource("log"), payload=b"entrypoint: cannot read /etc/redis-tls/tls.crt\n"
+    )
+    with pytest.raises(HarnessError) as caught:
+        lifecycle.up(platform.api, platform.manifests, platform.say, timeout=1)
+    said = str(caught.value)
+    assert said.startswith("timed out after 1s waiting for StatefulSet redis-cluster (0/6 pods running)")
+    assert "Warning FailedScheduling Pod/redis-cluster-3: 0/3 nodes are available: 3 Insufficient memory." in said
+    assert "pod redis-cluster-0: Pending; redis CrashLoopBackOff" in said
+    assert "logs of redis-cluster-0/redis:" in said and "cannot read /etc/redis-tls/tls.crt" in said
+
+
+def test_down_removes_the_namespace_and_the_cert_manager_it_installed(platform, emulator, cluster):
+    up_with_controller(platform, emulator, cluster)
+    cluster.close()
+    lifecycle.down(platform.api, platform.manifests, platform.say, fetch=lambda url: CERT_MANAGER)
+    assert platform.api.find(path("v1", "Namespace", name=NS)) is None
+    assert platform.api.find(path("apiextensions.k8s.io/v1", "CustomResourceDefinition", name=certmanager.CRD)) is None
+    assert platform.api.find(path("v1", "Namespace", name="cert-manager")) is None
+    assert all(platform.api.find(path_of(o)) is None for o in lifecycle.agent_objects())
+    assert any("removing cert-manager" in s for s in platform.said)
+
+
+def test_down_keeping_volumes_deletes_the_objects_but_not_the_namespace(platform, emulator, cluster):
+    up_with_controller(platform, emulator, cluster)
+    cluster.close()
+    platform.api.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cert-manager"}})
+    platform.api.patch(
+        path("v1", "Namespace", name="cert-manager"), {"metadata": {"labels": {"redis-harness/installed-by": "someone-else"}}}
+    )
+    lifecycle.down(platform.api, platform.manifests, platform.say, keep_volumes=True, fetch=lambda url: pytest.fail("downloaded"))
+    assert platform.api.find(path("v1", "Namespace", name=NS)) is not None
+    assert platform.api.find(path("apps/v1", "StatefulSet", NS, "redis-cluster")) is None
+    assert not any("removing cert-manager" in s for s in platform.said)
+
+
+def test_pods_and_credentials_come_from_the_api(platform, emulator, cluster):
+    up_with_controller(platform, emulator, cluster)
+    pods = platform.pods()
+    assert [p.name for p in pods] == [f"redis-cluster-{i}" for i in range(6)]
+    assert all(p.running and p.address.startswith("10.244.") and p.node in WORKERS and p.port == 6379 for p in pods)
+    tls = {"ca.crt": "CA", "tls.crt": "CERT", "tls.key": "KEY"}
+    platform.api.create(
+        path("v1", "Secret", NS),
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "redis-client-tls", "namespace": NS},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in tls.items()},
+        },
+    )
+    platform.api.patch(path("v1", "Secret", NS, "redis-auth"), {"data": {"users.acl": base64.b64encode(b"user x").decode()}})
+    creds = platform.credentials()
+    assert sorted(creds.passwords) == ["admin", "app", "probe", "replication"]
+    assert creds.tls.key.read_text() == "KEY" and creds.tls.ca.read_text() == "CA"
+    assert creds.tls.key.stat().st_mode & 0o077 == 0 and creds.tls.key.parent.stat().st_mode & 0o077 == 0
+    platform._forget_tls()
+    assert not creds.tls.key.exists()
+
+
+def test_restart_returns_when_the_replacement_is_ready_at_a_new_address(platform, emulator, cluster):
+    up_with_controller(platform, emulator, cluster)
+    before = platform.pod("redis-cluster-2")
+    platform.restart("redis-cluster-2", graceful=False)
+    after = platform.pod("redis-cluster-2")
+    assert after.running and after.address != before.address
+    deletes = [b for m, u, b in emulator.requests() if m == "DELETE" and u == "/api/v1/namespaces/redis/pods/redis-cluster-2"]
+    assert deletes and deletes[0]["gracePeriodSeconds"] == 0
+
+
+def test_restart_all_replaces_every_pod(platform, emulator, cluster):
+    up_with_controller(platform, emulator, cluster)
+    before = {p.name: p.address for p in platform.pods()}
+    platform.restart_all()
+    assert all(p.address != before[p.name] for p in platform.pods())
+
+
+def test_scale_patches_the_statefulset_and_names_the_pods(platform, emulator, cluster):
+    up_with_controller(platform, emulator, cluster)
+    assert platform.scale(8) == ["redis-cluster-6", "redis-cluster-7"]
+    assert [p.name for p in platform.pods()][-1] == "redis-cluster-7"
+    assert platform.scale(6) == ["redis-cluster-6", "redis-cluster-7"]
+    assert len(platform.pods()) == 6
+
+
+def test_cordon_and_eviction_wait_for_the_disruption_budget(platform, emulator, cluster):
+    up_with_controller(platform, emulator, cluster)
+    victim = platform.pod("redis-cluster-0")
+    assert [n.name for n in platform.nodes()] == WORKERS
+    platform.cordon(victim.node)
+    assert [n.schedulable for n in platform.nodes() if n.name == victim.node] == [False]
+    answers = itertools.count()
+
+    def eviction(request):
+        if next(answers) < 2:
+            raise kmock.KubernetesError(
+                status=429, reason="TooManyRequests", message="Cannot evict pod as it would violate the pod's disruption budget."
+            )
+        threading.Thread(target=lambda: Api.at(emulator.url).delete(path("v1", "Pod", NS, "redis-cluster-0"))).start()
+        return {"kind": "Status", "status": "Success"}
+
+    emulator.react("post", kmock.resource("v1/pods"), kmock.subresource("eviction"), payload=eviction)
+    platform.evict("redis-cluster-0", timeout=20)
+    moved = platform.pod("redis-cluster-0")
+    assert moved.node != victim.node and moved.address != victim.address
+    assert len([u for m, u, _ in emulator.requests() if m == "POST" and u.endswith("/eviction")]) == 3
+    platform.uncordon(victim.node)
+    assert all(n.schedulable for n in platform.nodes())
+
+
+def test_a_refused_eviction_names_the_budget(platform, emulator, cluster):
+    up_with_controller(platform, emulator, cluster)
+    emulator.react(
+        "post",
+        kmock.resource("v1/pods"),
+        kmock.subresource("eviction"),
+        payload=kmock.KubernetesError(status=429, reason="TooManyRequests", message="would violate the pod's disruption budget"),
+    )
+    with pytest.raises(HarnessError, match="the PodDisruptionBudget did not allow evicting redis-cluster-1 within 1s"):
+        platform.evict("redis-cluster-1", timeout=1)
+
+
+def test_hold_down_kills_through_the_agent_and_swaps_the_image_until_release(platform, emulator, cluster, monkeypatch):
+    up_with_controller(platform, emulator, cluster)
+    node = platform.pod("redis-cluster-1").node
+    agent = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "agent-x",
+            "namespace": "redis-harness-agent",
+            "labels": {"app.kubernetes.io/name": "redis-harness-agent"},
+        },
+        "spec": {"nodeName": node},
+        "status": {"phase": "Running"},
+    }
+    platform.api.create(path("v1", "Pod", "redis-harness-agent"), agent)
+    execs = []
+    monkeypatch.setattr(
+        platform.api, "exec", lambda ns, pod, argv, container=None, timeout=30: execs.append((ns, pod, argv)) or (0, "", "")
+    )
+    platform.hold_down("redis-cluster-1")
+    assert execs == [
+        (
+            "redis-harness-agent",
+            "agent-x",
+            ["python", "-m", "harness.agent", "kill", "--pod", "redis-cluster-1", "--namespace", NS],
+        )
+    ]
+    patches = [b for m, u, b in emulator.requests() if m == "PATCH" and u == "/api/v1/namespaces/redis/pods/redis-cluster-1"]
+    assert patches[-1] == {"spec": {"containers": [{"name": "redis", "image": HOLD_IMAGE}]}}
+    platform.release("redis-cluster-1")
+    patches = [b for m, u, b in emulator.requests() if m == "PATCH" and u == "/api/v1/namespaces/redis/pods/redis-cluster-1"]
+    assert patches[-1] == {"spec": {"containers": [{"name": "redis", "image": platform.manifests.redis_container()["image"]}]}}
+
+
+def test_partition_tells_each_pods_agent_the_addresses_of_the_other_side(platform, emulator, cluster, monkeypatch):
+    up_with_controller(platform, emulator, cluster)
+    for node in WORKERS:
+        platform.api.create(
+            path("v1", "Pod", "redis-harness-agent"),
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"agent-{node}",
+                    "namespace": "redis-harness-agent",
+                    "labels": {"app.kubernetes.io/name": "redis-harness-agent"},
+                },
+                "spec": {"nodeName": node},
+                "status": {"phase": "Running"},
+            },
+        )
+    calls = {}
+
+    def exec_(ns, pod, argv, container=None, timeout=30):
+        calls[argv[5]] = (pod, argv[3], argv[8:])
+        return 0, "", ""
+
+    monkeypatch.setattr(platform.api, "exec", exec_)
+    pods = {p.name: p for p in platform.pods()}
+    platform.partition([["redis-cluster-0"], ["redis-cluster-1", "redis-cluster-2"]])
+    assert calls["redis-cluster-0"] == (
+        f"agent-{pods['redis-cluster-0'].node}",
+        "partition",
+        [
+            "--peers",
+            ",".join(
+                pods[n].address
+                for n in ["redis-cluster-1", "redis-cluster-2", "redis-cluster-3", "redis-cluster-4", "redis-cluster-5"]
+            ),
+        ],
+    )
+    assert calls["redis-cluster-4"][2] == [
+        "--peers",
+        ",".join(pods[n].address for n in ["redis-cluster-0", "redis-cluster-1", "redis-cluster-2"]),
+    ]
+    platform.degrade_network("redis-cluster-3", delay_ms=100, loss_percent=5)
+    assert calls["redis-cluster-3"][1:] == ("shape", ["--loss", "5", "--delay-ms", "100"])
+
+
+def test_an_agent_missing_on_the_node_is_one_sentence(platform, emulator, cluster):
+    up_with_controller(platform, emulator, cluster)
+    node = platform.pod("redis-cluster-0").node
+    with pytest.raises(HarnessError, match=f"^no node agent runs on node {node}: the agent DaemonSet"):
+        platform.kill("redis-cluster-0")
+
+
+def test_reach_all_runs_one_short_lived_probe_pod_with_the_given_labels(platform, emulator, cluster):
+    up_with_controller(platform, emulator, cluster)
+    emulator.react(
+        "get",
+        kmock.resource("v1/pods"),
+        kmock.subresource("log"),
+        payload=b"RESULT redis-cluster-0 6379 open\nRESULT redis-cluster-0 16379 filtered\n",
+    )
+    result = platform.reach_all({"role": "client"}, [6379, 16379], pods=["redis-cluster-0"])
+    assert result == {"redis-cluster-0": {6379: "open", 16379: "filtered"}}
+    posted = [
+        b
+        for m, u, b in emulator.requests()
+        if m == "POST" and u == "/api/v1/namespaces/redis/pods" and b["metadata"]["name"].startswith("redis-harness-probe-")
+    ]
+    assert len(posted) == 1 and posted[0]["metadata"]["labels"]["role"] == "client"
+    address = platform.pod("redis-cluster-0").address
+    assert f"redis-cluster-0 {address} 6379" in posted[0]["spec"]["containers"][0]["command"][2]
+    wait_until(lambda: platform.api.find(path("v1", "Pod", NS, posted[0]["metadata"]["name"])) is None)
+    platform.reach_all({"role": "client"}, [6379], namespace="elsewhere", pods=["redis-cluster-0"])
+    calls = [(m, u) for m, u, _ in emulator.requests()]
+    assert ("POST", "/api/v1/namespaces/elsewhere/pods") in calls
+    assert calls.index(("POST", "/api/v1/namespaces")) < calls.index(("DELETE", "/api/v1/namespaces/elsewhere"))
+    assert platform.api.find(path("v1", "Namespace", name="elsewhere")) is None
+
+
+def test_an_api_refusal_is_a_harness_error_with_its_status(platform, emulator):
+    with pytest.raises(ApiError) as caught:
+        platform.api.get(path("v1", "Pod", NS, "nope"))
+    assert caught.value.status == 404 and "GET /api/v1/namespaces/redis/pods/nope" in str(caught.value)
