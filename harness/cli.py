@@ -189,6 +189,8 @@ def run(
                 subnet,
                 progress=lambda test, done: progress.update(task, description=test, completed=done),
                 allow_skip=allow_skip,
+                # Not a terminal (the runner Job's log, CI): one line per test instead of a live display.
+                echo=None if console.is_terminal else lambda line: console.print(line, markup=False, highlight=False),
             )
     table = Table(title=f"gate: {result.outcome}")
     for col in ("suite", "outcome", "passed", "failed", "error", "skipped", "seconds"):

@@ -223,7 +223,10 @@ def run_gate(
     subnet: str | None = None,
     progress: Callable[[str, int], None] = lambda test, done: None,
     allow_skip: bool = False,
+    echo: Callable[[str], None] | None = None,
 ) -> GateResult:
+    """`echo`, when given, gets each test's result line ("scenarios/test_x.py::test_y PASSED"): the
+    progress of a run whose output is a log (the runner Job's pod), not a terminal."""
     paths = check_input(platform, overlay, suites, cluster, subnet)
     run_dir = rundir.new_run_dir("run", reports)
     started = rundir.utc_now()
@@ -274,6 +277,8 @@ def run_gate(
             if match:
                 done += 1
                 progress(match.group(1).split("::")[1], done)
+                if echo is not None:
+                    echo(f"{match.group(1)} {match.group(2)}")
         code = proc.wait()
     except BaseException:
         proc.send_signal(signal.SIGINT)

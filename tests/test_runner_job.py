@@ -202,3 +202,12 @@ def test_a_job_that_dies_before_the_gate_finished_is_an_error_and_is_cleaned_up(
         runner.run_job(kubectl, "redis", "img:1", runner.gate_args("kind"), tmp_path, lambda _l: None)
     assert "Job" in kubectl.deleted and "ClusterRoleBinding" in kubectl.deleted
     assert not list(Path(tmp_path).iterdir())
+
+
+def test_the_gate_in_a_pod_logs_one_line_per_test(tmp_path):
+    """In the Job's pod the output is a log, not a terminal: each test's result is a line of it."""
+    lines: list[str] = []
+    result = gate.run_gate("local", "kind", ["static"], reports=tmp_path, echo=lines.append)
+    assert result.outcome == "pass", result.report
+    assert lines and all(line.startswith("scenarios/test_static.py::") and line.endswith(" PASSED") for line in lines)
+    assert len(lines) == result.report["counts"]["passed"]
