@@ -186,16 +186,19 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(healthy, slo
     def cli(*args: str) -> str:
         return healthy.exec_redis_cli(anchor, "--cluster", *args, bare=True, timeout=300)
 
+    before = shards(snapshot(healthy))
+    assert all(s.replicas for s in before), f"shards without a replica before scaling out: {before}"
+    size = len(healthy.pods())  # one master and one replica more, then back
     rec = start_recording(healthy)
     try:
         rec.run_for(1.0)
-        start = rec.mark("scale 6→8")
-        new_master, new_replica = require(healthy, Scaling).scale(8)
+        start = rec.mark(f"scale {size}→{size + 2}")
+        new_master, new_replica = require(healthy, Scaling).scale(size + 2)
         master_id = healthy.exec_redis_cli(new_master, "CLUSTER", "MYID").strip()
         cli("add-node", f"{healthy.pod(new_master).address}:6379", at)
-        wait_for(lambda: _all_know(healthy, 7, outside=(new_replica,)), 30, f"{new_master} to be known everywhere")
+        wait_for(lambda: _all_know(healthy, size + 1, outside=(new_replica,)), 30, f"{new_master} to be known everywhere")
         cli("add-node", f"{healthy.pod(new_replica).address}:6379", at, "--cluster-slave", "--cluster-master-id", master_id)
-        wait_for(lambda: _all_know(healthy, 8), 30, f"{new_replica} to be known everywhere")
+        wait_for(lambda: _all_know(healthy, size + 2), 30, f"{new_replica} to be known everywhere")
         rec.mark("rebalance onto 4 masters")
         cli("rebalance", at, "--cluster-use-empty-masters", "--cluster-pipeline", "100")
         _, grown_after = wait_for(lambda: _healthy_with(healthy, 4), 60, "a healthy 4-shard cluster")
@@ -206,14 +209,14 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(healthy, slo
         for pod in (new_replica, new_master):
             node_id = healthy.exec_redis_cli(pod, "CLUSTER", "MYID").strip()
             cli("del-node", at, node_id)
-        require(healthy, Scaling).scale(6)
-        rec.mark("scale 8→6")
+        require(healthy, Scaling).scale(size)
+        rec.mark(f"scale {size + 2}→{size}")
         _, shrunk_after = wait_for(lambda: _healthy_with(healthy, 3), 60, "a healthy 3-shard cluster")
         rec.run_for(1.0)
     finally:
         rec.stop()
-        if len(healthy.pods()) > 6:
-            require(healthy, Scaling).scale(6)
+        if len(healthy.pods()) > size:
+            require(healthy, Scaling).scale(size)
     figures = check(rec, start)
     evidence.figure(
         grown_after_s=round(grown_after, 3),
