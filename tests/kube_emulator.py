@@ -50,6 +50,7 @@ RESOURCES = {
     "v1/events": ("Event", True),
     "apps/v1/statefulsets": ("StatefulSet", True),
     "batch/v1/jobs": ("Job", True),
+    "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True),
 }
 
 

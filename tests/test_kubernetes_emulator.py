@@ -13,7 +13,7 @@ import uuid
 import kmock
 import pytest
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, NotSupported
 from harness.platforms.kubernetes import certmanager, lifecycle, nodeagent
 from harness.platforms.kubernetes.api import Api, ApiError, path, path_of
 from harness.platforms.kubernetes.platform import HOLD_IMAGE, KubernetesPlatform
@@ -107,6 +107,13 @@ class FakeCluster:
                 self.api.patch(path("batch/v1", "Job", NS, job["metadata"]["name"]), {"status": {"succeeded": 1}})
         for pod in self.api.list(path("v1", "Pod")):
             meta = pod["metadata"]
+            if meta["name"].startswith("redis-harness-canary-") and not pod.get("status"):
+                running = {
+                    "phase": "Running",
+                    "podIP": next(self.addresses),
+                    "containerStatuses": [{"name": "listener", "state": {"running": {}}}],
+                }
+                self.api.patch(path("v1", "Pod", meta["namespace"], meta["name"]), {"status": running})
             if meta["name"].startswith("redis-harness-probe-") and pod.get("status", {}).get("phase") != "Succeeded":
                 self.api.patch(path("v1", "Pod", meta["namespace"], meta["name"]), {"status": {"phase": "Succeeded"}})
 
@@ -398,12 +405,13 @@ def test_hold_down_kills_through_the_agent_and_swaps_the_image_until_release(pla
     monkeypatch.setattr(
         platform.api, "exec", lambda ns, pod, argv, container=None, timeout=30: execs.append((ns, pod, argv)) or (0, "", "")
     )
+    address = platform.pod("redis-cluster-1").address
     platform.hold_down("redis-cluster-1")
     assert execs == [
         (
             "redis-harness-agent",
             "agent-x",
-            ["python", "-m", "harness.agent", "kill", "--pod", "redis-cluster-1", "--namespace", NS],
+            ["python", "-m", "harness.agent", "kill", "--pod", "redis-cluster-1", "--namespace", NS, "--pod-ip", address],
         )
     ]
     patches = [b for m, u, b in emulator.requests() if m == "PATCH" and u == "/api/v1/namespaces/redis/pods/redis-cluster-1"]
@@ -433,8 +441,9 @@ def test_partition_tells_each_pods_agent_the_addresses_of_the_other_side(platfor
     calls = {}
 
     def exec_(ns, pod, argv, container=None, timeout=30):
-        calls[argv[5]] = (pod, argv[3], argv[8:])
-        return 0, "", ""
+        assert argv[-2:] == ["--pod-ip", pods[argv[5]].address]
+        calls[argv[5]] = (pod, argv[3], argv[8:-2])
+        return 0, '{"ok": true}\n', ""
 
     monkeypatch.setattr(platform.api, "exec", exec_)
     pods = {p.name: p for p in platform.pods()}
@@ -455,7 +464,47 @@ def test_partition_tells_each_pods_agent_the_addresses_of_the_other_side(platfor
         ",".join(pods[n].address for n in ["redis-cluster-0", "redis-cluster-1", "redis-cluster-2"]),
     ]
     platform.degrade_network("redis-cluster-3", delay_ms=100, loss_percent=5)
-    assert calls["redis-cluster-3"][1:] == ("shape", ["--loss", "5", "--delay-ms", "100"])
+    assert calls["redis-cluster-3"][1:] == ("shape", ["--loss", "5", "--delay-ms", "100", "--jitter-ms", "0"])
+    platform.degrade_network("redis-cluster-3", delay_ms=100, jitter_ms=20, rate_kbit=512)
+    assert calls["redis-cluster-3"][2] == ["--loss", "0", "--delay-ms", "100", "--jitter-ms", "20", "--rate-kbit", "512"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "says"),
+    [
+        (
+            (
+                1,
+                '{"ok": false, "error": "this kernel has no sch_netem", "not_supported": true}\n',
+                "this kernel has no sch_netem\n",
+            ),
+            NotSupported,
+            r"^shape of pod redis-cluster-0 on node \S+ \(this kernel has no sch_netem\) is not supported on the kubernetes platform$",
+        ),
+        (
+            (1, '{"ok": false, "error": "nft: command not found", "not_supported": false}\n', ""),
+            HarnessError,
+            r"^the node agent on \S+ could not shape pod redis-cluster-0: nft: command not found$",
+        ),
+    ],
+)
+def test_the_agents_refusal_is_not_supported_and_its_failure_an_error(
+    platform, emulator, cluster, monkeypatch, reply, error, says
+):
+    up_with_controller(platform, emulator, cluster)
+    node = platform.pod("redis-cluster-0").node
+    agent = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "spec": {"nodeName": node},
+        "status": {"phase": "Running"},
+        "metadata": {"name": "agent", "namespace": nodeagent.AGENT_NAMESPACE, "labels": nodeagent.AGENT_LABELS},
+    }
+    platform.api.create(path("v1", "Pod", nodeagent.AGENT_NAMESPACE), agent)
+    monkeypatch.setattr(platform.api, "exec", lambda ns, pod, argv, container=None, timeout=30: reply)
+    with pytest.raises(error, match=says) as caught:
+        platform.degrade_network("redis-cluster-0", delay_ms=10)
+    assert error is NotSupported or not isinstance(caught.value, NotSupported)
 
 
 def test_an_agent_missing_on_the_node_is_one_sentence(platform, emulator, cluster):
@@ -495,3 +544,37 @@ def test_an_api_refusal_is_a_harness_error_with_its_status(platform, emulator):
     with pytest.raises(ApiError) as caught:
         platform.api.get(path("v1", "Pod", NS, "nope"))
     assert caught.value.status == 404 and "GET /api/v1/namespaces/redis/pods/nope" in str(caught.value)
+
+
+@pytest.mark.parametrize("enforced", [True, False])
+def test_the_policy_canary_probes_a_listener_before_and_after_a_deny_all_policy(platform, emulator, cluster, enforced):
+    denied = threading.Event()
+
+    def policy(request):
+        denied.set()
+        return request.data
+
+    def log(request):
+        reply = "filtered" if enforced and denied.is_set() else "open"
+        return f"RESULT listener 7777 {reply}\n".encode()
+
+    emulator.react("post", kmock.resource("networking.k8s.io/v1/networkpolicies"), payload=policy)
+    emulator.react("get", kmock.resource("v1/pods"), kmock.subresource("log"), payload=log)
+    result = platform.policy_canary()
+    assert result == {"without_policy": "open", "with_deny_all": "filtered" if enforced else "open"}
+    posted = [
+        b for m, u, b in emulator.requests() if m == "POST" and u == "/apis/networking.k8s.io/v1/namespaces/redis/networkpolicies"
+    ]
+    listener = [
+        b
+        for m, u, b in emulator.requests()
+        if m == "POST"
+        and u == "/api/v1/namespaces/redis/pods"
+        and "canary-" in b["metadata"]["name"]
+        and "probe" not in b["metadata"]["name"]
+    ]
+    assert posted[0]["spec"]["podSelector"]["matchLabels"] == listener[0]["metadata"]["labels"] and posted[0]["spec"][
+        "policyTypes"
+    ] == ["Ingress"]
+    assert platform.api.list(path("networking.k8s.io/v1", "NetworkPolicy", NS)) == []
+    assert not [p for p in platform.api.list(path("v1", "Pod", NS)) if "canary" in p["metadata"]["name"]]

@@ -197,13 +197,6 @@ def test_kubernetes_declares_what_it_implements_and_nothing_else():
             require(p, capability)
 
 
-def test_shaping_beyond_the_agent_contract_is_not_supported():
-    with pytest.raises(
-        NotSupported, match="^a degraded network with jitter or a rate limit is not supported on the kubernetes platform$"
-    ):
-        registry.create("kubernetes").degrade_network("redis-cluster-0", delay_ms=10, jitter_ms=5)
-
-
 # --- exec -------------------------------------------------------------------------------------------------
 class FakeApi:
     def __init__(self, reply: tuple[int, str, str]):

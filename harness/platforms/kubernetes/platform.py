@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import reference
-from harness.errors import HarnessError, NotSupported
+from harness.errors import HarnessError
 from harness.platforms.base import (
     Bootstrapping,
     Credentials,
@@ -266,12 +266,15 @@ class KubernetesPlatform(
             self.api.delete(self._pod_path(name), grace=None if graceful else 0)
         self._wait_replaced(uids, self.wait_timeout)
 
-    def _agent(self, verb: str, pod: str, *args: str) -> str:
+    def _agent(self, verb: str, pod: str, *args: str) -> dict:
+        """The verb in the node agent on the pod's node, for the pod at the address the API reports."""
         raw = self._raw_pod(pod)
         node = raw.get("spec", {}).get("nodeName")
         if not node:
             raise HarnessError(f"pod {pod} is not scheduled onto a node")
-        return nodeagent.call(self.api, node, verb, pod, self.namespace, *args)
+        address = raw.get("status", {}).get("podIP")
+        extra = ["--pod-ip", address] if address else []
+        return nodeagent.call(self.api, node, verb, pod, self.namespace, *args, *extra, platform=self.name)
 
     def kill(self, pod: str) -> None:
         self._agent("kill", pod)
@@ -358,9 +361,8 @@ class KubernetesPlatform(
     def degrade_network(
         self, pod: str, delay_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0, rate_kbit: int | None = None
     ) -> None:
-        if jitter_ms or rate_kbit:
-            raise NotSupported("a degraded network with jitter or a rate limit", self.name)
-        self._agent("shape", pod, "--loss", f"{loss_percent:g}", "--delay-ms", f"{delay_ms:g}")
+        args = ["--loss", f"{loss_percent:g}", "--delay-ms", f"{delay_ms:g}", "--jitter-ms", f"{jitter_ms:g}"]
+        self._agent("shape", pod, *args, *(["--rate-kbit", str(int(rate_kbit))] if rate_kbit else []))
 
     def restore_network(self, pod: str) -> None:
         self._agent("unshape", pod)
@@ -476,55 +478,54 @@ class KubernetesPlatform(
                 self.api.delete(path("v1", "Namespace", name=namespace))
 
     def policy_canary(self) -> dict[str, str]:
-        """A listener in a scratch namespace, probed before and after a deny-all policy selects it."""
-        namespace = f"redis-harness-canary-{uuid.uuid4().hex[:6]}"
-        labels = {"redis-harness/canary": "listener"}
+        """A listener pod of its own in the Redis namespace (no policy of the reference selects it),
+        probed before and after a deny-all policy selects it; both removed afterwards."""
+        name = f"redis-harness-canary-{uuid.uuid4().hex[:6]}"
+        labels = {"redis-harness/canary": name}
+        image = self.manifests.redis_container()["image"]
         listener = {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": "listener", "namespace": namespace, "labels": labels},
+            "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
             "spec": {
                 "terminationGracePeriodSeconds": 0,
                 "automountServiceAccountToken": False,
-                "containers": [{"name": "listener", "image": self.manifests.redis_container()["image"],
-                                "command": ["redis-server", "--port", "7777", "--protected-mode", "no", "--save", ""]}],
+                "containers": [
+                    {"name": "listener", "image": image, "command": ["redis-server", "--port", "7777", "--protected-mode", "no"]}
+                ],
             },
-        }  # fmt: skip
+        }
         deny = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
-            "metadata": {"name": "deny-all", "namespace": namespace},
+            "metadata": {"name": name, "namespace": self.namespace},
             "spec": {"podSelector": {"matchLabels": labels}, "policyTypes": ["Ingress"]},
         }
-        self._scratch_namespace(namespace)
+        client = {"redis-harness/canary-client": name}
         try:
-            self.api.create(path("v1", "Pod", namespace), listener)
+            self.api.create(self._pod_path(), listener)
 
             def check() -> tuple[bool, str]:
-                raw = self.api.get(path("v1", "Pod", namespace, "listener"))
-                return bool(raw.get("status", {}).get("podIP")) and lifecycle.container_running(
-                    raw, "listener"
-                ), lifecycle.pod_state(raw)
+                raw = self.api.get(self._pod_path(name))
+                up = bool(raw.get("status", {}).get("podIP")) and lifecycle.container_running(raw, "listener")
+                return up, lifecycle.pod_state(raw)
 
-            lifecycle.wait_for(
-                "the canary listener", check, 120, lambda _m: None, lambda: lifecycle.diagnosis(self.api, namespace)
-            )
-            address = self.api.get(path("v1", "Pod", namespace, "listener"))["status"]["podIP"]
-            before = self._probe(namespace, {"redis-harness/canary": "client"}, [("listener", address, 7777)])["listener"].get(
-                7777, "filtered"
-            )
+            diagnose = lambda: lifecycle.diagnosis(self.api, self.namespace, labels)  # noqa: E731
+            lifecycle.wait_for("the canary listener", check, 120, lambda _m: None, diagnose)
+            address = self.api.get(self._pod_path(name))["status"]["podIP"]
+            target = [("listener", address, 7777)]
+            before = self._probe(self.namespace, client, target)["listener"].get(7777, "filtered")
             self.api.create(path_of(deny, named=False), deny)
             after = before
-            for _ in range(5):  # enforcement follows the policy within seconds
-                after = self._probe(namespace, {"redis-harness/canary": "client"}, [("listener", address, 7777)])["listener"].get(
-                    7777, "filtered"
-                )
+            for _ in range(5):  # enforcement follows a new policy within seconds
+                after = self._probe(self.namespace, client, target)["listener"].get(7777, "filtered")
                 if after != "open":
                     break
                 time.sleep(lifecycle.POLL_SECONDS)
             return {"without_policy": before, "with_deny_all": after}
         finally:
-            self.api.delete(path("v1", "Namespace", name=namespace))
+            self.api.delete(path_of(deny))
+            self.api.delete(self._pod_path(name), grace=0)
 
     # --- the bootstrap Job ------------------------------------------------------------------------------------
     def run_bootstrap(self) -> str:
