@@ -45,7 +45,7 @@ def test_without_a_kubeconfig_every_operation_says_there_is_no_cluster(operation
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     p = registry.create("kubernetes")
     with pytest.raises(
-        NoCluster, match=r"^no Kubernetes cluster is reachable: the kubeconfig names none \(.*\); create one with"
+        NoCluster, match=r"^no Kubernetes cluster is reachable with the kubeconfig \(.+\): create one with `kind create cluster"
     ):
         getattr(p, operation)(*args)
 
@@ -53,7 +53,7 @@ def test_without_a_kubeconfig_every_operation_says_there_is_no_cluster(operation
 def test_a_context_the_kubeconfig_lacks_is_no_cluster(tmp_path):
     config = tmp_path / "config"
     config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
-    with pytest.raises(NoCluster, match="no Kubernetes cluster is reachable"):
+    with pytest.raises(NoCluster, match=f"^no Kubernetes cluster is reachable with {config} and context 'kind-nowhere'"):
         registry.create("kubernetes", kubeconfig=str(config), context="kind-nowhere").pods()
 
 

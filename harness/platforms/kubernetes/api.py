@@ -105,7 +105,8 @@ class Api:
         except (ConfigException, OSError, TypeError, ValueError) as exc:
             hint = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise NoCluster(
-                f"no Kubernetes cluster is reachable: the kubeconfig names none ({hint}); "
+                f"no Kubernetes cluster is reachable with {kubeconfig or 'the kubeconfig'}"
+                f"{f' and context {context!r}' if context else ''} ({hint}): "
                 "create one with `kind create cluster --config reference/kind/cluster.yaml`, or pass --kubeconfig/--context"
             ) from None
         conf.retries = 1
@@ -188,8 +189,11 @@ class Api:
     def patch(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("PATCH", url, body=body, content_type="application/merge-patch+json")
 
-    def delete(self, url: str, grace: int | None = None, missing_ok: bool = True, **query: Any) -> None:
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
+    def delete(
+        self, url: str, grace: int | None = None, missing_ok: bool = True, propagation: str = "Background", **query: Any
+    ) -> None:
+        """Delete; with propagation Foreground the object stays until its dependents (a Job's pods) are gone."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
         if grace is not None:
             body["gracePeriodSeconds"] = grace
         try:

@@ -131,7 +131,7 @@ class KindCluster:
         manager = self._manager(binary)
         try:
             manager.create(timeout=240)
-        except (subprocess.CalledProcessError, RuntimeError) as exc:
+        except (subprocess.SubprocessError, RuntimeError) as exc:
             detail = getattr(exc, "stderr", b"") or str(exc).encode()
             text = detail.decode(errors="replace") if isinstance(detail, bytes) else str(detail)
             raise HarnessError(f"kind could not create cluster '{self.name}': {text.strip()[-300:]}") from None

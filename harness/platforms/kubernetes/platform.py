@@ -452,7 +452,7 @@ class KubernetesPlatform(
         result: dict[str, dict[int, str]] = {k: {} for k, _, _ in targets}
         for line in text.splitlines():
             parts = line.split()
-            if len(parts) == 4 and parts[0] == "RESULT":
+            if len(parts) == 4 and parts[0] == "RESULT" and parts[1] in result and parts[2].isdigit():
                 result[parts[1]][int(parts[2])] = parts[3]
         return result
 
@@ -534,7 +534,7 @@ class KubernetesPlatform(
             raise HarnessError("the reference has no bootstrap Job")
         name = job["metadata"]["name"]
         job_path = path("batch/v1", "Job", self.namespace, name)
-        self.api.delete(job_path)
+        self.api.delete(job_path, propagation="Foreground")  # its old pods (and logs) go first
         self.api.wait_gone(job_path, 120, f"Job {name}")
         self.api.apply(job, namespace=self.namespace)
         diagnose = lambda: lifecycle.diagnosis(self.api, self.namespace)  # noqa: E731
