@@ -578,3 +578,16 @@ def test_the_policy_canary_probes_a_listener_before_and_after_a_deny_all_policy(
     ] == ["Ingress"]
     assert platform.api.list(path("networking.k8s.io/v1", "NetworkPolicy", NS)) == []
     assert not [p for p in platform.api.list(path("v1", "Pod", NS)) if "canary" in p["metadata"]["name"]]
+
+
+def test_a_failed_up_removes_what_it_made_and_reports_what_it_saw(platform, emulator):
+    platform.api.create(
+        path("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": certmanager.CRD}},
+    )
+    emulator.react("post", kmock.resource("cert-manager.io/v1/certificates"), payload=lambda request: request.data)
+    platform.wait_timeout = 1
+    with pytest.raises(HarnessError, match=r"^timed out after 1s waiting for StatefulSet redis-cluster \(0/6 pods running\)"):
+        platform.up()
+    assert platform.api.find(path("v1", "Namespace", name=NS)) is None  # (the emulator keeps what was in it)
+    assert any(s == "deleting namespace redis" for s in platform.said)

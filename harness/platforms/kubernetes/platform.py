@@ -135,8 +135,17 @@ class KubernetesPlatform(
 
     # --- lifecycle -----------------------------------------------------------------------------------
     def up(self) -> None:
+        """Stand the overlay up; when that fails (a timeout, Ctrl-C), what it made is removed again
+        and the failure, with what it saw, is what the caller gets."""
         self.preflight()
-        lifecycle.up(self.api, self.manifests, self.say, self.wait_timeout)
+        try:
+            lifecycle.up(self.api, self.manifests, self.say, self.wait_timeout)
+        except BaseException:
+            try:
+                lifecycle.down(self.api, self.manifests, self.say)
+            except HarnessError as exc:
+                self.say(f"could not remove what up made: {exc}")
+            raise
 
     def down(self, keep_volumes: bool = False) -> None:
         self.preflight()
