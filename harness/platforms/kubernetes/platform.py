@@ -155,7 +155,11 @@ class KubernetesPlatform(
     # --- what is there -----------------------------------------------------------------------------------
     def _raw_pods(self) -> list[dict[str, Any]]:
         prefix = self._sts()["metadata"]["name"] + "-"
-        pods = [p for p in self.api.list(self._pod_path(), labels=self._selector()) if p["metadata"]["name"].startswith(prefix)]
+        pods = [
+            p
+            for p in self.api.list(self._pod_path(), labels=self._selector())
+            if p["metadata"]["name"].startswith(prefix) and p["metadata"]["name"][len(prefix) :].isdigit()
+        ]
         return sorted(pods, key=lambda p: int(p["metadata"]["name"].rsplit("-", 1)[-1]))
 
     def _port(self) -> int:
