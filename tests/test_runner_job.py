@@ -142,8 +142,11 @@ class FakeKubectl(runner.Kubectl):
     """kubectl as a recorded script: the Job's pod runs, its log says the gate finished with exit
     code 1, its /reports is POD_TAR."""
 
-    def __init__(self, log: list[str], phases: tuple[str, ...] = ("Failed",)):
+    def __init__(
+        self, log: list[str], phases: tuple[str, ...] = ("Failed",), namespaces: tuple[str, ...] = runner.PROBE_NAMESPACES
+    ):
         super().__init__()
+        self.namespaces = namespaces
         self.phases = [*phases, "Failed"]
         self.opened = 0
         self.calls: list[tuple[str, ...]] = []
@@ -171,6 +174,8 @@ class FakeKubectl(runner.Kubectl):
             self.applied += [o["kind"] for o in json.loads(stdin)["items"]]
         if args[:1] == ("delete",):
             self.deleted += [o["kind"] for o in json.loads(stdin)["items"]]
+        if args[:2] == ("get", "namespace"):
+            return subprocess.CompletedProcess(args, 0 if args[2] in self.namespaces else 1, "", "")
         return subprocess.CompletedProcess(args, 0, out, b"" if binary else "")
 
 
@@ -184,6 +189,15 @@ def test_the_job_conversation_brings_the_report_back_and_cleans_up(tmp_path):
     assert sorted(kubectl.deleted) == sorted(["Job", *kubectl.applied])  # a stale Job first, then everything
     touched = [c for c in kubectl.calls if "touch" in c]
     assert touched and touched[0][-1] == "/reports/.collected"
+
+
+def test_probe_namespaces_that_are_not_there_are_made_for_the_run_and_removed(tmp_path):
+    kubectl = FakeKubectl([f"{runner.DONE}0\n"], namespaces=("monitoring",))
+    runner.run_job(kubectl, "redis", "img:1", runner.gate_args("kind"), tmp_path, lambda _l: None)
+    assert kubectl.applied.count("Namespace") == 1 and kubectl.deleted.count("Namespace") == 1
+    kubectl = FakeKubectl([f"{runner.DONE}0\n"])
+    runner.run_job(kubectl, "redis", "img:1", runner.gate_args("kind"), tmp_path, lambda _l: None)
+    assert "Namespace" not in kubectl.applied and "Namespace" not in kubectl.deleted, "one that was there is left"
 
 
 def test_a_log_stream_that_drops_while_the_pod_runs_is_reopened(tmp_path):

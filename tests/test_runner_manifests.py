@@ -23,18 +23,21 @@ ARGS = runner.gate_args("kind", ["failover"], allow_skip=False)
 # What harness/platforms/kubernetes/platform.py does through the API, as (namespace, group,
 # resource, verb, resourceNames); "*" for the cluster scope.
 EXPECTED_GRANTS = {
-    *{(NAMESPACE, "", "pods", v, ()) for v in ("get", "list", "watch", "create", "delete", "patch")},
+    *{(NAMESPACE, "", "pods", v, ()) for v in ("get", "list", "create", "delete", "patch")},
     *{(NAMESPACE, "", "pods/exec", v, ()) for v in ("create", "get")},
     (NAMESPACE, "", "pods/log", "get", ()),
     (NAMESPACE, "", "pods/eviction", "create", ()),
     (NAMESPACE, "", "events", "list", ()),
     (NAMESPACE, "", "secrets", "get", ("redis-auth", "redis-client-tls")),
     *{(NAMESPACE, "apps", "statefulsets", v, ()) for v in ("get", "patch")},
-    *{(NAMESPACE, "batch", "jobs", v, ()) for v in ("get", "list", "create", "patch", "delete")},
-    *{(NAMESPACE, "networking.k8s.io", "networkpolicies", v, ()) for v in ("get", "create", "delete")},
-    *{(runner.AGENT_NAMESPACE, "", "pods", v, ()) for v in ("get", "list")},
+    *{(NAMESPACE, "batch", "jobs", v, ()) for v in ("get", "create", "patch", "delete")},
+    *{(NAMESPACE, "networking.k8s.io", "networkpolicies", v, ()) for v in ("create", "delete")},
+    (runner.AGENT_NAMESPACE, "", "pods", "list", ()),
     *{(runner.AGENT_NAMESPACE, "", "pods/exec", v, ()) for v in ("create", "get")},
-    *{("*", "", "nodes", v, ()) for v in ("get", "list", "patch")},
+    *{("*", "", "nodes", v, ()) for v in ("list", "patch")},
+    ("*", "", "namespaces", "get", ()),
+    *{(ns, "", "pods", v, ()) for ns in runner.PROBE_NAMESPACES for v in ("get", "create", "delete")},
+    *{(ns, "", "pods/log", "get", ()) for ns in runner.PROBE_NAMESPACES},
 }
 
 
@@ -109,6 +112,7 @@ def test_the_run_names_its_image_namespace_and_arguments():
     assert {o["metadata"].get("namespace") for o in objs if o["kind"] not in ("ClusterRole", "ClusterRoleBinding")} == {
         "other-ns",
         runner.AGENT_NAMESPACE,
+        *runner.PROBE_NAMESPACES,
     }
     assert all(s["namespace"] == "other-ns" for o in objs for s in o.get("subjects") or [])
     assert all(c["image"] == IMAGE for o in runner.agent_objects(IMAGE) if o["kind"] == "DaemonSet"
@@ -143,6 +147,14 @@ def test_a_wider_grant_is_caught(widen):
     else:
         of(objs, "ClusterRole")["rules"].append({"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]})
     assert grants(objs) - EXPECTED_GRANTS != set()
+
+
+def test_probe_namespaces_are_the_ones_the_network_policy_suite_probes_from():
+    from scenarios import test_network_policy as suite
+
+    source = (reference.REFERENCE_DIR.parent / "scenarios" / "test_network_policy.py").read_text()
+    assert suite.ELSEWHERE in runner.PROBE_NAMESPACES
+    assert 'namespace="monitoring"' in source and "monitoring" in runner.PROBE_NAMESPACES
 
 
 def test_only_the_job_pod_mounts_the_token():

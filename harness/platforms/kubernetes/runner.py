@@ -31,10 +31,15 @@ MANIFESTS = Path(__file__).resolve().parent / "manifests"
 RUNNER_MANIFESTS = MANIFESTS / "runner"
 AGENT_MANIFESTS = MANIFESTS / "node-agent"
 JOB_NAME = "redis-harness-runner"
+RUN_LABELS = {"app.kubernetes.io/name": "redis-harness", "app.kubernetes.io/component": "runner"}
 CONTAINER = "runner"
 PLACEHOLDER_IMAGE = "redis-harness:dev"
 MANIFEST_NAMESPACE = "redis"  # the namespace the runner's manifests are written for
 AGENT_NAMESPACE = "redis-harness-agent"
+# Where the network-policy suite probes from besides the Redis namespace (scenarios/test_network_policy.py:
+# applications of another namespace, Prometheus's); probe-rbac.yaml is written for the first.
+PROBE_NAMESPACES = ("rh-elsewhere", "monitoring")
+PROBE_TEMPLATE_NAMESPACE = PROBE_NAMESPACES[0]
 REPORTS = "/reports"  # in the Job's pod
 DONE = "redis-harness-runner: gate finished, exit code "
 LOG_REOPENS = 20
@@ -84,8 +89,17 @@ def _renamespace(obj: dict[str, Any], namespace: str) -> None:
 
 
 def runner_objects(namespace: str, image: str, args: list[str]) -> list[dict[str, Any]]:
-    """The ServiceAccount, its Roles and bindings, the Job and its NetworkPolicy, for this run."""
-    objects = copy.deepcopy(reference.load_manifests(RUNNER_MANIFESTS).objects)
+    """The ServiceAccount, its Roles and bindings (one probe Role per PROBE_NAMESPACES), the Job and
+    its NetworkPolicy, for this run."""
+    objects = []
+    for obj in copy.deepcopy(reference.load_manifests(RUNNER_MANIFESTS).objects):
+        if obj["metadata"].get("namespace") == PROBE_TEMPLATE_NAMESPACE:
+            for probe_namespace in PROBE_NAMESPACES:
+                each = copy.deepcopy(obj)
+                each["metadata"]["namespace"] = probe_namespace
+                objects.append(each)
+        else:
+            objects.append(obj)
     for obj in objects:
         _renamespace(obj, namespace)
         if obj["kind"] == "Job":
@@ -207,8 +221,10 @@ def run_job(
     objects = runner_objects(namespace, image, args)
     kubectl.delete([job_of(objects)])  # a Job left by an interrupted run
     kubectl.run("-n", namespace, "wait", "--for=delete", f"job/{JOB_NAME}", "--timeout=60s")
-    kubectl.apply(objects)
+    made = [ns for ns in PROBE_NAMESPACES if kubectl.run("get", "namespace", ns, "-o", "name").returncode != 0]
+    scratch = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": dict(RUN_LABELS)}} for ns in made]
     try:
+        kubectl.apply([*scratch, *objects])
         pod = _pod_of_job(kubectl, namespace, start_timeout, say)
         code = None
         for attempt in range(LOG_REOPENS + 1):
@@ -241,4 +257,4 @@ def run_job(
         kubectl.run("-n", namespace, "exec", pod, "-c", CONTAINER, "--", "touch", f"{REPORTS}/.collected")
         return code, (runs[-1] if runs else None)
     finally:
-        kubectl.delete(objects)
+        kubectl.delete([*objects, *scratch])
