@@ -32,6 +32,9 @@ OverlayOpt = Annotated[str, typer.Option("--overlay", help="an overlay under ref
 ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="local: name of the cluster [default: redis-harness]")]
 NetworkOpt = Annotated[str | None, typer.Option("--network", help="local: pod network, auto, netns (root) or loopback")]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="kubernetes: the kubeconfig context")]
+KubeconfigOpt = Annotated[str | None, typer.Option("--kubeconfig", help="kubernetes: the kubeconfig file")]
+KindBinOpt = Annotated[str | None, typer.Option("--kind-bin", help="kind: the kind binary to use")]
+KeepClusterOpt = Annotated[bool, typer.Option("--keep-cluster", help="kind: keep (or reuse) the kind cluster")]
 SubnetOpt = Annotated[str | None, typer.Option("--subnet", help="address range for local pods")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="where local clusters keep their state")]
 
@@ -75,10 +78,22 @@ def up(
     subnet: SubnetOpt = None,
     state_dir: StateOpt = None,
     context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    kind_bin: KindBinOpt = None,
+    keep_cluster: KeepClusterOpt = False,
 ) -> None:
     """Stand the reference up and leave it running."""
     p = _platform(
-        platform, overlay=overlay, cluster=cluster, network=network, subnet=subnet, state_dir=state_dir, context=context
+        platform,
+        overlay=overlay,
+        cluster=cluster,
+        network=network,
+        subnet=subnet,
+        state_dir=state_dir,
+        context=context,
+        kubeconfig=kubeconfig,
+        kind_bin=kind_bin,
+        keep_cluster=keep_cluster or None,
     )
     start = time.monotonic()
     p.up()  # cleans up after itself when it fails
@@ -99,9 +114,10 @@ def status(
     cluster: ClusterOpt = None,
     state_dir: StateOpt = None,
     context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
 ) -> None:
     """Pods, nodes, roles, addresses, slots and replication links; exit 1 when an invariant fails."""
-    p = _platform(platform, overlay=overlay, cluster=cluster, state_dir=state_dir, context=context)
+    p = _platform(platform, overlay=overlay, cluster=cluster, state_dir=state_dir, context=context, kubeconfig=kubeconfig)
     states = observe.snapshot(p)
     out.print(status_table(states))
     masters, replicas = p.layout()
@@ -120,10 +136,22 @@ def down(
     cluster: ClusterOpt = None,
     state_dir: StateOpt = None,
     context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    kind_bin: KindBinOpt = None,
+    keep_cluster: KeepClusterOpt = False,
     keep_volumes: Annotated[bool, typer.Option("--keep-volumes", help="keep data for the next up")] = False,
 ) -> None:
-    """Remove every process, namespace, link and rule of the cluster."""
-    p = _platform(platform, overlay=overlay, cluster=cluster, state_dir=state_dir, context=context)
+    """Remove every process, namespace, link and rule of the cluster (on kind, the cluster too unless kept)."""
+    p = _platform(
+        platform,
+        overlay=overlay,
+        cluster=cluster,
+        state_dir=state_dir,
+        context=context,
+        kubeconfig=kubeconfig,
+        kind_bin=kind_bin,
+        keep_cluster=keep_cluster or None,
+    )
     start = time.monotonic()
     p.down(keep_volumes=keep_volumes)
     console.print(f"cluster '{p.options().get('cluster', p.name)}' is down in {time.monotonic() - start:.1f}s")

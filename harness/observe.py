@@ -13,6 +13,8 @@ from harness.topology import PodState, Violation, check_invariants, parse_cluste
 def pod_state(platform: Platform, pod: Pod, timeout: float = 2.0) -> PodState:
     if not pod.running:
         return PodState(pod.name, pod.address, pod.node, error="not running")
+    if not platform.reaches_pods():
+        return _pod_state_by_exec(platform, pod, timeout)
     try:
         with platform.node_client(pod.name, socket_timeout=timeout) as client:
             return PodState(
@@ -24,6 +26,22 @@ def pod_state(platform: Platform, pod: Pod, timeout: float = 2.0) -> PodState:
                 cluster_info=parse_info(client.execute_command("CLUSTER", "INFO")),
                 replication={k: str(v) for k, v in client.info("replication").items()},
             )
+    except Exception as exc:  # any failure to answer is a finding, not a crash
+        return PodState(pod.name, pod.address, pod.node, error=f"{type(exc).__name__}: {exc}")
+
+
+def _pod_state_by_exec(platform: Platform, pod: Pod, timeout: float) -> PodState:
+    """The same three answers through `kubectl exec … redis-cli`, for a process outside the cluster."""
+    try:
+        ask = lambda *args: platform.exec_redis_cli(pod.name, *args, timeout=max(timeout, 10.0))  # noqa: E731
+        return PodState(
+            pod=pod.name,
+            address=pod.address,
+            node=pod.node,
+            nodes=parse_cluster_nodes(ask("CLUSTER", "NODES")),
+            cluster_info=parse_info(ask("CLUSTER", "INFO")),
+            replication=parse_info(ask("INFO", "replication")),
+        )
     except Exception as exc:  # any failure to answer is a finding, not a crash
         return PodState(pod.name, pod.address, pod.node, error=f"{type(exc).__name__}: {exc}")
 

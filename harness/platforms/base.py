@@ -122,6 +122,12 @@ class Platform(abc.ABC):
         raise KeyError(f"no pod named {name}")
 
     # --- clients ----------------------------------------------------------------
+    def reaches_pods(self) -> bool:
+        """Can this process open connections to the pods' addresses, as a `role: client` pod
+        would? Locally yes; on Kubernetes only from inside the cluster (the runner Job). Where
+        it cannot, observers ask the pods through exec_redis_cli instead."""
+        return True
+
     def client(self, user: str = "app", **options) -> RedisCluster:
         from harness.clients import cluster_client
 

@@ -99,6 +99,11 @@ class KubernetesPlatform(
     def options(self) -> dict[str, Any]:
         return {"overlay": self.overlay, "context": self.context, "kubeconfig": self.kubeconfig}
 
+    def reaches_pods(self) -> bool:
+        from harness.platforms.kubernetes.runner import in_cluster
+
+        return in_cluster(self.kubeconfig, self.context)
+
     # --- the cluster ----------------------------------------------------------------------------
     @property
     def api(self) -> Api:
