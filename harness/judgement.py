@@ -64,6 +64,7 @@ def slo_reasons(
     unwaited_loss: UnwaitedLoss = "slo",
     minority_stops_within_s: float | None = None,
     max_loss_window_s: float | None = None,
+    one_shard: bool = False,
 ) -> tuple[list[str], list[str]]:
     """(reasons the run breaks its objectives, notes a report must state even when it passed).
 
@@ -72,7 +73,8 @@ def slo_reasons(
     (partitions, as Redis Cluster documents); `minority_stops_within_s` bounds how long an
     isolated master may keep acknowledging writes; `max_loss_window_s` (a power loss) judges lost
     writes, WAITed or not, by how long before the fault they were acknowledged instead of by
-    their count: a master restarted from what it had fsynced takes its replicas back with it."""
+    their count: a master restarted from what it had fsynced takes its replicas back with it;
+    `one_shard` (a fault on one shard alone) holds every other shard to untouched_shard."""
     reasons: list[str] = []
     notes: list[str] = []
     if figures.workload_errors:
@@ -101,7 +103,7 @@ def slo_reasons(
                 f"recovery {figures.recovery_s:.2f} s > {figures.conformance_limit_s:.2f} s, the limit its own "
                 f"configuration implies (node-timeout {figures.node_timeout_s:g} s)"
             )
-    if figures.attacked_shard is not None and len(figures.shard_unavailable_s) > 1:
+    if one_shard and figures.attacked_shard is not None and len(figures.shard_unavailable_s) > 1:
         limit = slo.unavailability("untouched_shard")
         for shard, longest in enumerate(figures.shard_unavailable_s):
             if shard != figures.attacked_shard and longest > limit:
@@ -149,7 +151,11 @@ def margin(check: str, figure: float, limit: float, at_least: bool = False) -> d
 
 
 def margins(
-    figures: Figures, slo: Slo, fault: str | None = None, minority_stops_within_s: float | None = None
+    figures: Figures,
+    slo: Slo,
+    fault: str | None = None,
+    minority_stops_within_s: float | None = None,
+    one_shard: bool = False,
 ) -> list[dict[str, Any]]:
     """How far each judged figure stayed from its limit: {"check", "figure", "limit", "margin"}, margin
     in the limit's unit (negative: broken). A run that passed by 0.1 s is worth knowing about."""
@@ -165,7 +171,7 @@ def margins(
         add("recovery within its configuration's limit", figures.recovery_s, figures.conformance_limit_s)
     if fault is not None and fault in slo.raw["max_unavailability_seconds"]:
         add("longest outage of the attacked shard", figures.unavailable_s, slo.unavailability(fault))
-    if figures.attacked_shard is not None and len(figures.shard_unavailable_s) > 1:
+    if one_shard and figures.attacked_shard is not None and len(figures.shard_unavailable_s) > 1:
         others = [t for s, t in enumerate(figures.shard_unavailable_s) if s != figures.attacked_shard]
         add("longest outage of an untouched shard", max(others), slo.unavailability("untouched_shard"))
     add("probe's longest silence", figures.probe_gap_s, slo.value("probe", "max_gap_seconds"))

@@ -81,8 +81,8 @@ def test_kill_master_promotes_its_replica_within_slo(healthy, nemesis, slo, evid
     )
     evidence.figure(promoted_after_s=promoted_after and round(promoted_after, 3), failover_phases=phases, **figures.as_dict())
     evidence.history("kill-master", rec.history, rec.probe_history)
-    evidence.figure(margins=margins(figures, slo, "kill_master"))
-    reasons = slo_reasons(figures, slo, "kill_master")[0]
+    evidence.figure(margins=margins(figures, slo, "kill_master", one_shard=True))
+    reasons = slo_reasons(figures, slo, "kill_master", one_shard=True)[0]
     assert reasons == [], "; ".join(reasons)
     assert old.is_replica and old.master_id in {node_of(snapshot(healthy), r).id for r in shard.replicas}
 
@@ -112,8 +112,8 @@ def test_paused_master_is_replaced_and_stops_accepting_writes(healthy, nemesis, 
     )
     evidence.history("pause-master", rec.history, rec.probe_history)
     assert resumed - fault > node_timeout_s(healthy), "the pause ended before node-timeout: no failover was asked for"
-    evidence.figure(margins=margins(figures, slo, "pause_master"))
-    reasons = slo_reasons(figures, slo, "pause_master")[0]
+    evidence.figure(margins=margins(figures, slo, "pause_master", one_shard=True))
+    reasons = slo_reasons(figures, slo, "pause_master", one_shard=True)[0]
     assert reasons == [], "; ".join(reasons)
     assert still_accepting == [], "the demoted master kept acknowledging writes a second after it resumed"
     assert node_of(snapshot(healthy), shard.master).is_replica
@@ -136,8 +136,10 @@ def test_master_cut_off_from_the_majority_stops_acknowledging_writes(healthy, ne
     )
     evidence.figure(minority_stops_within_s=stops_within, **figures.as_dict())
     evidence.history("partition-master", rec.history, rec.probe_history)
-    reasons, notes = slo_reasons(figures, slo, "partition", unwaited_loss="documented", minority_stops_within_s=stops_within)
-    evidence.figure(notes=notes, margins=margins(figures, slo, "partition", stops_within))
+    reasons, notes = slo_reasons(
+        figures, slo, "partition", unwaited_loss="documented", minority_stops_within_s=stops_within, one_shard=True
+    )
+    evidence.figure(notes=notes, margins=margins(figures, slo, "partition", stops_within, one_shard=True))
     assert reasons == [], "; ".join(reasons)
 
 
@@ -161,8 +163,8 @@ def test_manual_failover_under_load_loses_nothing(healthy, slo, evidence):
     evidence.history("manual-failover", rec.history, rec.probe_history)
     assert node_of(snapshot(healthy), shard.master).is_replica
     assert figures.lost == 0, f"a manual failover lost {figures.lost} acknowledged writes"
-    evidence.figure(margins=margins(figures, slo, "manual_failover"))
-    reasons = slo_reasons(figures, slo, "manual_failover")[0]
+    evidence.figure(margins=margins(figures, slo, "manual_failover", one_shard=True))
+    reasons = slo_reasons(figures, slo, "manual_failover", one_shard=True)[0]
     assert reasons == [], "; ".join(reasons)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from harness.cluster import shards, survivors_serve_all, wait_for
 from harness.errors import HarnessError
-from harness.judgement import margin, margins
+from harness.judgement import margin, margins, slo_reasons
 from harness.observe import snapshot, wait_healthy
 from harness.platforms.base import Nodes, require
 from harness.recording import check, start_recording
@@ -87,7 +87,9 @@ def test_drain_keeps_every_shard_serving(well_placed, nemesis, slo, evidence):
         nemesis.heal_all()
         rec.stop()
     figures = check(rec, drained["at"])
-    evidence.figure(node=drained["node"], moved=drained["moved"], margins=margins(figures, slo, "drain"), **figures.as_dict())
+    evidence.figure(
+        node=drained["node"], moved=drained["moved"], margins=margins(figures, slo, "drain", one_shard=True), **figures.as_dict()
+    )
     evidence.history("drain", rec.history, rec.probe_history)
     assert figures.workload_errors == []
     assert set(drained["moved"].values()).isdisjoint({drained["node"]}), f"pods stayed on the drained node: {drained['moved']}"
@@ -95,3 +97,5 @@ def test_drain_keeps_every_shard_serving(well_placed, nemesis, slo, evidence):
         f"a shard stopped serving for {figures.unavailable_s:.2f} s during the drain (limit {slo.unavailability('drain'):g} s)"
     )
     assert figures.lost == 0 and figures.unexpected == 0, f"the drain lost {figures.lost} writes, {figures.unexpected} unexpected"
+    reasons = slo_reasons(figures, slo, "drain", one_shard=True)[0]
+    assert reasons == [], "; ".join(reasons)

@@ -19,12 +19,12 @@ Configuration = dict[str, Any]
 def start_workload(
     configuration: Configuration | None = None,
     shard: int = 0,
-    waited_workers: int = 2,
-    unwaited_workers: int = 2,
-    rate: float = 100.0,
+    waited_workers: int | None = None,
+    unwaited_workers: int | None = None,
+    rate: float = 70.0,
     max_seconds: float = 240.0,
 ) -> dict[str, Any]:
-    """Writers (WAITed and not) across the cluster and a ≥100 Hz probe on `shard`'s master,
+    """Writers (WAITed and not; by default one of each per shard) and a probe on `shard`'s master,
     recorded in the background until stop_workload (or max_seconds)."""
     s = session(configuration)
     if s.recording is not None:

@@ -21,6 +21,7 @@ class Expectations:
     minority_stops_within_s: float | None = None  # partitions: the isolated master's last acknowledgement
     must_deviate: bool = False  # negative controls
     loss_window: bool = False  # power loss: lost writes judged by persistence.max_loss_window_seconds
+    one_shard: bool = False  # a fault on one shard alone: every other shard keeps taking writes
 
     @classmethod
     def of(cls, experiment: dict[str, Any]) -> Expectations:
@@ -66,9 +67,11 @@ def judge(journal: dict[str, Any], figures: Figures | None, expect: Expectations
         reasons.append("no workload was recorded")
     else:
         window = slo.value("persistence", "max_loss_window_seconds") if expect.loss_window else None
-        found, notes = slo_reasons(figures, slo, expect.slo, expect.unwaited_loss, expect.minority_stops_within_s, window)
+        found, notes = slo_reasons(
+            figures, slo, expect.slo, expect.unwaited_loss, expect.minority_stops_within_s, window, expect.one_shard
+        )
         reasons += found
-        judged = margins(figures, slo, expect.slo, expect.minority_stops_within_s)
+        judged = margins(figures, slo, expect.slo, expect.minority_stops_within_s, expect.one_shard)
     if expect.must_deviate:
         # A negative control passes when the experiment caught the weakness.
         caught = bool(journal.get("deviated")) or bool(reasons)
