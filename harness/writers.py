@@ -55,12 +55,15 @@ class ClusterWriter:
         self._last_refresh = 0.0
 
     def refresh(self, force: bool = False, avoid: str | None = None) -> None:
-        """Reload the slot map (at most every 100 ms unless forced), asking the node at `avoid`
-        (one that just did not answer) last: a dead node first would cost a connect timeout."""
+        """Reload the slot map (at most every 100 ms unless forced). After a failure at `avoid`,
+        first resolve the pods again, as a client resolves the Service (pods restarted at new
+        addresses drop out), and ask the failing node last: a dead node first would cost a
+        connect timeout each."""
         now = time.monotonic()
         if force or now - self._last_refresh > 0.1:
             self._last_refresh = now
             if avoid is not None:
+                self._resolve_again()
                 nodes = self.client.nodes_manager.startup_nodes
                 if avoid in nodes:
                     nodes[avoid] = nodes.pop(avoid)  # dicts keep insertion order: now the last one
@@ -68,6 +71,16 @@ class ClusterWriter:
                 self.client.nodes_manager.initialize()
             except CLUSTER_ERRORS:
                 self._rediscover()
+
+    def _resolve_again(self) -> None:
+        if self.discover is None:
+            return
+        try:
+            current = [ClusterNode(host, port) for host, port in self.discover()]
+        except OSError:  # a pod exiting while the platform is asked
+            return
+        if current and {n.name for n in current} != set(self.client.nodes_manager.startup_nodes):
+            self.client.nodes_manager.startup_nodes = {n.name: n for n in current}
 
     def _rediscover(self) -> None:
         """Every known node is gone (all pods restarted with new addresses): start again from
