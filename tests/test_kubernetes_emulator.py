@@ -591,3 +591,21 @@ def test_a_failed_up_removes_what_it_made_and_reports_what_it_saw(platform, emul
         platform.up()
     assert platform.api.find(path("v1", "Namespace", name=NS)) is None  # (the emulator keeps what was in it)
     assert any(s == "deleting namespace redis" for s in platform.said)
+
+
+def test_inside_the_runner_up_only_waits_and_a_failure_removes_nothing(platform, emulator, cluster, monkeypatch):
+    """The runner Job's account may only observe: the caller stood the reference up and tears it down."""
+    up_with_controller(platform, emulator, cluster)
+    before = len(emulator.requests())
+    monkeypatch.setenv("REDIS_HARNESS_IN_CLUSTER", "1")
+    platform.up()
+    writes = [(m, u) for m, u, _ in emulator.requests()[before:] if m in ("POST", "PUT", "PATCH", "DELETE")]
+    assert writes == [], writes
+    assert platform.reaches_pods()
+    cluster.close()
+    platform.api.delete(path("batch/v1", "Job", NS, "redis-cluster-bootstrap"))
+    platform.wait_timeout = 1
+    before = len(emulator.requests())
+    with pytest.raises(HarnessError):
+        platform.up()
+    assert not [m for m, _, _ in emulator.requests()[before:] if m == "DELETE"], "a failed wait removed something"

@@ -34,9 +34,12 @@ def leftovers(tag_or_cluster: LocalPlatform) -> list[str]:
         try:
             environ = open(f"/proc/{pid}/environ", "rb").read()
             stat = open(f"/proc/{pid}/stat").read()
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if root.encode() in environ and ") Z " not in stat:
+        # redis-server writes its process title over its environment: its working directory
+        # (the pod's data volume) is what still names the cluster.
+        if (root.encode() in environ or (cwd + "/").startswith(root + "/")) and ") Z " not in stat:
             found.append(f"process {pid}")
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     found += [f"netns {line.split()[0]}" for line in netns.splitlines() if line.startswith(f"rh-{tag}-")]
@@ -101,6 +104,8 @@ def test_down_keeps_volumes_on_request_and_leaves_nothing(tmp_path):
     p.up()
     try:
         wait_healthy(p, timeout=90)
+        running = leftovers(p)
+        assert sum(f.startswith("process") for f in running) >= 6, f"the leftover check sees no redis-server: {running}"
         p.client().set("app:survives", "yes")
         p.down(keep_volumes=True)
         assert leftovers(p) == []

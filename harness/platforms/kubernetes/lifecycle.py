@@ -215,9 +215,6 @@ def up(
 ) -> dict[str, bool]:
     """Everything up does, in order; returns what it created."""
     namespace = manifests.namespace()
-    sts = manifests.redis_statefulset()
-    name, replicas = sts["metadata"]["name"], int(sts["spec"]["replicas"])
-    labels = dict(sts["spec"]["selector"]["matchLabels"])
     created = {"cert_manager": False, "secret": False, "agent": False}
     if any(o["apiVersion"].startswith("cert-manager.io/") for o in manifests.objects):
         created["cert_manager"] = certmanager.install(api, say, fetch)
@@ -229,6 +226,17 @@ def up(
     created["secret"] = ensure_auth_secret(api, manifests, namespace)
     apply_overlay(api, manifests, namespace, say)
     created["agent"] = install_agent(api, say) > 0
+    wait_up(api, manifests, say, timeout)
+    return created
+
+
+def wait_up(api: Api, manifests: reference.Manifests, say: Say, timeout: float = 600) -> None:
+    """Wait for what up made: the StatefulSet, the bootstrap Job, cluster health. Alone, it is what
+    the runner Job does: the caller stood the reference up, the Job's account may only observe it."""
+    namespace = manifests.namespace()
+    sts = manifests.redis_statefulset()
+    name, replicas = sts["metadata"]["name"], int(sts["spec"]["replicas"])
+    labels = dict(sts["spec"]["selector"]["matchLabels"])
     diagnose = lambda: diagnosis(api, namespace)  # noqa: E731
     wait_for(f"StatefulSet {name}", statefulset_check(api, namespace, name, replicas, labels), timeout, say, diagnose)
     job = next((j for j in manifests.of_kind("Job") if j["metadata"]["name"].endswith("bootstrap")), None)
@@ -236,7 +244,6 @@ def up(
         jname = job["metadata"]["name"]
         wait_for(f"the bootstrap Job {jname}", job_check(api, namespace, jname, diagnose), timeout, say, diagnose)
     wait_for("cluster health", health_check(api, namespace, name, replicas), timeout, say, diagnose)
-    return created
 
 
 def down(
