@@ -159,7 +159,7 @@ def test_a_probe_write_that_did_not_last_counts_as_an_outage():
 
 def test_the_conformance_limit_follows_the_configuration():
     reference = slo.load()
-    assert reference.conformance_limit(5.0) == pytest.approx(5.0 * 1.5 + 0.7 + 1.1 + 0.5)
+    assert reference.conformance_limit(5.0) == pytest.approx(5.0 * 1.5 + 1.0 + 1.1 + 0.5)
     assert reference.conformance_limit(15.0) > reference.recovery("kill_master")  # a slow config fails on the objective
     assert reference.conformance_limit(5.0, rank=1) == pytest.approx(reference.conformance_limit(5.0) + 1.0)
 
