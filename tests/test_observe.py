@@ -25,4 +25,4 @@ def test_a_snapshot_through_exec_sees_what_a_client_sees(healthy, monkeypatch):
     through_exec = snapshot(healthy)
     assert all(s.error is None for s in through_exec), [s.error for s in through_exec]
     assert view(through_exec) == view(direct)
-    assert check_invariants(through_exec) == []
+    assert check_invariants(through_exec) == check_invariants(direct)  # the same findings, whatever the layout
