@@ -73,6 +73,7 @@ class ClusterWriter:
                 self._rediscover()
 
     def _resolve_again(self) -> None:
+        """Start from the pods as they are now, as a client resolving the Service again would."""
         if self.discover is None:
             return
         try:
@@ -83,16 +84,12 @@ class ClusterWriter:
             self.client.nodes_manager.startup_nodes = {n.name: n for n in current}
 
     def _rediscover(self) -> None:
-        """Every known node is gone (all pods restarted with new addresses): start again from
-        the pods as they are now, as a client would by resolving the Service again."""
-        if self.discover is None:
-            return
+        """Every known node is gone (all pods restarted with new addresses): resolve the pods
+        again and reload the slot map from them."""
+        self._resolve_again()
         try:
-            nodes = [ClusterNode(host, port) for host, port in self.discover()]
-            if nodes:
-                self.client.nodes_manager.startup_nodes = {n.name: n for n in nodes}
-                self.client.nodes_manager.initialize()
-        except (*CLUSTER_ERRORS, OSError):  # OSError: a pod exiting while the platform is asked
+            self.client.nodes_manager.initialize()
+        except (*CLUSTER_ERRORS, OSError):
             pass  # the next operation finds out
 
     def _send(self, node: ClusterNode, commands: list[tuple]) -> tuple[list, Exception | None]:
