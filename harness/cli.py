@@ -21,12 +21,14 @@ from harness import gate, observe
 from harness.errors import HarnessError
 from harness.platforms import registry
 from harness.platforms.base import Platform
+from harness.platforms.kubernetes import incluster
 from harness.topology import PodState, check_invariants
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 console = Console(stderr=True)
 out = Console(width=140)
 
+MAX_WORKERS = 64  # a bound on the loadgen Deployment a bench scales
 PlatformOpt = Annotated[str, typer.Option("--platform", help="local, kind or kubernetes")]
 OverlayOpt = Annotated[str, typer.Option("--overlay", help="an overlay under reference/overlays")]
 ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="local: name of the cluster [default: redis-harness]")]
@@ -35,6 +37,10 @@ ContextOpt = Annotated[str | None, typer.Option("--context", help="kubernetes: t
 KubeconfigOpt = Annotated[str | None, typer.Option("--kubeconfig", help="kubernetes: the kubeconfig file")]
 KindBinOpt = Annotated[str | None, typer.Option("--kind-bin", help="kind: the kind binary to use")]
 KeepClusterOpt = Annotated[bool, typer.Option("--keep-cluster", help="kind: keep (or reuse) the kind cluster")]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option("--image", help="kind, kubernetes: the harness image the runner Job uses (kind without it: built and loaded)"),
+]
 SubnetOpt = Annotated[str | None, typer.Option("--subnet", help="address range for local pods")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="where local clusters keep their state")]
 
@@ -171,16 +177,11 @@ def run(
     allow_skip: Annotated[
         bool, typer.Option("--allow-skip", help="exploratory runs: a skipped test does not fail its suite (the report says so)")
     ] = False,
-    image: Annotated[
-        str | None,
-        typer.Option(
-            "--image", help="kind, kubernetes: the harness image the runner Job uses (kind without it: built and loaded)"
-        ),
-    ] = None,
+    image: ImageOpt = None,
     context: ContextOpt = None,
-    kubeconfig: Annotated[str | None, typer.Option("--kubeconfig", help="kubernetes: the kubeconfig file")] = None,
-    kind_bin: Annotated[str | None, typer.Option("--kind-bin", help="kind: the kind binary to use")] = None,
-    keep_cluster: Annotated[bool, typer.Option("--keep-cluster", help="kind: keep (or reuse) the kind cluster")] = False,
+    kubeconfig: KubeconfigOpt = None,
+    kind_bin: KindBinOpt = None,
+    keep_cluster: KeepClusterOpt = False,
 ) -> None:
     """The gating job: every gating suite against one stood-up reference, one report; exit 1 when a gate fails.
     The negative controls, which prove the harness rather than the deployment, run with --suite negative_controls.
@@ -188,16 +189,13 @@ def run(
     options = {"context": context, "kubeconfig": kubeconfig, "kind_bin": kind_bin, "keep_cluster": keep_cluster or None}
     options = {k: v for k, v in options.items() if v is not None}
     gate.check_input(platform, overlay, suite, cluster, subnet, options)  # bad input fails before anything starts
-    if gate.runs_as_job(platform, options):
+    if incluster.runs_as_job(platform, options):
         result = gate.run_in_cluster(
             platform, overlay, image, suite, reports, keep, options,
             say=lambda line: console.print(line, markup=False, highlight=False), allow_skip=allow_skip,
         )  # fmt: skip
     else:
-        if image:
-            raise HarnessError(
-                f"--image is for the runner Job on kind and kubernetes; the {platform} platform runs the suites here"
-            )
+        incluster.refuse_image(platform, image)
         progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -263,7 +261,14 @@ app.add_typer(report_app, name="report")
 @app.command()
 def bench(
     platform: PlatformOpt = "local",
+    overlay: OverlayOpt = "kind",
     context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    kind_bin: KindBinOpt = None,
+    image: ImageOpt = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="kind, kubernetes: Locust workers as pods of their own (0: load processes in the runner pod)")
+    ] = 0,
     workload: Annotated[
         list[str] | None, typer.Option("--workload", help="a workload under benchmarks/workloads, or a file; repeatable")
     ] = None,
@@ -289,7 +294,9 @@ def bench(
     baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="run redis-benchmark (and memtier) too")] = True,
     reports: Annotated[Path | None, typer.Option("--reports", help="reports directory")] = None,
 ) -> None:
-    """Benchmark a running local cluster: Locust load, HdrHistogram latency, baselines; one report per workload."""
+    """Benchmark a running reference: Locust load, HdrHistogram latency, baselines; one report per workload.
+    On kind and kubernetes the bench runs in the cluster as the runner Job (its pod the Locust master,
+    --workers pods beside it), the baselines from that pod; the reports come back."""
     from harness import slo as slo_file
     from harness.bench import workload as workloads
     from harness.bench.run import BenchOptions, benchmark, percentile_line
@@ -313,11 +320,40 @@ def bench(
         slo_p99_ms=slo_file.load().benchmark("capacity_p99_ms"), baseline=baseline,
     )  # fmt: skip
     options.validate()
-    p = _platform(platform, cluster=cluster, state_dir=state_dir, context=context)
+    if workers < 0 or workers > MAX_WORKERS:
+        raise HarnessError(f"--workers must be between 0 and {MAX_WORKERS}, not {workers}")
+    cluster_options = {"context": context, "kubeconfig": kubeconfig, "kind_bin": kind_bin}
+    cluster_options = {k: v for k, v in cluster_options.items() if v is not None}
+    if incluster.runs_as_job(platform, cluster_options):
+        from harness.platforms.kubernetes import runner
+
+        registry.create(platform, overlay=overlay, **cluster_options)  # bad options fail before anything starts
+        args = runner.bench_args(
+            overlay, workload or ["cache-read-heavy"], pipeline or [], workers,
+            {"--duration": duration, "--rate": rate, "--capacity": capacity, "--processes": processes, "--users": users,
+             "--value-size": value_size, "--keys": keys, "--key-distribution": key_distribution, "--mix": mix,
+             "--hash-tags": hash_tags, "--ttl": ttl},
+            {"--read-from-replicas": read_from_replicas, "--baseline": baseline},
+        )  # fmt: skip
+        extra = (lambda namespace, image: runner.loadgen_objects(namespace, image, workers)) if workers else None
+        code, run_dir = incluster.run(
+            platform, overlay, image, args, reports, cluster_options,
+            say=lambda line: console.print(line, markup=False, highlight=False), stand_up=False, extra=extra,
+        )  # fmt: skip
+        console.print(f"reports: {run_dir.parent if run_dir else reports}")
+        if code:
+            raise typer.Exit(code)
+        return
+    incluster.refuse_image(platform, image)
+    if workers and platform not in incluster.IN_CLUSTER_PLATFORMS:
+        raise HarnessError(f"--workers is for kind and kubernetes: on the {platform} platform, --processes sets the load processes")
+    p = _platform(platform, overlay=overlay, cluster=cluster, state_dir=state_dir, **cluster_options)
     p.pods()  # a cluster that is not up fails here, in one sentence
     failed = False
     for w in chosen:
-        run_dir, body = benchmark(p, w, options, reports, say=lambda msg: console.print(msg, markup=False, highlight=False))
+        run_dir, body = benchmark(
+            p, w, options, reports, say=lambda msg: console.print(msg, markup=False, highlight=False), workers=workers
+        )
         for phase in body["phases"]:
             out.print(
                 f"{body['kind']} {phase['name']}: {phase['throughput']:.0f} ops/s, {phase['errors']} errors, {percentile_line(phase)}"

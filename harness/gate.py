@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,18 +146,6 @@ def check_input(
     return paths
 
 
-# Platforms whose pods only a pod of the cluster can reach: the gate runs there, as a Job.
-IN_CLUSTER_PLATFORMS = ("kind", "kubernetes")
-
-
-def runs_as_job(platform: str, options: dict[str, Any] | None = None) -> bool:
-    """`run` on kind or kubernetes starts the runner Job, unless this process is that Job's pod."""
-    from harness.platforms.kubernetes import runner
-
-    options = options or {}
-    return platform in IN_CLUSTER_PLATFORMS and not runner.in_cluster(options.get("kubeconfig"), options.get("context"))
-
-
 def run_in_cluster(
     platform: str,
     overlay: str,
@@ -170,43 +157,15 @@ def run_in_cluster(
     say: Callable[[str], None] = lambda line: None,
     allow_skip: bool = False,
 ) -> GateResult:
-    """The gate as a Job in the cluster (harness/platforms/kubernetes/runner.py): the reference stood up
+    """The gate as a Job in the cluster (harness/platforms/kubernetes/incluster.py): the reference stood up
     from here, the suites run in a `role: client` pod, the report brought back to `reports`, the
     reference torn down (unless `keep`). The verdict is the Job's report's."""
-    from harness.platforms.kubernetes import runner
+    from harness.platforms.kubernetes import incluster, runner
 
     options = {k: v for k, v in (options or {}).items() if v is not None}
     check_input(platform, overlay, suites, "", None, options)
-    if not image and platform != "kind":
-        raise HarnessError(
-            "--platform kubernetes runs the suites in the cluster from the harness image: build it "
-            "(`docker build -t REGISTRY/redis-harness:TAG .`), push it where the cluster pulls from, and name it with --image"
-        )
-    p = registry.create(platform, overlay=overlay, **options)
-    if platform == "kind":
-        from harness.platforms.kubernetes import kind
-
-        kind.preflight(options.get("kind_bin"))  # kind and a container engine, or one sentence naming what is missing
-    else:  # no cluster: one sentence, nothing created (kind makes its cluster in `up`)
-        runner.Kubectl(options.get("kubeconfig"), options.get("context")).reachable()
-    build = image is None
-    image = image or f"redis-harness:run-{uuid.uuid4().hex[:10]}"
-    if build:
-        say(f"building the harness image {image}")
-        _docker_build(image)
-    reports = Path(reports or rundir.REPORTS_DIR)
-    p.up()
-    try:
-        if build:
-            _kind_load(p, image)
-        kubectl = runner.Kubectl(getattr(p, "kubeconfig", None), getattr(p, "context", None))
-        kubectl.apply(runner.agent_objects(image))  # the node agent, with this run's image
-        code, run_dir = runner.run_job(
-            kubectl, reference.render(overlay).namespace(), image, runner.gate_args(overlay, suites, allow_skip), reports, say
-        )
-    finally:
-        if not keep:
-            p.down()
+    args = runner.gate_args(overlay, suites, allow_skip)
+    code, run_dir = incluster.run(platform, overlay, image, args, reports, options, say, stand_up=True, keep=keep)
     if run_dir is None:
         raise HarnessError(f"the runner Job finished (exit code {code}) without a report; see its log above")
     report = json.loads((run_dir / "report.json").read_text())
@@ -315,26 +274,3 @@ def run_gate(
     rundir.write_report(run_dir, report, [])
     html.write_run_html(run_dir, report)
     return GateResult(run_dir, outcome, report)
-
-
-def _docker_build(image: str) -> None:
-    """The harness image from this checkout's Dockerfile (kind without --image)."""
-    import shutil
-
-    docker = shutil.which("docker")
-    if docker is None:
-        raise HarnessError("building the harness image needs docker: install it, or name a built image with --image")
-    proc = subprocess.run([docker, "build", "-t", image, str(ROOT)], capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        raise HarnessError(f"docker build of {image} failed: {proc.stderr.strip()[-500:]}")
-
-
-def _kind_load(platform: Any, image: str) -> None:
-    """The image onto the kind cluster's nodes (`kind load docker-image`), as CI does."""
-    from harness.platforms.kubernetes import kind
-
-    binary = kind.preflight(getattr(platform, "kind_bin", None))
-    name = platform.cluster.name
-    proc = subprocess.run([binary, "load", "docker-image", image, "--name", name], capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        raise HarnessError(f"kind load docker-image {image} failed: {proc.stderr.strip()[-500:]}")

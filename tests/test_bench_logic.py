@@ -170,7 +170,7 @@ def test_step_points_merge_processes_and_drop_straddling_intervals():
     enc = histograms.encode(h)
 
     def line(pid, start):
-        return {"pid": pid, "start": start, "end": start + 1, "ops": 100, "errors": 0, "cpu": 0.5, "hist": enc}
+        return {"process": pid, "start": start, "end": start + 1, "ops": 100, "errors": 0, "cpu": 0.5, "hist": enc}
 
     lines = [line(1, 0.0), line(2, 0.0), line(1, 1.5), line(1, 2.0), line(2, 3.0)]
     points = capacity.step_points(lines, 0.0, plan)
@@ -215,7 +215,7 @@ def test_step_points_carry_what_the_verdict_needs():
     histograms.record(h, 1500, 100)
     enc = histograms.encode(h)
     lines = [
-        {"pid": pid, "start": 0.0, "end": 1.0, "ops": 100, "errors": 0, "cpu": cpu, "hist": enc}
+        {"process": pid, "start": 0.0, "end": 1.0, "ops": 100, "errors": 0, "cpu": cpu, "hist": enc}
         for pid, cpu in ((1, 0.5), (2, 0.7))
     ]
     (point,) = capacity.step_points(lines, 0.0, plan)

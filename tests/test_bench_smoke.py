@@ -1,12 +1,18 @@
 """A few seconds of real Locust load (two processes) and redis-benchmark against a small
-cluster of its own: the report has throughput, no errors, sane percentiles and a baseline ratio."""
+cluster of its own: the report has throughput, no errors, sane percentiles and a baseline ratio.
+And the same load from Locust workers started apart from the master, as the loadgen Deployment's
+pods are on kind and kubernetes: they get the workload and the platform from the master and report
+to it over Locust's own connection."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
+from harness.bench import campaign
 from harness.bench import workload as workloads
 from harness.bench.run import BenchOptions, benchmark
 from harness.observe import wait_healthy
@@ -15,9 +21,10 @@ from harness.platforms import registry
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.timeout(120)]
 
 
-@pytest.fixture
-def bench_cluster(tmp_path):
-    p = registry.create("local", cluster="rh-bench-smoke", state_dir=str(tmp_path / "state"), subnet="198.18.21.0/24")
+@pytest.fixture(scope="module")
+def bench_cluster(tmp_path_factory):
+    state = tmp_path_factory.mktemp("state")
+    p = registry.create("local", cluster="rh-bench-smoke", state_dir=str(state), subnet="198.18.21.0/24")
     p.up()
     try:
         wait_healthy(p, timeout=60)
@@ -45,3 +52,24 @@ def test_benchmark_smoke(bench_cluster, tmp_path):
         assert (run_dir / name).stat().st_size > 0, name
     password = bench_cluster.credentials().password("app")
     assert password not in (run_dir / "report.json").read_text()
+
+
+def test_workers_started_apart_from_the_master_load_and_report_to_it(bench_cluster, tmp_path, monkeypatch):
+    port = campaign.free_port()
+    monkeypatch.setattr(campaign, "MASTER_PORT", port)
+    worker = [sys.executable, "-m", "locust", "-f", str(campaign.LOCUSTFILE), "--worker", "--skip-log-setup",
+              "--master-host", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
+    # Started as the Deployment starts them: no workload, no platform, nothing but the master's address.
+    procs = [subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True) for _ in range(2)]
+    try:
+        workload = workloads.load("set-only", {"keys.count": 1000})
+        options = BenchOptions(seconds=3, users=4, baseline=False)
+        run_dir, body = benchmark(bench_cluster, workload, options, reports=tmp_path / "reports", workers=2)
+    finally:
+        for proc in procs:
+            campaign.stop_group(proc)
+    (closed,) = body["phases"]
+    assert closed["ops"] > 0 and closed["errors"] == 0, closed["error_samples"]
+    assert len(closed["client_cpu"]) == 2, "one entry per remote worker"
+    assert set(closed["by_command"]) == {"SET"}, "the workers ran the master's workload (the default reads)"
+    assert len(list((run_dir / "raw" / "closed").glob("worker-*.jsonl"))) == 2

@@ -1,5 +1,5 @@
-"""checkov (offline) over every rendered gated overlay, the loadgen component and the harness's own
-manifests: no failed check, and every waived one carries its reason in the manifest
+"""checkov (offline) over every rendered gated overlay and the harness's own manifests (runner Job,
+node agent, the bench's Locust workers): no failed check, and every waived one carries its reason in the manifest
 (`checkov.io/skipN: CKV_K8S_xx=reason` on the object). The broken inputs below show that each
 assertion can fail."""
 
@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from harness import reference
 from harness.reference import Manifests
 
 GATED_OVERLAYS = [o for o in reference.overlays() if not o.startswith("broken-")]
-LOADGEN = reference.REFERENCE_DIR / "components" / "loadgen"
 NO_REASON = "No comment provided"  # what checkov records for a skip annotation without "=reason"
 
 
@@ -73,36 +71,20 @@ def unexplained(results: dict[str, Any]) -> list[str]:
 
 
 def harness_objects() -> list[dict[str, Any]]:
-    """What a run applies besides the reference: the runner Job with its identity, the node agent."""
+    """What a run applies besides the reference: the runner Job with its identity, the node agent, the
+    bench's Locust workers."""
     from harness.platforms.kubernetes import runner
 
-    namespace = reference.render("kind").namespace()
-    return runner.runner_objects(namespace, "redis-harness:run-1", runner.gate_args("kind")) + runner.agent_objects(
-        "redis-harness:run-1"
-    )
-
-
-def loadgen_objects() -> list[dict[str, Any]]:
-    """The loadgen component as an overlay uses it: in the Redis namespace."""
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "kustomization.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                    "kind": "Kustomization",
-                    "namespace": "redis",
-                    "components": [os.path.relpath(LOADGEN, tmp)],
-                }
-            )
-        )
-        proc = subprocess.run([reference.kubectl(), "kustomize", tmp], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    namespace, image = reference.render("kind").namespace(), "redis-harness:run-1"
+    return [
+        *runner.runner_objects(namespace, image, runner.gate_args("kind")),
+        *runner.agent_objects(image),
+        *runner.loadgen_objects(namespace, image, 2),
+    ]
 
 
 TARGETS = {
     **{f"overlay-{o}": lambda o=o: reference.render(o).objects for o in GATED_OVERLAYS},
-    "component-loadgen": loadgen_objects,
     "harness-manifests": harness_objects,
 }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli, gate
-from harness.platforms.kubernetes import runner
+from harness.platforms.kubernetes import incluster, runner
 
 
 def tar_of(files: dict[str, bytes], extra: list[tarfile.TarInfo] | None = None) -> bytes:
@@ -94,16 +94,16 @@ def test_in_cluster_needs_a_pod_and_no_cluster_named(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     assert runner.in_cluster()
-    assert gate.runs_as_job("kubernetes") is False
+    assert incluster.runs_as_job("kubernetes") is False
     assert not runner.in_cluster(kubeconfig="/k")
     assert not runner.in_cluster(context="kind-x")
-    assert gate.runs_as_job("kubernetes", {"kubeconfig": "/k"}) is True
+    assert incluster.runs_as_job("kubernetes", {"kubeconfig": "/k"}) is True
     monkeypatch.setenv("KUBECONFIG", "/k")
     assert not runner.in_cluster()
     monkeypatch.delenv("KUBECONFIG")
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
     assert not runner.in_cluster()
-    assert gate.runs_as_job("kind") and not gate.runs_as_job("local")
+    assert incluster.runs_as_job("kind") and not incluster.runs_as_job("local")
 
 
 # --- the log and the report ------------------------------------------------------------------------
@@ -225,3 +225,79 @@ def test_the_gate_in_a_pod_logs_one_line_per_test(tmp_path):
     assert result.outcome == "pass", result.report
     assert lines and all(line.startswith("scenarios/test_static.py::") and line.endswith(" PASSED") for line in lines)
     assert len(lines) == result.report["counts"]["passed"]
+
+
+# --- bench in the cluster ---------------------------------------------------------------------
+def test_bench_on_kubernetes_without_a_cluster_says_so_and_creates_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    reports = tmp_path / "reports"
+    argv = ["bench", "--platform", "kubernetes", "--kubeconfig", str(tmp_path / "none"), "--image", "x", "--workers", "2"]
+    assert cli.main([*argv, "--reports", str(reports)]) == 2
+    err = capsys.readouterr().err
+    assert "no Kubernetes cluster is reachable" in err and not reports.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--platform", "local", "--workers", "2"], "--workers is for kind and kubernetes"),
+        (["--platform", "kubernetes", "--workers", "-1"], "--workers must be between 0 and 64"),
+        (["--platform", "local", "--image", "x"], "--image is for the runner Job"),
+        (["--platform", "kubernetes", "--kind-bin", "/k"], "takes no option 'kind_bin'"),
+    ],
+)
+def test_bench_refuses_options_of_another_platform_in_one_sentence(argv, says, capsys, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert cli.main(["bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+
+
+class RunningPlatform:
+    """What incluster.run asks of a platform whose reference is (or is not) up."""
+
+    kubeconfig = context = None
+
+    def __init__(self, up: bool):
+        self.running = up
+        self.stood_up = self.torn_down = False
+
+    def pods(self):
+        from harness.platforms.base import Pod
+
+        return [Pod("redis-cluster-0", "10.0.0.1", {}, "worker", running=self.running)]
+
+    def up(self):
+        self.stood_up = True
+
+    def down(self):
+        self.torn_down = True
+
+
+class ReachableKubectl(FakeKubectl):
+    def reachable(self) -> None:
+        pass
+
+
+def test_a_bench_in_the_cluster_brings_its_workers_and_removes_them_and_the_agent(tmp_path, monkeypatch):
+    from harness.platforms import registry
+
+    platform, kubectl = RunningPlatform(up=True), ReachableKubectl([f"{runner.DONE}0\n"])
+    monkeypatch.setattr(registry, "create", lambda *a, **k: platform)
+    monkeypatch.setattr(runner, "Kubectl", lambda *a, **k: kubectl)
+    workers = lambda namespace, image: runner.loadgen_objects(namespace, image, 2)  # noqa: E731
+    code, _run = incluster.run("kubernetes", "kind", "img:1", ["bench"], tmp_path, {}, lambda _l: None, stand_up=False, extra=workers)
+    assert code == 0 and not platform.stood_up and not platform.torn_down, "a bench finds the reference up and leaves it"
+    assert "Deployment" in kubectl.applied and "DaemonSet" in kubectl.applied
+    assert kubectl.deleted.count("Deployment") == 1 and "DaemonSet" in kubectl.deleted
+
+
+def test_a_bench_in_the_cluster_without_the_reference_up_says_so_and_applies_nothing(tmp_path, monkeypatch):
+    from harness.platforms import registry
+
+    platform, kubectl = RunningPlatform(up=False), ReachableKubectl([])
+    monkeypatch.setattr(registry, "create", lambda *a, **k: platform)
+    monkeypatch.setattr(runner, "Kubectl", lambda *a, **k: kubectl)
+    with pytest.raises(runner.HarnessError, match="the reference is not up on kubernetes"):
+        incluster.run("kubernetes", "kind", "img:1", ["bench"], tmp_path, {}, lambda _l: None, stand_up=False)
+    assert kubectl.applied == []

@@ -228,3 +228,69 @@ def test_reference_gets_no_privilege_for_testing():
         sts = m.redis_statefulset()["spec"]["template"]["spec"]
         assert restricted_violations(sts) == [], overlay
         assert not any("redis-harness" in str(o.get("metadata", {}).get("name", "")) for o in m.objects), overlay
+
+
+# --- the bench's Locust workers ----------------------------------------------------------------
+def loadgen(namespace: str = NAMESPACE, workers: int = 3) -> list[dict[str, Any]]:
+    return runner.loadgen_objects(namespace, IMAGE, workers)
+
+
+def worker_pod(objs: list[dict[str, Any]]) -> netpol.Pod:
+    template = of(objs, "Deployment")["spec"]["template"]
+    return netpol.Pod(of(objs, "Deployment")["metadata"]["namespace"], "worker", dict(template["metadata"]["labels"]), "10.0.9.8")
+
+
+def test_loadgen_manifests_render_for_the_run_and_validate():
+    objs = loadgen("other-ns", 5)
+    assert static_checks.check_schemas(Manifests(objs)) == []
+    deployment = of(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 5
+    assert {o["metadata"]["namespace"] for o in objs} == {"other-ns"}
+    assert all(s["namespace"] == "other-ns" for o in objs for s in o.get("subjects") or [])
+    assert [c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]] == [IMAGE]
+
+
+def test_loadgen_workers_find_their_master_the_runner_pod():
+    objs, job = loadgen(), of(objects(), "Job")
+    service = of(objs, "Service", "redis-harness-bench-master")
+    assert netpol.selects({"matchLabels": service["spec"]["selector"]}, job["spec"]["template"]["metadata"]["labels"])
+    command = of(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--master-host") + 1] == service["metadata"]["name"]
+    from harness.bench import campaign
+
+    assert int(command[command.index("--master-port") + 1]) == service["spec"]["ports"][0]["port"] == campaign.MASTER_PORT
+
+
+@pytest.mark.parametrize("overlay", ["kind", "production"])
+def test_loadgen_workers_reach_redis_and_their_master_and_no_one_reaches_them(overlay):
+    m = reference.render(overlay)
+    objs = loadgen(m.namespace())
+    together = Manifests([*m.objects, *runner.runner_objects(m.namespace(), IMAGE, ARGS), *objs])
+    worker, runner_side, target = worker_pod(objs), runner_pod(runner.runner_objects(m.namespace(), IMAGE, ARGS)), redis_pod(m)
+    assert static_checks.admits(together, worker, target, 6379)
+    assert not static_checks.admits(together, worker, target, 16379)
+    assert static_checks.admits(together, worker, runner_side, 5557)
+    assert not static_checks.admits(together, target, runner_side, 5557), "only the workers reach the master"
+    assert not static_checks.admits(together, runner_side, worker, 5557)
+
+
+def test_loadgen_workers_meet_the_restricted_standard_and_are_granted_exactly_their_lookups():
+    objs = loadgen()
+    assert restricted_violations(of(objs, "Deployment")["spec"]["template"]["spec"]) == []
+    assert grants(objs, "redis-harness-loadgen") == {
+        (NAMESPACE, "", "pods", "list", ()),
+        (NAMESPACE, "", "secrets", "get", ("redis-auth", "redis-client-tls")),
+    }
+
+
+def test_bench_args_run_the_same_bench_in_cluster():
+    args = runner.bench_args(
+        "production", ["set-only", "write-heavy"], [1, 16], 4,
+        {"--duration": 30.0, "--rate": 0.0, "--capacity": "auto", "--users": 0, "--keys": 5000, "--mix": None},
+        {"--read-from-replicas": False, "--baseline": None},
+    )  # fmt: skip
+    assert args == [
+        "bench", "--platform", "kubernetes", "--overlay", "production", "--reports", "/reports", "--workers", "4",
+        "--workload", "set-only", "--workload", "write-heavy", "--pipeline", "1", "--pipeline", "16",
+        "--duration", "30", "--capacity", "auto", "--keys", "5000", "--read-from-masters",
+    ]  # fmt: skip

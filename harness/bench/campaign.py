@@ -23,6 +23,8 @@ from harness.platforms.base import Platform
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "benchmarks" / "locustfile.py"
 STARTUP_GRACE = 30.0  # seconds Locust may take to start its processes and connect, beyond --run-time
+STOP_MARGIN = 15.0  # --run-time beyond the run's seconds: a bound, should the shape not stop the run
+MASTER_PORT = 5557  # where remote workers (the loadgen Deployment) reach the master
 WARMUP_SECONDS = 5.0  # open loop and capacity search: processes start and users connect before the schedule
 
 
@@ -61,7 +63,7 @@ class Phase:
         batches = sum(f["batches"] for f in self.finals)
         cpu: dict[str, list[tuple[float, float]]] = {}
         for x in self.lines:
-            cpu.setdefault(str(x["pid"]), []).append((x["cpu"] * (x["end"] - x["start"]), x["end"] - x["start"]))
+            cpu.setdefault(str(x["process"]), []).append((x["cpu"] * (x["end"] - x["start"]), x["end"] - x["start"]))
         return {
             "name": self.name,
             "mode": self.mode,
@@ -147,8 +149,12 @@ def run_locust(
     rate: float = 0.0,
     plan: CapacityPlan | None = None,
     extra: list[str] | None = None,
+    workers: int = 0,
 ) -> Phase:
-    """Locust headless, bounded by --run-time (and a hard timeout); Ctrl-C stops every process it started."""
+    """Locust headless, stopped by its shape after the run's seconds (--run-time and a hard timeout
+    bound it); Ctrl-C stops every process it started. With `workers`, this process is the master of
+    that many remote workers (the loadgen Deployment's pods, which connect to MASTER_PORT) instead
+    of forking `processes` of its own."""
     if rate < 0:
         raise RateError(f"rate must be a positive number of operations per second, not {rate!r}")
     results = work_dir / name
@@ -157,15 +163,23 @@ def run_locust(
     scheduled = bool(plan or rate)
     start_at = time.time() + WARMUP_SECONDS if scheduled else 0.0
     locust_seconds = run_seconds + (WARMUP_SECONDS if scheduled else 0.0)
+    topology = (
+        ["--master", "--expect-workers", str(workers), "--expect-workers-max-wait", str(int(STARTUP_GRACE)),
+         "--master-bind-port", str(MASTER_PORT)]
+        if workers
+        else ["--processes", str(processes), *master_port_args()]
+    )  # fmt: skip
     argv = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", "--skip-log-setup",
-        "-u", str(users), "-r", str(users), "-t", f"{int(locust_seconds + 0.999)}s", "--stop-timeout", "2",
-        "--processes", str(processes), "--exit-code-on-error", "0", *master_port_args(),
-        "--workload", str(workload_file(work_dir, workload)), "--platform", platform.name, "--platform-options", json.dumps(platform.options()),
+        "-u", str(users), "-r", str(users), "--seconds", f"{locust_seconds:g}",
+        "-t", f"{int(locust_seconds + STOP_MARGIN)}s", "--stop-timeout", "2", "--exit-code-on-error", "0", *topology,
+        "--workload-spec", workload_yaml(workload), "--platform", platform.name, "--platform-options", json.dumps(platform.options()),
         "--results", str(results), "--rate", str(rate), "--start-at", str(start_at),
         *(["--capacity", f"{plan.start_rate}:{plan.factor}:{plan.step_seconds}:{plan.max_steps}", "--slo-p99-ms", str(plan.slo_p99_ms)] if plan else []),
         *(extra or []),
     ]  # fmt: skip
+    (work_dir / f"workload-{workload.name}.yaml").write_text(workload_yaml(workload))
+    timeout = locust_seconds + STOP_MARGIN + STARTUP_GRACE * (2 if workers else 1)
     mode = "capacity" if plan else ("open" if rate else "closed")
     phase = Phase(name=name, mode=mode, users=users, processes=processes, seconds=run_seconds, rate=rate, plan=plan)
     sampler = CpuSampler(platform)
@@ -176,12 +190,10 @@ def run_locust(
     )
     phase.wall_start = start_at or time.time()
     try:
-        proc.wait(timeout=locust_seconds + STARTUP_GRACE)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         stop_group(proc)
-        raise LoadError(
-            f"locust did not finish within {locust_seconds + STARTUP_GRACE:.0f} s; see {results / 'locust.log'}"
-        ) from None
+        raise LoadError(f"locust did not finish within {timeout:.0f} s; see {results / 'locust.log'}") from None
     except BaseException:
         stop_group(proc)
         raise
@@ -222,8 +234,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def workload_file(work_dir: Path, workload: Workload) -> Path:
-    """The effective workload (file and CLI knobs applied), as a file the load processes read."""
+def workload_yaml(workload: Workload) -> str:
+    """The effective workload (file and CLI knobs applied), as YAML the load processes parse."""
     import dataclasses
 
     import yaml
@@ -239,9 +251,7 @@ def workload_file(work_dir: Path, workload: Workload) -> Path:
         "count": data.pop("keys"),
         **{k: data.pop(k) for k in ("distribution", "zipf_s", "hot_keys", "hot_share", "hash_tags")},
     }
-    path = work_dir / f"workload-{workload.name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def stop_group(proc: subprocess.Popen) -> None:

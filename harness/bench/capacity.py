@@ -32,13 +32,14 @@ def step_points(intervals: list[dict], wall_start: float, plan: CapacityPlan) ->
     for step in sorted(by_step):
         lines = by_step[step]
         merged = histograms.merge(line["hist"] for line in lines)
-        per_pid: dict[int, list[float]] = defaultdict(list)
+        per_process: dict[str, list[float]] = defaultdict(list)
         for line in lines:
-            per_pid[line["pid"]].append(line["cpu"])
+            per_process[line["process"]].append(line["cpu"])
         # achieved: operations per second of each process over its own intervals, summed
         achieved = sum(
-            sum(x["ops"] for x in lines if x["pid"] == pid) / sum(x["end"] - x["start"] for x in lines if x["pid"] == pid)
-            for pid in per_pid
+            sum(x["ops"] for x in lines if x["process"] == process)
+            / sum(x["end"] - x["start"] for x in lines if x["process"] == process)
+            for process in per_process
         )
         points.append(
             {
@@ -46,9 +47,9 @@ def step_points(intervals: list[dict], wall_start: float, plan: CapacityPlan) ->
                 "target_rate": plan.rate(step),
                 "throughput": achieved,
                 "errors": sum(x["errors"] for x in lines),
-                "client_cpu_max": max(sum(v) / len(v) for v in per_pid.values()),
-                "client_cpu_total": sum(sum(v) / len(v) for v in per_pid.values()),
-                "processes": len(per_pid),
+                "client_cpu_max": max(sum(v) / len(v) for v in per_process.values()),
+                "client_cpu_total": sum(sum(v) / len(v) for v in per_process.values()),
+                "processes": len(per_process),
                 **histograms.percentiles_ms(merged),
             }
         )

@@ -5,8 +5,10 @@ Each operation fires `events.request` (request_type "redis", name = the command)
 Locust's own statistics and web UI work. The honest numbers go into HdrHistograms per
 process: pipelined operations share their batch's latency (send → last reply of the batch,
 what redis-benchmark reports per request under -P); in open loop, latency counts from the
-batch's intended start. With --results DIR every process appends one line per second to
-DIR/worker-<pid>.jsonl and a summary at the end; the capacity shape reads those lines.
+batch's intended start. With --results DIR every load process reports one line per second and
+a summary at the end to the master (a Locust message, so workers on other machines — the
+loadgen Deployment's pods — report as forked ones do); the master appends them to
+DIR/worker-<process>.jsonl, where the capacity shape reads them.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
+import socket
 import time
 from pathlib import Path
 
 import gevent
 import gevent.lock
+import yaml
 from locust import User, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
 from locust.shape import LoadTestShape
 
 from harness.bench import histograms
@@ -28,9 +34,11 @@ from harness.bench.driver import Driver
 from harness.bench.loadgen import Commands
 from harness.bench.schedule import LATE_SECONDS, CapacityPlan
 from harness.bench.workload import load as load_workload
+from harness.bench.workload import parse as parse_workload
 from harness.bench.workload import parse_mix, parse_value_size_text
 
 FLUSH_SECONDS = 1.0
+INTERVALS = "redis-harness-intervals"  # the Locust message a load process reports its lines with
 MAX_RUN_SECONDS = 6 * 3600  # a bound on the load loop besides --run-time
 
 
@@ -38,9 +46,15 @@ MAX_RUN_SECONDS = 6 * 3600  # a bound on the load loop besides --run-time
 def _knobs(parser):
     group = parser.add_argument_group("redis-harness benchmark")
     group.add_argument("--workload", default="cache-read-heavy", help="workload name or file (benchmarks/workloads)")
+    group.add_argument(
+        "--workload-spec", default="", help="the effective workload as YAML (redis-harness bench passes it; overrides --workload)"
+    )
+    group.add_argument("--seconds", type=float, default=0.0, help="stop the load after this many seconds (0: --run-time)")
     group.add_argument("--platform", default="local", help="the platform the cluster runs on")
     group.add_argument("--cluster", default=None, help="local: the cluster to load (its credentials and pods)")
-    group.add_argument("--platform-options", default="{}", help="the platform's options as JSON (redis-harness bench passes them)")
+    group.add_argument(
+        "--platform-options", default="{}", help="the platform's options as JSON (redis-harness bench passes them)"
+    )
     group.add_argument("--pipeline", type=int, default=None, help="operations per round trip of a user")
     group.add_argument("--value-size", default=None, help="BYTES, MIN-MAX or SIZE:WEIGHT,...")
     group.add_argument("--keys", type=int, default=None, help="key space size")
@@ -72,6 +86,8 @@ def workload_from(options):
         "mix": parse_mix(options.mix) if options.mix else None,
         "value_size": parse_value_size_text(options.value_size) if options.value_size else None,
     }
+    if options.workload_spec:
+        return parse_workload(yaml.safe_load(options.workload_spec), "the workload the master sent")
     return load_workload(options.workload, overrides)
 
 
@@ -90,8 +106,9 @@ def target_from(options) -> Target:
 class Recorder:
     """This process's measurements: histograms (total, per command, per interval), schedule lag, CPU."""
 
-    def __init__(self, results: str):
-        self.path = Path(results) / f"worker-{os.getpid()}.jsonl" if results else None
+    def __init__(self, send=None):
+        self.send = send  # where a line goes (None: nothing is recorded)
+        self.process = f"{socket.gethostname()}/{os.getpid()}"  # containers' load processes are all PID 1
         self.total = histograms.new()
         self.by_command: dict[str, object] = {}
         self.interval = histograms.new()
@@ -123,8 +140,7 @@ class Recorder:
         self.interval_errors += failed
 
     def start_flushing(self) -> None:
-        if self.path and self.flusher is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.send and self.flusher is None:
             self.flusher = gevent.spawn(self._flush_loop)
 
     def _flush_loop(self) -> None:
@@ -133,11 +149,11 @@ class Recorder:
             self.flush()
 
     def flush(self, final: bool = False) -> None:
-        if not self.path:
+        if not self.send:
             return
         now, cpu = time.time(), time.process_time()
         line = {
-            "pid": os.getpid(),
+            "process": self.process,
             "start": self.last_flush,
             "end": now,
             "ops": self.interval_ops,
@@ -161,8 +177,34 @@ class Recorder:
                 wall_seconds=now - self.started,
                 error_samples=self.error_samples,
             )
-        with open(self.path, "a") as f:
-            f.write(json.dumps(line) + "\n")
+        self.send(line)
+
+
+def append_interval(results: str, process: str, line: dict) -> None:
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", process)
+    with open(Path(results) / f"worker-{name}.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def _sender(environment, results: str):
+    """A worker sends its lines to the master; a lone process (no --processes, no master) writes them."""
+    if not results:
+        return None
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        return lambda line: runner.send_message(INTERVALS, line)
+    Path(results).mkdir(parents=True, exist_ok=True)
+    return lambda line: append_interval(results, line["process"], line)
+
+
+@events.init.add_listener
+def _collect_intervals(environment, **_kwargs):
+    """The master writes down what its workers report, wherever they run."""
+    runner = environment.runner
+    results = getattr(environment.parsed_options, "results", "")
+    if isinstance(runner, MasterRunner) and results:
+        Path(results).mkdir(parents=True, exist_ok=True)
+        runner.register_message(INTERVALS, lambda msg, **_kw: append_interval(results, msg.data["process"], msg.data))
 
 
 _state: dict[str, object] = {}
@@ -183,7 +225,7 @@ def _build_state(environment):
             workload=workload,
             commands=Commands(workload),
             target=target_from(options),
-            recorder=Recorder(options.results),
+            recorder=Recorder(_sender(environment, options.results)),
             plan=CapacityPlan.parse(options.capacity, options.slo_p99_ms) if options.capacity else None,
             # One clock for every process and the shape: the schedule starts at --start-at, once
             # every user has connected, so connecting is not charged to scheduled requests.
@@ -310,24 +352,33 @@ class CapacityShape(LoadTestShape):
         options = self.runner.environment.parsed_options
         users = options.num_users or 1
         if not options.capacity:
-            if options.run_time and self.get_run_time() > options.run_time:
-                return None
+            seconds = options.seconds or options.run_time
+            if seconds and self.get_run_time() > seconds:
+                return self._end()
             return users, float(options.spawn_rate or users)
         if self.stop_reason:
-            return None
+            return self._end()
         if self.wall_start is None:
             self.wall_start = options.start_at or time.time()
         plan = CapacityPlan.parse(options.capacity, options.slo_p99_ms)
         if time.time() - self.wall_start >= plan.duration:
             self._note(options.results, "all steps ran")
-            return None
+            return self._end()
         if options.results:
             self.intervals += read_intervals(options.results, self.offsets)
             verdict = judge_finished_steps(self.intervals, self.wall_start, plan, time.time())
             if verdict:
                 self._note(options.results, verdict)
-                return None
+                return self._end()
         return users, float(users)
+
+    def _end(self) -> None:
+        """A headless master told to end by its shape quits at once and gives its workers 0.5 s to
+        report; stopped first, it waits until every worker has stopped, and each worker sends its
+        final line before saying so."""
+        if isinstance(self.runner, MasterRunner):
+            self.runner.stop()
+        return None
 
     def _note(self, results: str, reason: str) -> None:
         self.stop_reason = reason

@@ -52,7 +52,9 @@ def benchmark(
     options: BenchOptions,
     reports: Path | None = None,
     say: Callable[[str], None] = lambda _msg: None,
+    workers: int = 0,
 ) -> tuple[Path, dict]:
+    """`workers`: remote Locust workers (the loadgen Deployment) instead of `options.processes` of our own."""
     options.validate()
     started, t0 = utc_now(), time.monotonic()
     run_dir = new_run_dir(kind_of(workload), reports)
@@ -67,10 +69,11 @@ def benchmark(
 
     phases: list[campaign.Phase] = []
     mode = f"open-{options.rate:.0f}" if options.rate else "closed"
-    say(
-        f"{workload.name}: {mode} loop, {users} users × pipeline {workload.pipeline}, {processes} processes, {options.seconds:g} s"
+    load = f"{workers} worker pods" if workers else f"{processes} processes"
+    say(f"{workload.name}: {mode} loop, {users} users × pipeline {workload.pipeline}, {load}, {options.seconds:g} s")
+    main = campaign.run_locust(
+        platform, workload, work, mode, options.seconds, users, processes, rate=options.rate, workers=workers
     )
-    main = campaign.run_locust(platform, workload, work, mode, options.seconds, users, processes, rate=options.rate)
     phases.append(main)
     main_summary = main.summary()
 
@@ -82,7 +85,7 @@ def benchmark(
             else CapacityPlan.parse(options.capacity, options.slo_p99_ms)
         )
         say(f"{workload.name}: capacity search from {plan.start_rate:.0f} ops/s ×{plan.factor:g} every {plan.step_seconds:g} s")
-        search = campaign.run_locust(platform, workload, work, "capacity", 0, users, processes, plan=plan)
+        search = campaign.run_locust(platform, workload, work, "capacity", 0, users, processes, plan=plan, workers=workers)
         phases.append(search)
         capacity = campaign.analyse_capacity(search)
 

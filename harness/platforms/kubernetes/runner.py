@@ -30,6 +30,7 @@ from harness.errors import HarnessError, NoCluster
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 RUNNER_MANIFESTS = MANIFESTS / "runner"
 AGENT_MANIFESTS = MANIFESTS / "node-agent"
+LOADGEN_MANIFESTS = MANIFESTS / "loadgen"
 JOB_NAME = "redis-harness-runner"
 RUN_LABELS = {"app.kubernetes.io/name": "redis-harness", "app.kubernetes.io/component": "runner"}
 CONTAINER = "runner"
@@ -67,6 +68,32 @@ def gate_args(overlay: str, suites: list[str] | None = None, allow_skip: bool = 
     for suite in suites or []:
         args += ["--suite", suite]
     return [*args, *(["--allow-skip"] if allow_skip else [])]
+
+
+def bench_args(
+    overlay: str,
+    workloads: list[str],
+    pipelines: list[int],
+    workers: int,
+    values: dict[str, Any],
+    switches: dict[str, bool | None],
+) -> list[str]:
+    """The `redis-harness bench` arguments the Job runs: the same bench, on the in-cluster platform.
+    `values` are options with a value (None or falsy: the default), `switches` boolean flags
+    (`--read-from-replicas` → `--read-from-masters` when False; None: the default)."""
+    args = ["bench", "--platform", "kubernetes", "--overlay", overlay, "--reports", REPORTS, "--workers", str(workers)]
+    for name in workloads:
+        args += ["--workload", name]
+    for depth in pipelines:
+        args += ["--pipeline", str(depth)]
+    for flag, value in values.items():
+        if value not in (None, "", 0, 0.0):
+            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    negations = {"--read-from-replicas": "--read-from-masters", "--baseline": "--no-baseline"}
+    for flag, on in switches.items():
+        if on is not None:
+            args.append(flag if on else negations[flag])
+    return args
 
 
 def _with_image(objects: list[dict[str, Any]], image: str) -> list[dict[str, Any]]:
@@ -112,6 +139,17 @@ def runner_objects(namespace: str, image: str, args: list[str]) -> list[dict[str
 def agent_objects(image: str) -> list[dict[str, Any]]:
     """The node agent (namespace, ServiceAccount, DaemonSet, NetworkPolicy) with this run's image."""
     return _with_image(copy.deepcopy(reference.load_manifests(AGENT_MANIFESTS).objects), image)
+
+
+def loadgen_objects(namespace: str, image: str, workers: int) -> list[dict[str, Any]]:
+    """The Locust workers of a bench (their identity, Deployment, the Service and policies that let them
+    reach their master, the runner pod), in the Redis namespace, `workers` of them, with this run's image."""
+    objects = copy.deepcopy(reference.load_manifests(LOADGEN_MANIFESTS).objects)
+    for obj in objects:
+        _renamespace(obj, namespace)
+        if obj["kind"] == "Deployment":
+            obj["spec"]["replicas"] = workers
+    return _with_image(objects, image)
 
 
 def job_of(objects: list[dict[str, Any]]) -> dict[str, Any]:
