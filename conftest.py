@@ -15,12 +15,25 @@ pytest_plugins = ["harness.report.pytest_plugin"]
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("redis-harness")
-    group.addoption("--platform", default="local", help="platform to test: local (default) or kubernetes")
+    group.addoption("--platform", default="local", help="platform to test: local (default), kind or kubernetes (inside the cluster)")
     group.addoption("--context", default=None, help="kubernetes: the kubeconfig context")
     group.addoption("--overlay", default="kind", help="overlay under reference/overlays to stand up")
     group.addoption("--cluster", default="rh-test", help="name of the local test cluster")
     group.addoption("--subnet", default="198.18.0.0/24", help="address range of the local test cluster")
     group.addoption("--startup-timeout", type=float, default=120.0, help="seconds the local cluster may take to form")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On kind and kubernetes the suites run in a pod of the cluster (the runner Job), where the pods'
+    addresses are reachable and the reference's NetworkPolicy admits a `role: client` pod."""
+    from harness.platforms.kubernetes import incluster
+
+    name = config.getoption("--platform")
+    if incluster.runs_as_job(name, {"context": config.getoption("--context")}):
+        raise pytest.UsageError(
+            f"--platform {name} runs the suites inside the cluster: use `redis-harness run --platform {name}` "
+            f"(the gating suites) or `redis-harness chaos --platform {name}` (the chaos catalogue)"
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -6,6 +6,7 @@ status 2; nothing is left running.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -254,6 +255,69 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def chaos(
+    experiments: Annotated[
+        list[str] | None, typer.Argument(help="experiments by name (scenarios/chaos) or file; none: the whole catalogue")
+    ] = None,
+    platform: PlatformOpt = "local",
+    overlay: OverlayOpt = "kind",
+    cluster: ClusterOpt = "rh-chaos",
+    subnet: SubnetOpt = "198.18.40.0/24",
+    keep: Annotated[bool, typer.Option("--keep", help="leave the cluster up for inspection")] = False,
+    reports: Annotated[Path | None, typer.Option("--reports", help="reports directory")] = None,
+    image: ImageOpt = None,
+    context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    kind_bin: KindBinOpt = None,
+    keep_cluster: KeepClusterOpt = False,
+) -> None:
+    """The chaos catalogue (or the experiments named) through chaostoolkit: stand the reference up, run each
+    experiment in turn, judge it, write a summary, tear down; exit 1 when an experiment failed. On kind and
+    kubernetes the experiments run inside the cluster as the runner Job; its report comes back."""
+    import logging
+
+    from harness.chaos import runner as chaos_runner
+
+    paths = chaos_runner.resolve(experiments or [])  # bad input fails before anything starts
+    options = {"context": context, "kubeconfig": kubeconfig, "kind_bin": kind_bin, "keep_cluster": keep_cluster or None}
+    options = {k: v for k, v in options.items() if v is not None}
+    if incluster.runs_as_job(platform, options):
+        from harness.platforms.kubernetes import runner
+
+        names = chaos_runner.catalogue_names(paths)
+        registry.create(platform, overlay=overlay, **options)  # bad options fail before anything starts
+        args = ["chaos", "--platform", "kubernetes", "--overlay", overlay, "--reports", runner.REPORTS, *names]
+        code, run_dir = incluster.run(
+            platform, overlay, image, args, reports, options,
+            say=lambda line: console.print(line, markup=False, highlight=False), stand_up=True, keep=keep,
+        )  # fmt: skip
+        console.print(f"reports: {run_dir.parent if run_dir else reports}")
+        if code:
+            raise typer.Exit(code)
+        return
+    incluster.refuse_image(platform, image)
+    given = {"cluster": cluster, "subnet": subnet} if platform == "local" else {}
+    p = _platform(platform, overlay=overlay, **given, **options)
+    logging.basicConfig(level=logging.WARNING)
+    keep = keep or bool(os.environ.get("REDIS_HARNESS_KEEP"))  # the runner Job: its caller tears down
+    p.up()
+    try:
+        results, summary = chaos_runner.run_catalogue(paths, p, reports)
+    finally:
+        if not keep:
+            p.down()
+    for r in results:
+        figures = {k: r.figures.get(k) for k in ("recovery_s", "unavailable_s", "lost_waited", "lost_unwaited")}
+        colour = "green" if r.verdict.passed else "red"
+        out.print(f"[{colour}]{r.outcome:4}[/]  {r.name:24} " + " ".join(f"{k} {v}" for k, v in figures.items()))
+        for reason in r.verdict.reasons:
+            out.print(f"      {reason}", markup=False, highlight=False)
+    console.print(f"summary: {summary / 'index.html'}")
+    if not all(r.verdict.passed for r in results):
+        raise typer.Exit(1)
+
+
 report_app = typer.Typer(no_args_is_help=True, help="Work with run reports.")
 app.add_typer(report_app, name="report")
 
@@ -431,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else 2
     except HarnessError as exc:
-        console.print(f"error: {exc}", markup=False, highlight=False)
+        console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted; everything this run started was removed")

@@ -533,6 +533,26 @@ def check_node_placement(m: Manifests) -> list[Finding]:
 
 
 # --- hygiene of the reference ----------------------------------------------------------
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """What the restricted Pod Security Standard refuses in a pod spec, in short: the harness's own pods
+    (runner, loadgen workers, probes, the canary) must be admitted where the reference runs."""
+    out = []
+    context = pod.get("securityContext") or {}
+    if not context.get("runAsNonRoot"):
+        out.append("runAsNonRoot")
+    if (context.get("seccompProfile") or {}).get("type") not in ("RuntimeDefault", "Localhost"):
+        out.append("seccompProfile")
+    if pod.get("hostPID") or pod.get("hostNetwork") or pod.get("hostIPC"):
+        out.append("host namespaces")
+    for c in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+        sc = c.get("securityContext") or {}
+        if sc.get("allowPrivilegeEscalation", True) or sc.get("privileged"):
+            out.append(f"{c['name']}: privilege escalation")
+        if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+            out.append(f"{c['name']}: capabilities not dropped")
+    return out
+
+
 def check_pod_security(m: Manifests) -> list[Finding]:
     out = []
     sts = _sts(m)

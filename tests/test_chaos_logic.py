@@ -200,7 +200,7 @@ def test_bad_experiment_files_are_one_clear_error(tmp_path, text, says):
 
 def test_the_runner_exits_2_on_a_missing_experiment(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.chaos.runner", str(tmp_path / "nope.yaml")],
+        [sys.executable, "-m", "harness.cli", "chaos", str(tmp_path / "nope.yaml")],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
@@ -268,7 +268,7 @@ def test_heal_all_heals_newest_first_and_keeps_going_past_a_failure():
 
 def test_the_catalogue_on_kubernetes_without_a_cluster_is_one_clear_error(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.chaos.runner", "--platform", "kubernetes", str(runner.CATALOGUE / "kill-master.yaml")],
+        [sys.executable, "-m", "harness.cli", "chaos", "--platform", "kubernetes", "--image", "x", "kill-master"],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
@@ -277,3 +277,28 @@ def test_the_catalogue_on_kubernetes_without_a_cluster_is_one_clear_error(tmp_pa
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: no Kubernetes cluster is reachable"), proc.stderr
+
+
+def test_experiments_are_named_from_the_catalogue_and_a_wrong_name_lists_the_choices(tmp_path):
+    assert runner.resolve(["kill-master", str(runner.CATALOGUE / "drain-node.yaml")]) == [
+        runner.CATALOGUE / "kill-master.yaml",
+        runner.CATALOGUE / "drain-node.yaml",
+    ]
+    assert runner.resolve([]) == runner.catalogue()
+    with pytest.raises(HarnessError, match="no experiment named 'kill-mastr' in scenarios/chaos: choose one of .*kill-master"):
+        runner.resolve(["kill-mastr"])
+
+
+def test_in_the_cluster_only_catalogue_experiments_run(tmp_path):
+    own = tmp_path / "mine.yaml"
+    own.write_text((runner.CATALOGUE / "kill-master.yaml").read_text())
+    assert runner.catalogue_names(runner.resolve(["kill-master"])) == ["kill-master"]
+    with pytest.raises(HarnessError, match="is not in scenarios/chaos: on kind and kubernetes the experiments run from the harness image"):
+        runner.catalogue_names(runner.resolve([str(own)]))
+
+
+def test_chaos_on_the_local_platform_refuses_an_image(capsys):
+    from harness import cli
+
+    assert cli.main(["chaos", "--image", "x", "kill-master"]) == 2
+    assert "--image is for the runner Job" in capsys.readouterr().err

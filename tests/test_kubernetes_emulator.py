@@ -13,6 +13,7 @@ import uuid
 import kmock
 import pytest
 
+from harness import static_checks
 from harness.errors import HarnessError, NotSupported
 from harness.platforms.kubernetes import certmanager, lifecycle, nodeagent
 from harness.platforms.kubernetes.api import Api, ApiError, path, path_of
@@ -530,6 +531,7 @@ def test_reach_all_runs_one_short_lived_probe_pod_with_the_given_labels(platform
         if m == "POST" and u == "/api/v1/namespaces/redis/pods" and b["metadata"]["name"].startswith("redis-harness-probe-")
     ]
     assert len(posted) == 1 and posted[0]["metadata"]["labels"]["role"] == "client"
+    assert static_checks.restricted_violations(posted[0]["spec"]) == [], "the Redis namespace enforces restricted"
     address = platform.pod("redis-cluster-0").address
     assert f"redis-cluster-0 {address} 6379" in posted[0]["spec"]["containers"][0]["command"][2]
     wait_until(lambda: platform.api.find(path("v1", "Pod", NS, posted[0]["metadata"]["name"])) is None)
@@ -578,6 +580,8 @@ def test_the_policy_canary_probes_a_listener_before_and_after_a_deny_all_policy(
     ] == ["Ingress"]
     assert platform.api.list(path("networking.k8s.io/v1", "NetworkPolicy", NS)) == []
     assert not [p for p in platform.api.list(path("v1", "Pod", NS)) if "canary" in p["metadata"]["name"]]
+    probes = [b for m, u, b in emulator.requests() if m == "POST" and u.endswith("/pods")]
+    assert len(probes) >= 3 and all(static_checks.restricted_violations(b["spec"]) == [] for b in probes)
 
 
 def test_a_failed_up_removes_what_it_made_and_reports_what_it_saw(platform, emulator):
@@ -599,7 +603,12 @@ def test_inside_the_runner_up_only_waits_and_a_failure_removes_nothing(platform,
     before = len(emulator.requests())
     monkeypatch.setenv("REDIS_HARNESS_IN_CLUSTER", "1")
     platform.up()
-    writes = [(m, u) for m, u, _ in emulator.requests()[before:] if m in ("POST", "PUT", "PATCH", "DELETE")]
+    # (the fake controllers' own status updates, from their thread, are not the platform's)
+    writes = [
+        (m, u)
+        for m, u, b in emulator.requests()[before:]
+        if m in ("POST", "PUT", "PATCH", "DELETE") and not (m == "PATCH" and isinstance(b, dict) and set(b) == {"status"})
+    ]
     assert writes == [], writes
     assert platform.reaches_pods()
     cluster.close()

@@ -301,3 +301,13 @@ def test_a_bench_in_the_cluster_without_the_reference_up_says_so_and_applies_not
     with pytest.raises(runner.HarnessError, match="the reference is not up on kubernetes"):
         incluster.run("kubernetes", "kind", "img:1", ["bench"], tmp_path, {}, lambda _l: None, stand_up=False)
     assert kubectl.applied == []
+
+
+def test_pytest_on_kind_from_outside_the_cluster_names_the_command_that_runs_it_inside():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "scenarios/test_static.py", "--platform", "kind"],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1],
+        env={"PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": "/tmp"},
+    )  # fmt: skip
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "use `redis-harness run --platform kind`" in proc.stderr

@@ -66,21 +66,7 @@ def grants(objs: list[dict[str, Any]], account: str = "redis-harness-runner") ->
 
 
 def restricted_violations(pod: dict[str, Any]) -> list[str]:
-    """What the restricted Pod Security Standard (enforced in the Redis namespace) refuses, in short."""
-    out = []
-    if not pod.get("securityContext", {}).get("runAsNonRoot"):
-        out.append("runAsNonRoot")
-    if pod.get("securityContext", {}).get("seccompProfile", {}).get("type") not in ("RuntimeDefault", "Localhost"):
-        out.append("seccompProfile")
-    if pod.get("hostPID") or pod.get("hostNetwork") or pod.get("hostIPC"):
-        out.append("host namespaces")
-    for c in pod.get("containers", []):
-        sc = c.get("securityContext", {})
-        if sc.get("allowPrivilegeEscalation", True) or sc.get("privileged"):
-            out.append(f"{c['name']}: privilege escalation")
-        if "ALL" not in (sc.get("capabilities", {}).get("drop") or []):
-            out.append(f"{c['name']}: capabilities not dropped")
-    return out
+    return static_checks.restricted_violations(pod)
 
 
 # --- renders and validates ----------------------------------------------------------------

@@ -5,15 +5,11 @@ always played; whatever the nemesis still holds is healed afterwards (also after
 Ctrl-C or a crash of the experiment). The journal, the histories and the
 checkers' figures land in reports/<timestamp>-chaos-<experiment>/.
 
-    python -m harness.chaos.runner [--cluster NAME] [--overlay kind] scenarios/chaos/*.yaml
+    redis-harness chaos [--platform local|kind|kubernetes] [EXPERIMENT …]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +29,33 @@ CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios" / "chaos"
 
 def catalogue(directory: Path = CATALOGUE) -> list[Path]:
     return sorted(directory.glob("*.yaml"))
+
+
+def resolve(names: list[str]) -> list[Path]:
+    """Experiments by catalogue name (`kill-master`) or file; none named: the whole catalogue.
+    Each is loaded, so a bad one is refused before anything starts."""
+    paths = [CATALOGUE / f"{n}.yaml" if "/" not in n and not n.endswith((".yaml", ".yml")) else Path(n) for n in names]
+    paths = paths or catalogue()
+    for path in paths:
+        if not path.exists() and path.parent == CATALOGUE:
+            known = ", ".join(p.stem for p in catalogue())
+            raise HarnessError(f"no experiment named '{path.stem}' in scenarios/chaos: choose one of {known}, or give a file")
+        load(path)
+    return paths
+
+
+def catalogue_names(paths: list[Path]) -> list[str]:
+    """The catalogue names of these experiments, for a run in the cluster (the harness image carries
+    scenarios/chaos, not the caller's files)."""
+    names = []
+    for path in paths:
+        if path.resolve().parent != CATALOGUE.resolve():
+            raise HarnessError(
+                f"{path} is not in scenarios/chaos: on kind and kubernetes the experiments run from the harness "
+                "image, which carries the catalogue; add the file there and build the image"
+            )
+        names.append(path.stem)
+    return names
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -102,12 +125,13 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
 def run_in_turn(path: Path, platform: Platform, reports_root: Path | None = None) -> ExperimentResult:
     """One experiment of a series: it starts from a healthy cluster with its roles where the reference
     puts them (an earlier failover moved them), and a failed one leaves a fresh cluster behind, so
-    that what it broke does not decide the next experiment."""
+    that what it broke does not decide the next experiment. (Inside the cluster, where the runner pod
+    lives in the reference's namespace, the next experiment's repair and health wait stand in.)"""
     from harness.nemesis import Nemesis
 
     Nemesis(platform).restore_placement(timeout=120, strict=False)  # waits until healthy first
     result = run_one(path, platform, reports_root)
-    if not result.verdict.passed:
+    if not result.verdict.passed and platform.stands_up_from_here():
         platform.down()
         platform.up()
     return result
@@ -116,45 +140,3 @@ def run_in_turn(path: Path, platform: Platform, reports_root: Path | None = None
 def run_catalogue(paths: list[Path], platform: Platform, reports_root: Path | None = None) -> tuple[list[ExperimentResult], Path]:
     results = [run_in_turn(path, platform, reports_root) for path in paths]
     return results, write_summary(results, platform, reports_root)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from harness.platforms import registry
-
-    parser = argparse.ArgumentParser(prog="python -m harness.chaos.runner", description=__doc__.splitlines()[0])
-    parser.add_argument("experiments", nargs="*", type=Path, help="experiment files (default: the whole catalogue)")
-    parser.add_argument("--platform", default="local")
-    parser.add_argument("--overlay", default="kind")
-    parser.add_argument("--cluster", default="rh-chaos")
-    parser.add_argument("--subnet", default="198.18.40.0/24")
-    parser.add_argument("--reports", type=Path, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    try:
-        paths = args.experiments or catalogue()
-        for path in paths:
-            load(path)
-        platform = registry.from_config(
-            {"platform": args.platform, "overlay": args.overlay, "cluster": args.cluster, "subnet": args.subnet}
-        )
-        platform.up()
-        try:
-            results, summary = run_catalogue(paths, platform, args.reports)
-        finally:
-            platform.down()
-    except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: faults healed, cluster removed", file=sys.stderr)
-        return 130
-    for r in results:
-        print(
-            f"{r.outcome:4}  {r.name:28} {json.dumps({k: r.figures.get(k) for k in ('recovery_s', 'lost_waited', 'lost_unwaited')})}"
-        )
-    print(f"summary: {summary / 'index.html'}")
-    return 0 if all(r.verdict.passed for r in results) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -121,6 +121,11 @@ class Platform(abc.ABC):
                 return pod
         raise KeyError(f"no pod named {name}")
 
+    def stands_up_from_here(self) -> bool:
+        """Can this process tear the reference down and stand it up again? Not from the runner Job's
+        pod on Kubernetes: it lives in the reference's namespace, and the caller stood it up."""
+        return True
+
     # --- clients ----------------------------------------------------------------
     def reaches_pods(self) -> bool:
         """Can this process open connections to the pods' addresses, as a `role: client` pod

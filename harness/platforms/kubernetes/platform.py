@@ -65,6 +65,29 @@ TARGETS
 """
 
 
+# Probe and canary pods run where the restricted Pod Security Standard is enforced (the Redis
+# namespace): non-root (the Redis image's own user), no privilege escalation, no capabilities.
+RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def short_lived_pod(name: str, namespace: str, labels: dict[str, str], container: dict[str, Any]) -> dict[str, Any]:
+    """A pod of the harness's own (a reach probe, the canary listener) that the restricted standard admits."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 0,
+            "securityContext": dict(RESTRICTED_POD),
+            "containers": [{**container, "securityContext": dict(RESTRICTED_CONTAINER)}],
+        },
+    }
+
+
 def _say(message: str) -> None:
     from rich.console import Console
 
@@ -108,6 +131,9 @@ class KubernetesPlatform(
 
     def reaches_pods(self) -> bool:
         return self.in_runner()
+
+    def stands_up_from_here(self) -> bool:
+        return not self.in_runner()
 
     # --- the cluster ----------------------------------------------------------------------------
     @property
@@ -449,19 +475,10 @@ class KubernetesPlatform(
         """One short-lived pod with `labels` in `namespace` tries every (key, address, port)."""
         name = f"redis-harness-probe-{uuid.uuid4().hex[:8]}"
         script = PROBE_SCRIPT % "\n".join(f"{k} {a} {p}" for k, a, p in targets)
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": {**labels, "redis-harness/probe": "true"}},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "terminationGracePeriodSeconds": 0,
-                "containers": [
-                    {"name": "probe", "image": self.manifests.redis_container()["image"], "command": ["bash", "-c", script]}
-                ],
-            },
-        }
+        image = self.manifests.redis_container()["image"]
+        pod = short_lived_pod(
+            name, namespace, {**labels, "redis-harness/probe": "true"}, {"name": "probe", "image": image, "command": ["bash", "-c", script]}
+        )
         self.api.create(path("v1", "Pod", namespace), pod)
         try:
 
@@ -509,18 +526,8 @@ class KubernetesPlatform(
         name = f"redis-harness-canary-{uuid.uuid4().hex[:6]}"
         labels = {"redis-harness/canary": name}
         image = self.manifests.redis_container()["image"]
-        listener = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
-            "spec": {
-                "terminationGracePeriodSeconds": 0,
-                "automountServiceAccountToken": False,
-                "containers": [
-                    {"name": "listener", "image": image, "command": ["redis-server", "--port", "7777", "--protected-mode", "no"]}
-                ],
-            },
-        }
+        command = ["redis-server", "--port", "7777", "--protected-mode", "no", "--save", "", "--dir", "/tmp"]
+        listener = short_lived_pod(name, self.namespace, labels, {"name": "listener", "image": image, "command": command})
         deny = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
