@@ -279,7 +279,7 @@ def chaos(
 
     from harness.chaos import runner as chaos_runner
 
-    paths = chaos_runner.resolve(experiments or [])  # bad input fails before anything starts
+    paths = chaos_runner.resolve(experiments or [], platform)  # bad input fails before anything starts
     options = {"context": context, "kubeconfig": kubeconfig, "kind_bin": kind_bin, "keep_cluster": keep_cluster or None}
     options = {k: v for k, v in options.items() if v is not None}
     if incluster.runs_as_job(platform, options):

@@ -4,7 +4,8 @@ local port from a thread of its own, so the platform talks to it with its ordina
 kmock 0.8 parses `/api/v1/namespaces[/NAME]` as a namespace prefix, not as the namespaces
 resource; `_parse_path` below reads those two paths as Kubernetes does. And its emulator stores
 what a dry run (`?dryRun=All`) would have made; `DryRunEmulator` lets a dry run change nothing,
-as the API server does. Nothing else is changed.
+as the API server does. A list honours `labelSelector` equality terms (`a=b,c=d`) as the API server
+does; kmock returns everything. Nothing else is changed.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ class DryRunEmulator(kmock.KubernetesEmulator):
         if request.params.get("dryRun"):
             return request.data
         return await super()._serve_create(request)
+
+    async def _serve_list(self, request):
+        listed = await super()._serve_list(request)
+        terms = [t.split("=", 1) for t in (request.params.get("labelSelector") or "").split(",") if "=" in t]
+        wanted = {k.strip(): v.strip() for k, v in terms}
+        items = [i for i in listed["items"] if wanted.items() <= ((i.get("metadata") or {}).get("labels") or {}).items()]
+        return {**listed, "items": items}
 
 
 RESOURCES = {

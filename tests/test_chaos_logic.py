@@ -175,11 +175,39 @@ def test_isolated_master_figures_count_acknowledgements_after_the_partition():
 
 # --- experiment files --------------------------------------------------------------------
 def test_every_catalogue_experiment_loads_and_names_its_slo(reference_slo):
-    paths = runner.catalogue()
-    assert len(paths) >= 11
+    paths = runner.catalogue(platform="kind")
+    assert len(paths) >= 12 and set(runner.catalogue()) < set(paths)
     for path in paths:
         expect = Expectations.of(runner.load(path))
         assert expect.slo in reference_slo.raw["recovery_seconds"], path.name
+
+
+@pytest.mark.parametrize("path", runner.catalogue(platform="kind"), ids=lambda p: p.stem)
+def test_chaostoolkit_finds_every_activity_with_the_arguments_it_is_given(path):
+    """chaoslib's own validation imports each provider's module and binds its arguments to the function:
+    a renamed action, a misspelt argument or a chaostoolkit-kubernetes release that changed one fails here."""
+    from chaoslib.experiment import ensure_experiment_is_valid
+
+    ensure_experiment_is_valid(runner.load(path))
+
+
+def test_chaostoolkit_validation_catches_an_argument_the_action_does_not_take():
+    from chaoslib.exceptions import InvalidActivity
+    from chaoslib.experiment import ensure_experiment_is_valid
+
+    experiment = runner.load(runner.KUBERNETES_ONLY / "delete-redis-pods.yaml")
+    action = next(a for a in experiment["method"] if a["provider"].get("func") == "terminate_pods")
+    action["provider"]["arguments"]["namespace"] = action["provider"]["arguments"].pop("ns")
+    with pytest.raises(InvalidActivity, match="namespace"):
+        ensure_experiment_is_valid(experiment)
+
+
+def test_kubernetes_only_experiments_are_refused_locally_and_listed_on_kind():
+    with pytest.raises(HarnessError, match="experiment delete-redis-pods runs on kind, kubernetes only, not on the local platform"):
+        runner.resolve(["delete-redis-pods"])
+    assert runner.KUBERNETES_ONLY / "delete-redis-pods.yaml" in runner.resolve([], "kubernetes")
+    assert runner.KUBERNETES_ONLY / "delete-redis-pods.yaml" not in runner.resolve([])
+    assert runner.catalogue_names(runner.resolve(["delete-redis-pods"], "kind")) == ["delete-redis-pods"]
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,9 @@ class FakeCluster:
             "status": {
                 "phase": "Running",
                 "podIP": next(self.addresses),
-                "containerStatuses": [{"name": "redis", "state": {"running": {}}}],
+                "containerStatuses": [
+                    {"name": "redis", "state": {"running": {}}, "image": "redis", "imageID": "", "ready": ready, "restartCount": 0}
+                ],
                 "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
             },
         }
@@ -618,3 +620,32 @@ def test_inside_the_runner_up_only_waits_and_a_failure_removes_nothing(platform,
     with pytest.raises(HarnessError):
         platform.up()
     assert not [m for m, _, _ in emulator.requests()[before:] if m == "DELETE"], "a failed wait removed something"
+
+
+def test_the_chaostoolkit_kubernetes_action_of_delete_redis_pods_replaces_every_redis_pod_and_nothing_else(
+    platform, emulator, cluster, monkeypatch, tmp_path
+):
+    """The experiment's own action and arguments (scenarios/chaos/kubernetes/delete-redis-pods.yaml), through
+    chaostoolkit-kubernetes' client, against the API: every Redis pod goes, with grace 0; another pod stays."""
+    from chaoslib import substitute
+
+    from harness.chaos import runner as chaos_runner
+
+    up_with_controller(platform, emulator, cluster)
+    bystander = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "app-0", "namespace": NS, "labels": {"role": "client"}}}
+    platform.api.create(path("v1", "Pod", NS), bystander)
+    experiment = chaos_runner.load(chaos_runner.KUBERNETES_ONLY / "delete-redis-pods.yaml")
+    action = next(a for a in experiment["method"] if a["provider"].get("func") == "terminate_pods")
+    arguments = substitute(action["provider"]["arguments"], {"namespace": NS}, {})
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))  # chaosk8s: no kubeconfig, so KUBERNETES_HOST
+    monkeypatch.delenv("CHAOSTOOLKIT_IN_POD", raising=False)
+    before = {p.name: p.address for p in platform.pods()}
+    from chaosk8s.pod.actions import terminate_pods
+
+    deleted = terminate_pods(**arguments, secrets={"KUBERNETES_HOST": emulator.url})
+    assert sorted(deleted) == sorted(before)
+    deletes = [b for m, u, b in emulator.requests() if m == "DELETE" and "/pods/" in u]
+    assert len(deletes) == len(before) and all(b.get("gracePeriodSeconds") == 0 for b in deletes)
+    assert platform.api.find(path("v1", "Pod", NS, "app-0")) is not None
+    wait_until(lambda: {p.name for p in platform.pods() if p.running} == set(before) and all(
+        p.address != before[p.name] for p in platform.pods()))  # fmt: skip

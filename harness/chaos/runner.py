@@ -25,22 +25,35 @@ from harness.errors import HarnessError
 from harness.platforms.base import Platform
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios" / "chaos"
+# Experiments whose fault only Kubernetes can apply (chaostoolkit-kubernetes' actions): in the
+# catalogue of kind and kubernetes, not of the local platform.
+KUBERNETES_ONLY = CATALOGUE / "kubernetes"
+ON_KUBERNETES = ("kind", "kubernetes")
 
 
-def catalogue(directory: Path = CATALOGUE) -> list[Path]:
-    return sorted(directory.glob("*.yaml"))
+def catalogue(directory: Path = CATALOGUE, platform: str = "local") -> list[Path]:
+    extra = sorted(KUBERNETES_ONLY.glob("*.yaml")) if directory == CATALOGUE and platform in ON_KUBERNETES else []
+    return sorted(directory.glob("*.yaml")) + extra
 
 
-def resolve(names: list[str]) -> list[Path]:
-    """Experiments by catalogue name (`kill-master`) or file; none named: the whole catalogue.
-    Each is loaded, so a bad one is refused before anything starts."""
-    paths = [CATALOGUE / f"{n}.yaml" if "/" not in n and not n.endswith((".yaml", ".yml")) else Path(n) for n in names]
-    paths = paths or catalogue()
+def resolve(names: list[str], platform: str = "local") -> list[Path]:
+    """Experiments by catalogue name (`kill-master`) or file; none named: the platform's whole catalogue.
+    Each is loaded, so a bad one (or one the platform cannot run) is refused before anything starts."""
+    everything = {p.stem: p for p in catalogue(platform="kubernetes")}
+    paths = []
+    for name in names:
+        if "/" in name or name.endswith((".yaml", ".yml")):
+            paths.append(Path(name))
+        elif name in everything:
+            paths.append(everything[name])
+        else:
+            known = ", ".join(p.stem for p in catalogue(platform=platform))
+            raise HarnessError(f"no experiment named '{name}' in scenarios/chaos: choose one of {known}, or give a file")
+    paths = paths or catalogue(platform=platform)
     for path in paths:
-        if not path.exists() and path.parent == CATALOGUE:
-            known = ", ".join(p.stem for p in catalogue())
-            raise HarnessError(f"no experiment named '{path.stem}' in scenarios/chaos: choose one of {known}, or give a file")
-        load(path)
+        runs_on = Expectations.of(load(path)).platforms
+        if runs_on is not None and platform not in runs_on:
+            raise HarnessError(f"experiment {path.stem} runs on {', '.join(runs_on)} only, not on the {platform} platform")
     return paths
 
 
@@ -49,7 +62,7 @@ def catalogue_names(paths: list[Path]) -> list[str]:
     scenarios/chaos, not the caller's files)."""
     names = []
     for path in paths:
-        if path.resolve().parent != CATALOGUE.resolve():
+        if path.resolve().parent not in (CATALOGUE.resolve(), KUBERNETES_ONLY.resolve()):
             raise HarnessError(
                 f"{path} is not in scenarios/chaos: on kind and kubernetes the experiments run from the harness "
                 "image, which carries the catalogue; add the file there and build the image"
@@ -76,8 +89,12 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def configuration_for(platform: Platform) -> dict[str, Any]:
-    """The experiment's `configuration`: the platform by name and the options that rebuild it."""
-    return {"platform": platform.name, **{k: v for k, v in platform.options().items() if v is not None}}
+    """The experiment's `configuration`: the platform by name, the options that rebuild it, and the
+    reference's namespace (what chaostoolkit-kubernetes' actions take)."""
+    from harness import reference
+
+    options = {k: v for k, v in platform.options().items() if v is not None}
+    return {"platform": platform.name, **options, "namespace": reference.render(platform.overlay).namespace()}
 
 
 def run_one(path: Path, platform: Platform, reports_root: Path | None = None) -> ExperimentResult:

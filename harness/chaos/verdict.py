@@ -22,6 +22,7 @@ class Expectations:
     must_deviate: bool = False  # negative controls
     loss_window: bool = False  # power loss: lost writes judged by persistence.max_loss_window_seconds
     one_shard: bool = False  # a fault on one shard alone: every other shard keeps taking writes
+    platforms: list[str] | None = None  # where its fault can be applied (None: every platform)
 
     @classmethod
     def of(cls, experiment: dict[str, Any]) -> Expectations:
@@ -30,6 +31,9 @@ class Expectations:
         unknown = sorted(set(known) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown key(s) {', '.join(unknown)}")
+        platforms = known.get("platforms")
+        if platforms is not None and (not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms)):
+            raise ValueError(f"platforms must be a list of platform names, not {platforms!r}")
         if known.get("unwaited_loss", "slo") not in ("slo", "documented"):
             raise ValueError(f"unwaited_loss must be 'slo' or 'documented', not {known['unwaited_loss']!r}")
         return cls(**known)
