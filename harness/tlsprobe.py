@@ -26,10 +26,13 @@ def handshake(
     key: Path | None = None,
     ping: bool = True,
     timeout: float = 3.0,
+    listen: float = 0.5,
 ) -> Handshake:
     """TLS to address:port trusting `ca` (None: trust nothing, accept any server certificate),
-    presenting `cert` if given. With ping, a RESP PING must get any reply for `ok`: with TLS 1.3 a
-    server rejects a client certificate only after the handshake, on the first read."""
+    presenting `cert` if given. With TLS 1.3 a server judges the client's certificate after the
+    client has finished its handshake, so the verdict comes on the first read: with `ping` (a
+    client port) a RESP PING must get a reply; without (the cluster bus, which waits for a peer's
+    message) the server must stay silent for `listen` seconds rather than send an alert or close."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     if ca is None:
@@ -47,7 +50,14 @@ def handshake(
                 tls.sendall(b"*1\r\n$4\r\nPING\r\n")
                 if not tls.recv(64):
                     return Handshake(False, "closed after the handshake", peer)
-            return Handshake(True, None, peer)
+                return Handshake(True, None, peer)
+            tls.settimeout(listen)
+            try:
+                if not tls.recv(1):
+                    return Handshake(False, "closed after the handshake", peer)
+            except TimeoutError:
+                return Handshake(True, None, peer)  # admitted: the bus waits for the peer's message
+            return Handshake(True, None, peer)  # it spoke first: admitted all the same
     except (ssl.SSLError, OSError) as exc:
         return Handshake(False, f"{type(exc).__name__}: {exc}", peer)
 
@@ -61,3 +71,40 @@ def plaintext_answers(address: str, port: int, timeout: float = 2.0) -> bool:
     except OSError:
         return False
     return reply[:1] in (b"+", b"-")
+
+
+def foreign_credentials(directory: Path) -> Path:
+    """A CA the cluster has never seen and a client certificate from it, written to `directory`
+    (ca.crt, tls.crt, tls.key); returns it."""
+    from harness import certs
+
+    ca = certs.make_ca("foreign-ca")
+    certs.write_tls_dir(directory, ca, certs.issue(ca, "intruder", server=False, client=True))
+    return directory
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m harness.tlsprobe ADDRESS PORT [--ca F] [--cert F --key F] [--ping]`: one handshake, one
+    JSON line (ok, error, the server's certificate as PEM). The node agent runs it inside a pod's
+    network namespace, where the NetworkPolicy admits what a peer may reach."""
+    import argparse
+    import json
+
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    parser = argparse.ArgumentParser(prog="python -m harness.tlsprobe", description=main.__doc__)
+    parser.add_argument("address")
+    parser.add_argument("port", type=int)
+    parser.add_argument("--ca", type=Path)
+    parser.add_argument("--cert", type=Path)
+    parser.add_argument("--key", type=Path)
+    parser.add_argument("--ping", action="store_true")
+    args = parser.parse_args(argv)
+    result = handshake(args.address, args.port, args.ca, args.cert, args.key, ping=args.ping)
+    peer = result.peer.public_bytes(Encoding.PEM).decode() if result.peer is not None else None
+    print(json.dumps({"ok": result.ok, "error": result.error, "peer": peer}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -136,3 +136,24 @@ def test_agent_fills_and_frees_the_pods_data_volume(healthy, replica):
     assert freed == 0, out
     stat = os.statvfs(volume)
     assert stat.f_bavail * stat.f_frsize > 64 * 1024**2
+
+
+def test_agent_makes_a_peers_handshake_from_the_pods_network_namespace(healthy, replica):
+    """From the pod's own network namespace, with its own certificate (as a peer dials the bus), none,
+    or a foreign CA's: the other pod's bus port admits the first only; the server's certificate comes back."""
+    pod, _node_id, _observer, source = replica
+    other = next(p for p in healthy.pods() if p.name != pod.name)
+    tls_dir = str(healthy.root / "pods" / pod.name / "tls")
+    results = {}
+    for present in ("own", "none", "foreign"):
+        code, out = agent("handshake", *source, "--to", other.address, "--port", str(other.port + 10000),
+                          "--present", present, "--tls-dir", tls_dir)  # fmt: skip
+        assert code == 0, out
+        results[present] = out["handshake"]
+    assert results["own"]["ok"] and "BEGIN CERTIFICATE" in results["own"]["peer"], results["own"]
+    assert not results["none"]["ok"] and not results["foreign"]["ok"], results
+    code, out = agent("handshake", *source, "--to", other.address, "--port", str(other.port), "--trust", "foreign",
+                      "--tls-dir", tls_dir, "--ping")  # fmt: skip
+    assert code == 0 and not out["handshake"]["ok"], "a client trusting a foreign CA accepted the server"
+    code, out = agent("handshake", *source, "--to", other.address, "--port", "1", "--tls-dir", "/nonexistent")
+    assert code == 1 and "has no TLS files at /nonexistent" in out["error"]

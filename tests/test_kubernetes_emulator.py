@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import threading
 import uuid
 
@@ -424,8 +425,7 @@ def test_hold_down_kills_through_the_agent_and_swaps_the_image_until_release(pla
     assert patches[-1] == {"spec": {"containers": [{"name": "redis", "image": platform.manifests.redis_container()["image"]}]}}
 
 
-def test_partition_tells_each_pods_agent_the_addresses_of_the_other_side(platform, emulator, cluster, monkeypatch):
-    up_with_controller(platform, emulator, cluster)
+def agents_on_every_worker(platform) -> None:
     for node in WORKERS:
         platform.api.create(
             path("v1", "Pod", "redis-harness-agent"),
@@ -441,6 +441,11 @@ def test_partition_tells_each_pods_agent_the_addresses_of_the_other_side(platfor
                 "status": {"phase": "Running"},
             },
         )
+
+
+def test_partition_tells_each_pods_agent_the_addresses_of_the_other_side(platform, emulator, cluster, monkeypatch):
+    up_with_controller(platform, emulator, cluster)
+    agents_on_every_worker(platform)
     calls = {}
 
     def exec_(ns, pod, argv, container=None, timeout=30):
@@ -649,3 +654,32 @@ def test_the_chaostoolkit_kubernetes_action_of_delete_redis_pods_replaces_every_
     assert platform.api.find(path("v1", "Pod", NS, "app-0")) is not None
     wait_until(lambda: {p.name for p in platform.pods() if p.running} == set(before) and all(
         p.address != before[p.name] for p in platform.pods()))  # fmt: skip
+
+
+def test_a_bus_port_handshake_is_made_by_a_peer_pods_agent_with_its_own_certificate(platform, emulator, cluster, monkeypatch):
+    """The NetworkPolicy admits only peers to 16379: the runner asks the agent of another Redis pod's node
+    to make the handshake from that pod's network namespace, and reads its verdict and the server's certificate."""
+    from harness import certs
+
+    up_with_controller(platform, emulator, cluster)
+    agents_on_every_worker(platform)
+    ca = certs.make_ca("reference-ca")
+    served = certs.issue(ca, "redis-cluster-1", server=True, client=True).cert_pem().decode()
+    asked = []
+
+    def exec_(ns, pod, argv, container=None, timeout=30):
+        asked.append((pod, argv))
+        return 0, json.dumps({"ok": True, "handshake": {"ok": False, "error": "SSLError: certificate required", "peer": served}}), ""
+
+    monkeypatch.setattr(platform.api, "exec", exec_)
+    pods = {p.name: p for p in platform.pods()}
+    target = pods["redis-cluster-1"]
+    result = platform.handshake(target.address, 16379, present="none", ping=False)
+    assert (result.ok, result.error) == (False, "SSLError: certificate required")
+    assert result.peer is not None and result.peer.subject.rfc4514_string() == "CN=redis-cluster-1"
+    (agent, argv), = asked
+    source = argv[argv.index("--pod") + 1]
+    assert source != "redis-cluster-1" and agent == f"agent-{pods[source].node}"
+    assert argv[3] == "handshake" and argv[argv.index("--to") + 1] == target.address
+    assert argv[argv.index("--port") + 1] == "16379" and argv[argv.index("--present") + 1] == "none"
+    assert argv[argv.index("--tls-dir") + 1] == "/etc/redis-tls" and "--ping" not in argv

@@ -7,6 +7,9 @@ fault code, entered through the process instead of through a named network names
   network.apply_table_in inside `nsenter -t PID -n`;
 - shape / unshape: faults.qdisc_argv by network.set_qdisc_in and faults.loss_ruleset in table
   rh_degrade; a qdisc the kernel lacks (sch_netem) fails the verb, nothing applied;
+- handshake: harness.tlsprobe run inside the pod's network namespace, presenting the pod's own
+  certificate (read through /proc/PID/root), none, or one from a foreign CA: how a peer's
+  connection to another pod's cluster-bus port is received, where the NetworkPolicy admits peers only;
 - fill / free: faults.fill and faults.free on the volume Redis works in (its `dir`, /data in the
   reference), reached through /proc/PID/root; only a filesystem of its own is filled, never a
   directory of the node's disk (a hostPath or local-path volume).
@@ -14,10 +17,14 @@ fault code, entered through the process instead of through a named network names
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -168,3 +175,30 @@ def free(target: Target, proc_root: Path = Path("/proc")) -> dict[str, Any]:
     inside, directory, _ = data_volume(target, proc_root)
     faults.free(directory)
     return {"path": inside}
+
+
+# --- TLS, from a peer's position ----------------------------------------------------------------
+PRESENTED = ("own", "none", "foreign")
+
+
+def handshake(
+    target: Target, to: str, port: int, present: str, trust: str, tls_dir: str, ping: bool, proc_root: Path = Path("/proc")
+) -> dict[str, Any]:
+    """A TLS handshake from the pod's network namespace to `to`:`port`, trusting the pod's CA (or a
+    foreign one) and presenting the pod's own certificate, none, or a foreign CA's."""
+    own = proc_root / str(target.pid) / "root" / tls_dir.lstrip("/")
+    if not (own / "ca.crt").exists():
+        raise NotApplied(f"pod {target.namespace}/{target.pod} has no TLS files at {tls_dir}")
+    with tempfile.TemporaryDirectory(prefix="rh-foreign-") as scratch:
+        from harness.tlsprobe import foreign_credentials
+
+        foreign = foreign_credentials(Path(scratch)) if "foreign" in (present, trust) else None
+        ca = (foreign if trust == "foreign" else own) / "ca.crt"  # type: ignore[operator]
+        shown = {"own": own, "foreign": foreign, "none": None}[present]
+        files = ["--cert", str(shown / "tls.crt"), "--key", str(shown / "tls.key")] if shown else []
+        argv = [*_enter(target), sys.executable, "-m", "harness.tlsprobe", to, str(port), "--ca", str(ca), *files]
+        proc = subprocess.run([*argv, *(["--ping"] if ping else [])], capture_output=True, text=True, timeout=30, check=False)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise NotApplied(f"the handshake probe failed: {(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+    return {"handshake": json.loads(lines[-1])}

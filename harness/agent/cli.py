@@ -21,7 +21,7 @@ from harness.agent import actions
 from harness.agent.procs import BadInput, find_pod
 from harness.errors import HarnessError, NotSupported
 
-POD_VERBS = ("kill", "stop", "cont", "partition", "heal", "shape", "unshape", "fill", "free")
+POD_VERBS = ("kill", "stop", "cont", "partition", "heal", "shape", "unshape", "fill", "free", "handshake")
 VERBS = (*POD_VERBS, "serve")
 POD_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -79,6 +79,13 @@ def parser(verb: str) -> Parser:
     p.add_argument("--pod-ip", type=_address, help="the pod's address (status.podIP): act only if its Redis has it")
     if verb == "partition":
         p.add_argument("--peers", required=True, type=_peers, help="ADDR[,ADDR...]: drop every packet to and from these")
+    if verb == "handshake":
+        p.add_argument("--to", required=True, type=_address, help="the address to connect to, from the pod")
+        p.add_argument("--port", required=True, type=_positive_int, help="the port to connect to")
+        p.add_argument("--present", choices=actions.PRESENTED, default="own", help="the certificate to present")
+        p.add_argument("--trust", choices=("own", "foreign"), default="own", help="the CA to trust the server by")
+        p.add_argument("--tls-dir", default="/etc/redis-tls", help="where the pod's container mounts its TLS files")
+        p.add_argument("--ping", action="store_true", help="send a RESP PING after the handshake (the client port)")
     if verb == "shape":
         p.add_argument("--loss", type=_percent, default=0.0, help="random loss in percent, both directions")
         p.add_argument("--delay-ms", type=_non_negative, default=0.0, help="egress delay (tc netem)")
@@ -116,6 +123,8 @@ def apply(verb: str, args: argparse.Namespace, proc_root: Path, host_root: Path 
         done = actions.partition(target, args.peers)
     elif verb == "shape":
         done = actions.shape(target, args.loss, args.delay_ms, args.jitter_ms, args.rate_kbit)
+    elif verb == "handshake":
+        done = actions.handshake(target, args.to, args.port, args.present, args.trust, args.tls_dir, args.ping, proc_root)
     elif verb in ("fill", "free"):
         done = getattr(actions, verb)(target, proc_root)
     else:

@@ -143,6 +143,38 @@ class Platform(abc.ABC):
 
         return node_client(self.pod(pod), self.credentials(), user=user, **options)
 
+    def handshake(self, address: str, port: int, present: str = "reference", trust: str = "reference", ping: bool = True):
+        """A TLS handshake to `address`:`port` from where a client or peer of the reference would make it,
+        presenting a certificate of the reference's CA ("reference"), none ("none") or one of a CA the
+        cluster has never seen ("foreign"), and trusting the reference's CA or the foreign one. Here,
+        from this process with the client certificate; a platform whose NetworkPolicy admits only peers
+        to a port makes it from a peer pod."""
+        from harness import tlsprobe
+
+        tls = self.credentials().tls
+        if tls is None:
+            return tlsprobe.Handshake(False, "the reference has no TLS", None)
+        foreign = self._foreign_tls() if "foreign" in (present, trust) else None
+        ca = foreign / "ca.crt" if foreign is not None and trust == "foreign" else tls.ca
+        shown = {"reference": (tls.cert, tls.key), "none": (None, None)}.get(present)
+        if shown is None and foreign is not None:
+            shown = (foreign / "tls.crt", foreign / "tls.key")
+        return tlsprobe.handshake(address, port, ca, *shown, ping=ping)  # type: ignore[misc]
+
+    def _foreign_tls(self) -> Path:
+        """A foreign CA and client certificate, made once per platform object, removed at exit."""
+        if getattr(self, "_foreign_dir", None) is None:
+            import atexit
+            import shutil
+            import tempfile
+
+            from harness.tlsprobe import foreign_credentials
+
+            directory = Path(tempfile.mkdtemp(prefix="redis-harness-foreign-"))
+            atexit.register(shutil.rmtree, directory, True)
+            self._foreign_dir = foreign_credentials(directory / "tls")
+        return self._foreign_dir
+
     @abc.abstractmethod
     def exec_redis_cli(self, pod: str, *args: str, user: str = "admin", bare: bool = False, timeout: float = 30) -> str:
         """`kubectl exec POD -- redis-cli …`: its network, its certificate, as `user`; returns stdout.

@@ -5,7 +5,8 @@ pods labelled `app.kubernetes.io/name=redis-harness-agent`, one on every node; a
 executed in it does the fault to that pod from the node (SIGKILL/SIGSTOP/SIGCONT of its Redis,
 nftables and tc in its network namespace, filling its data volume). Verbs: kill, stop, cont,
 partition --peers ADDR,ADDR…, heal, shape --loss PCT --delay-ms N [--jitter-ms N] [--rate-kbit N],
-unshape, fill, free; with --pod-ip the agent acts only on the Redis that has the pod's current
+unshape, fill, free, handshake --to ADDR --port N [--present own|none|foreign] [--trust own|foreign] [--ping]
+(a TLS handshake from the pod's network namespace); with --pod-ip the agent acts only on the Redis that has the pod's current
 address. It prints one JSON line; exit status 1 with "not_supported" true when the node cannot do it.
 """
 
@@ -18,7 +19,7 @@ from harness.platforms.kubernetes.api import Api, path
 
 AGENT_NAMESPACE = "redis-harness-agent"
 AGENT_LABELS = {"app.kubernetes.io/name": "redis-harness-agent"}
-VERBS = ("kill", "stop", "cont", "partition", "heal", "shape", "unshape", "fill", "free")
+VERBS = ("kill", "stop", "cont", "partition", "heal", "shape", "unshape", "fill", "free", "handshake")
 
 
 def agent_pod(api: Api, node: str) -> tuple[str, str]:

@@ -286,6 +286,33 @@ class KubernetesPlatform(
             raise HarnessError(f"redis-cli {' '.join(args[:2])} on {pod} failed: {' '.join(detail)}")
         return out
 
+    def handshake(self, address: str, port: int, present: str = "reference", trust: str = "reference", ping: bool = True):
+        """From the runner pod to the client port (the NetworkPolicy admits `role: client` there); to any
+        other port (the cluster bus) from a peer Redis pod's network namespace, through the node agent,
+        presenting that pod's own certificate as a peer does."""
+        from cryptography import x509
+
+        from harness.tlsprobe import Handshake
+
+        if port == self._port() and self.reaches_pods():
+            return super().handshake(address, port, present, trust, ping)
+        peer = next((p for p in self.pods() if p.running and p.address and p.address != address), None)
+        if peer is None:
+            raise HarnessError(f"no running Redis pod other than {address} to make a peer's handshake from")
+        own = {"reference": "own"}
+        args = ["--to", address, "--port", str(port), "--present", own.get(present, present), "--trust", own.get(trust, trust)]
+        answer = self._agent("handshake", peer.name, *args, "--tls-dir", self._tls_mount(), *(["--ping"] if ping else []))
+        found = answer["handshake"]
+        certificate = x509.load_pem_x509_certificate(found["peer"].encode()) if found.get("peer") else None
+        return Handshake(bool(found["ok"]), found.get("error"), certificate)
+
+    def _tls_mount(self) -> str:
+        """Where the Redis container mounts the redis-tls Secret."""
+        spec = self._sts()["spec"]["template"]["spec"]
+        volume = next((v["name"] for v in spec.get("volumes", []) if (v.get("secret") or {}).get("secretName") == "redis-tls"), None)
+        mounts = self.manifests.redis_container().get("volumeMounts", [])
+        return next((m["mountPath"] for m in mounts if m["name"] == volume), "/etc/redis-tls")
+
     # --- pods come and go ------------------------------------------------------------------------------------
     def _wait_replaced(self, pods: dict[str, str], timeout: float, ready: bool = True) -> None:
         """Until each pod (name → old uid) is a new pod that is Ready (or, without `ready`, running)."""
