@@ -1,6 +1,6 @@
 # The harness image: the gating suites run from it inside the cluster (the runner Job), and so do the
 # node agent (faults from the host PID namespace) and the Locust load generator
-# (reference/components/loadgen). Python 3.11 and redis-tools 7.0.15 from Debian 12 - the Redis
+# (harness/platforms/kubernetes/manifests/loadgen). Python 3.11 and redis-tools 7.0.15 from Debian 12 - the Redis
 # version the reference pins; kubectl renders the overlays (kubectl kustomize); nftables, iproute2,
 # util-linux and procps are the node agent's fault tools. The checkout is installed editable at
 # /opt/redis-harness, so reference/, scenarios/ and benchmarks/ sit where the harness looks for them.
