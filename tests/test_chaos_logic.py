@@ -330,3 +330,11 @@ def test_chaos_on_the_local_platform_refuses_an_image(capsys):
 
     assert cli.main(["chaos", "--image", "x", "kill-master"]) == 2
     assert "--image is for the runner Job" in capsys.readouterr().err
+
+
+def test_chaos_run_of_an_experiment_on_kind_from_outside_the_cluster_names_the_command(monkeypatch):
+    from harness.chaos import session as sessions
+
+    monkeypatch.delenv("REDIS_HARNESS_IN_CLUSTER", raising=False)
+    with pytest.raises(HarnessError, match=r"experiments on kind run inside the cluster.*redis-harness chaos --platform kind"):
+        sessions.session({"platform": "kind", "overlay": "kind"})

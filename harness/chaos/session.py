@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.judgement import Figures
 from harness.nemesis import Nemesis
 from harness.platforms import registry
@@ -56,6 +57,11 @@ def session(configuration: dict[str, Any] | None) -> Session:
             platform = _platforms.get(key)
             if platform is None:
                 platform = registry.from_config(conf)
+                if not platform.reaches_pods():  # `chaos run` from outside a cluster
+                    raise HarnessError(
+                        f"experiments on {platform.name} run inside the cluster, where the pods' addresses are "
+                        f"reachable: `redis-harness chaos --platform {platform.name} EXPERIMENT`"
+                    )
             seed = conf.get("seed")  # kill_random_pods: the same seed kills the same pods
             s = Session(platform, Nemesis(platform, seed=None if seed is None else int(seed)))
             s.nemesis.attach(s.mark)
