@@ -2,7 +2,8 @@
 # node agent (faults from the host PID namespace) and the Locust load generator
 # (harness/platforms/kubernetes/manifests/loadgen). Python 3.11 and redis-tools 7.0.15 from Debian 12 - the Redis
 # version the reference pins; kubectl renders the overlays (kubectl kustomize); nftables, iproute2,
-# util-linux and procps are the node agent's fault tools. The checkout is installed editable at
+# util-linux and procps are the node agent's fault tools; prometheus brings promtool, which the
+# observability suite runs against the overlay's alert rules. The checkout is installed editable at
 # /opt/redis-harness, so reference/, scenarios/ and benchmarks/ sit where the harness looks for them.
 #
 #   docker build -t redis-harness:TAG .
@@ -12,7 +13,7 @@ FROM docker.io/library/python:3.11-slim-bookworm
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        redis-tools nftables iproute2 util-linux procps tar ca-certificates \
+        redis-tools nftables iproute2 util-linux procps tar ca-certificates prometheus \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=kubectl /bin/kubectl /usr/local/bin/kubectl
 

@@ -25,7 +25,7 @@ from harness.report import html, outcomes, rundir
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a change to the deployment is gated on (`redis-harness run`).
-GATING = ("static", "sharding", "failover", "nodes", "persistence", "security", "network_policy")
+GATING = ("static", "sharding", "failover", "nodes", "persistence", "security", "network_policy", "observability")
 # The negative controls prove the harness, not the deployment: `make test` runs them, and
 # `redis-harness run --suite negative_controls` on demand.
 SUITES = (*GATING, "negative_controls")

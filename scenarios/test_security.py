@@ -158,7 +158,7 @@ def test_no_or_wrong_password_is_refused(healthy):
         socket_timeout=2,
     )
     assert refuses(anonymous), f"{pod.name} answered a client that gave no user and no password"
-    for user in ("app", "admin", "replication", "probe"):
+    for user in ("app", "admin", "replication", "probe", "exporter"):
         wrong = healthy.node_client(pod.name, user=user)
         wrong.connection_pool.connection_kwargs["password"] = "not-the-password"
         assert refuses(wrong), f"{pod.name} admitted user {user} with a wrong password"
@@ -243,8 +243,7 @@ SECRET_SETTINGS = ["masterauth", "requirepass", "tls-key-file-pass", "tls-client
 
 
 def test_probe_user_reads_health_and_no_secret(healthy):
-    """The probes and the exporter see health; CONFIG GET would hand them masterauth (the
-    replication password)."""
+    """The probes see health; CONFIG GET would hand them masterauth (the replication password)."""
     needed = [("PING",), ("INFO",), ("CLUSTER", "INFO"), ("CLUSTER", "NODES")]
     denied = refused(healthy, "probe", needed)
     assert not denied, f"the probe user may not run what the probes need: {denied}"
@@ -253,6 +252,22 @@ def test_probe_user_reads_health_and_no_secret(healthy):
     others = [("GET", "app:x"), ("SET", "app:x", "1"), ("ACL", "LIST"), ("CONFIG", "SET", "maxmemory", "1"), ("FLUSHALL",)]
     allowed = permitted(healthy, "probe", others)
     assert not allowed, f"the probe user may run more than health reads: {sorted(allowed)}"
+
+
+# What one scrape of redis_exporter 1.45 runs (seen in ACL LOG against a user with none of it).
+EXPORTER_COMMANDS = [("PING",), ("INFO", "ALL"), ("CLUSTER", "INFO"), ("CLIENT", "SETNAME", "redis_exporter"),
+                     ("SLOWLOG", "LEN"), ("SLOWLOG", "GET", "128"), ("LATENCY", "LATEST")]  # fmt: skip
+
+
+def test_exporter_user_runs_a_scrape_and_nothing_else(healthy):
+    denied = refused(healthy, "exporter", EXPORTER_COMMANDS)
+    assert not denied, f"the exporter user may not run what a scrape runs: {denied}"
+    secrets = permitted(healthy, "exporter", [("CONFIG", "GET", name) for name in SECRET_SETTINGS])
+    assert not secrets, f"the exporter user may read secrets: {sorted(secrets)}"
+    others = [("GET", "app:x"), ("SET", "app:x", "1"), ("CLUSTER", "NODES"), ("CLIENT", "LIST"), ("CLIENT", "KILL", "ID", "1"),
+              ("ACL", "LIST"), ("CONFIG", "SET", "maxmemory", "1"), ("KEYS", "*"), ("FLUSHALL",)]  # fmt: skip
+    allowed = permitted(healthy, "exporter", others)
+    assert not allowed, f"the exporter user may run more than a scrape: {sorted(allowed)}"
 
 
 def test_passwords_appear_nowhere_in_clear(healthy, evidence):

@@ -52,7 +52,7 @@ def pod(tmp_path):
         shutil.copy(REFERENCE / name, config / name)
     for name in ("tls.crt", "tls.key", "ca.crt"):
         (tls / name).write_text("unused\n")
-    for name in ("admin-password", "app-password", "replication-password", "probe-password"):
+    for name in ("admin-password", "app-password", "replication-password", "probe-password", "exporter-password"):
         (secrets / name).write_text("secret\n")
     return tmp_path
 

@@ -186,8 +186,8 @@ def test_up_installs_cert_manager_waits_for_its_webhook_makes_the_secret_and_for
     assert labels == lifecycle.INSTALLED_BY
     secret = platform.api.get(path("v1", "Secret", NS, "redis-auth"))
     passwords = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-    assert sorted(passwords) == ["admin-password", "app-password", "probe-password", "replication-password"]
-    assert len(set(passwords.values())) == 4 and all(len(v) >= 24 for v in passwords.values())
+    assert sorted(passwords) == ["admin-password", "app-password", "exporter-password", "probe-password", "replication-password"]
+    assert len(set(passwords.values())) == len(passwords) and all(len(v) >= 24 for v in passwords.values())
     for obj in platform.manifests.objects:
         assert platform.api.find(path(obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]))
     said = "\n".join(platform.said)
@@ -321,7 +321,7 @@ def test_pods_and_credentials_come_from_the_api(platform, emulator, cluster):
     )
     platform.api.patch(path("v1", "Secret", NS, "redis-auth"), {"data": {"users.acl": base64.b64encode(b"user x").decode()}})
     creds = platform.credentials()
-    assert sorted(creds.passwords) == ["admin", "app", "probe", "replication"]
+    assert sorted(creds.passwords) == ["admin", "app", "exporter", "probe", "replication"]
     assert creds.tls.key.read_text() == "KEY" and creds.tls.ca.read_text() == "CA"
     assert creds.tls.key.stat().st_mode & 0o077 == 0 and creds.tls.key.parent.stat().st_mode & 0o077 == 0
     platform._forget_tls()

@@ -50,7 +50,7 @@ def test_the_local_platform_declares_every_capability_and_kubernetes_only_what_i
     assert capabilities(local) == [cap.__name__ for cap in CAPABILITIES]
     declared = capabilities(registry.create("kubernetes"))
     assert "Killing" in declared and "HoldingDown" in declared
-    assert "FailingNodes" not in declared and "LosingPower" not in declared
+    assert "FailingNodes" not in declared and "LosingPower" not in declared and "Monitoring" not in declared
 
 
 @pytest.mark.parametrize("capability", [FailingNodes, LosingPower])

@@ -82,8 +82,12 @@ def write_experiment_report(result: ExperimentResult, platform: Platform, record
     if recording is not None:
         recording.history.write_jsonl(run_dir / "history.jsonl")
         recording.probe_history.write_jsonl(run_dir / "probe.jsonl")
+        spans = [
+            {**a, "from": a["from"] - recording.history.wall_t0, "to": None if a["to"] is None else a["to"] - recording.history.wall_t0}
+            for a in result.alerts
+        ]
         plot = timeline.plot(
-            recording.history, run_dir / "timeline.png", result.title, recording.probe_history, latency=True
+            recording.history, run_dir / "timeline.png", result.title, recording.probe_history, latency=True, alerts=spans
         ).name
     report = {
         "kind": f"chaos-{result.name}",
@@ -99,6 +103,7 @@ def write_experiment_report(result: ExperimentResult, platform: Platform, record
         "expectations": result.expectations.__dict__,
         "figures": result.figures,
         "nemesis": result.nemesis_log,
+        "alerts": result.alerts,
         "slo": slo_file.load().raw,
     }
     rundir.write_report(run_dir, report, secrets)

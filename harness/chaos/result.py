@@ -20,6 +20,7 @@ class ExperimentResult:
     duration_s: float
     run_dir: Path | None = None
     nemesis_log: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # firing spans (alert, labels, from, to), wall time
 
     @property
     def outcome(self) -> str:

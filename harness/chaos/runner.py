@@ -18,11 +18,12 @@ import yaml
 
 from harness import slo as slo_file
 from harness.chaos import session as sessions
+from harness.chaos.alerts import AlertExpectation, AlertWatcher, fault_and_heal, judge_alerts, wait_until_quiet
 from harness.chaos.report import write_experiment_report, write_summary
 from harness.chaos.result import ExperimentResult
 from harness.chaos.verdict import Expectations, judge
 from harness.errors import HarnessError
-from harness.platforms.base import Platform
+from harness.platforms.base import CAPABILITIES, Monitoring, Platform
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios" / "chaos"
 # Experiments whose fault only Kubernetes can apply (chaostoolkit-kubernetes' actions): in the
@@ -111,6 +112,7 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
     experiment["configuration"] = configuration
     sessions.register(platform, configuration)
     session = sessions.session(configuration)
+    watch = AlertWatch.start(platform, AlertExpectation.parse(expect.alerts))
     started = time.monotonic()
     interrupted = False
     try:
@@ -123,20 +125,67 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
             if session.recording is not None and session.recording.stopped_at is None:
                 session.recording.stop()
             sessions.finish(configuration)
+            alert_reasons, alert_figures, alert_timeline = watch.finish(session.nemesis.log)
     if interrupted:
         raise KeyboardInterrupt  # chaostoolkit swallowed Ctrl-C after its rollbacks
+    figures = session.figures.as_dict() if session.figures else {}
+    if watch.expected:
+        figures["alerts"] = alert_figures
     result = ExperimentResult(
         name=Path(path).stem,
         title=experiment["title"],
         journal=journal,
-        figures=session.figures.as_dict() if session.figures else {},
-        verdict=judge(journal, session.figures, expect, slo),
+        figures=figures,
+        verdict=judge(journal, session.figures, expect, slo, alert_reasons),
         expectations=expect,
         duration_s=round(time.monotonic() - started, 2),
         nemesis_log=session.nemesis.log,
+        alerts=alert_timeline,
     )
+    if watch.note:
+        result.verdict.notes.append(watch.note)
     result.run_dir = write_experiment_report(result, platform, session.recording, reports_root)
     return result
+
+
+class AlertWatch:
+    """The experiment's expected alerts, watched on the platform's monitoring for its duration: the
+    stack is started before the experiment (and waits until none of them fires), stopped after it."""
+
+    def __init__(self, expected: list[AlertExpectation], stack=None, note: str = ""):
+        self.expected, self.stack, self.note = expected, stack, note
+        self.watcher = AlertWatcher(stack) if stack is not None else None
+
+    @classmethod
+    def start(cls, platform: Platform, expected: list[AlertExpectation]) -> AlertWatch:
+        if not expected:
+            return cls([])
+        if not isinstance(platform, Monitoring):
+            return cls([], note=f"alerts not judged: {CAPABILITIES[Monitoring]} is not supported on the {platform.name} platform")
+        stack = platform.monitoring()
+        try:
+            still = wait_until_quiet(stack, [e.alert for e in expected])
+            watch = cls(expected, stack)
+            if still:
+                watch.note = f"{', '.join(still)} still fired from before the fault; only what fired after it counts"
+            watch.watcher.start()
+            return watch
+        except BaseException:
+            stack.stop()
+            raise
+
+    def finish(self, nemesis_log: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any], list[dict[str, Any]]]:
+        """(reasons, figures per alert, the alert timeline); the stack is stopped."""
+        if self.watcher is None:
+            return [], {}, []
+        try:
+            fault_at, healed_at = fault_and_heal(nemesis_log)
+            timeline = self.watcher.finish(self.expected, healed_at)
+            deliveries = [(d.received, a["labels"].get("alertname", ""), a.get("status", "")) for d in self.stack.deliveries() for a in d.alerts]
+            reasons, figures = judge_alerts(self.expected, timeline, deliveries, fault_at, healed_at)
+            return reasons, figures, timeline
+        finally:
+            self.stack.stop()
 
 
 def run_in_turn(path: Path, platform: Platform, reports_root: Path | None = None) -> ExperimentResult:

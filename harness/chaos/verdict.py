@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.chaos.alerts import AlertExpectation
 from harness.checkers import check_set, recovery_time
 from harness.history import OK, History
 from harness.judgement import Figures, UnwaitedLoss, margins, slo_reasons
@@ -23,6 +24,7 @@ class Expectations:
     loss_window: bool = False  # power loss: lost writes judged by persistence.max_loss_window_seconds
     one_shard: bool = False  # a fault on one shard alone: every other shard keeps taking writes
     platforms: list[str] | None = None  # where its fault can be applied (None: every platform)
+    alerts: list[dict[str, Any]] | None = None  # alerts the fault must fire (harness/chaos/alerts.py)
 
     @classmethod
     def of(cls, experiment: dict[str, Any]) -> Expectations:
@@ -34,6 +36,7 @@ class Expectations:
         platforms = known.get("platforms")
         if platforms is not None and (not isinstance(platforms, list) or not all(isinstance(p, str) for p in platforms)):
             raise ValueError(f"platforms must be a list of platform names, not {platforms!r}")
+        AlertExpectation.parse(known.get("alerts"))
         if known.get("unwaited_loss", "slo") not in ("slo", "documented"):
             raise ValueError(f"unwaited_loss must be 'slo' or 'documented', not {known['unwaited_loss']!r}")
         return cls(**known)
@@ -57,8 +60,10 @@ def failed_probes(journal: dict[str, Any]) -> list[str]:
     ]
 
 
-def judge(journal: dict[str, Any], figures: Figures | None, expect: Expectations, slo: Slo) -> Verdict:
-    reasons: list[str] = []
+def judge(
+    journal: dict[str, Any], figures: Figures | None, expect: Expectations, slo: Slo, alert_reasons: list[str] | None = None
+) -> Verdict:
+    reasons: list[str] = list(alert_reasons or [])
     notes: list[str] = []
     status = journal.get("status")
     broken = failed_probes(journal)

@@ -348,6 +348,18 @@ class Bootstrapping(abc.ABC):
         """Run the reference's bootstrap Job again (it must be idempotent); returns its log."""
 
 
+class Monitoring(abc.ABC):
+    @abc.abstractmethod
+    def monitoring(self):
+        """The reference's monitoring, running: its exporters scraped by a Prometheus with its scrape
+        job and alert rules, delivering to an Alertmanager whose webhook the harness receives. The
+        object (a context manager; `stop()` ends what it started) answers `alerts()`, `query(expr)`
+        and `deliveries()`.
+
+        On Kubernetes this is the cluster's own Prometheus and Alertmanager, which the harness does
+        not stand up, so the kubernetes platform does not declare it."""
+
+
 C = TypeVar("C")
 
 CAPABILITIES: dict[type, str] = {
@@ -365,6 +377,7 @@ CAPABILITIES: dict[type, str] = {
     DrainingNodes: "draining a node",
     ProbingPolicy: "probing NetworkPolicy",
     Bootstrapping: "re-running the bootstrap Job",
+    Monitoring: "watching the reference's alerts",
 }
 
 

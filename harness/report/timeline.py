@@ -51,11 +51,20 @@ def _mark_events(ax, history: History, label: bool) -> None:
             ax.annotate(event["name"], (event["time"], ax.get_ylim()[1] * 0.92), fontsize=8, rotation=90, ha="right")
 
 
-def plot(history: History, path: Path, title: str, probe: History | None = None, latency: bool = False) -> Path:
+def plot(
+    history: History, path: Path, title: str, probe: History | None = None, latency: bool = False, alerts: list[dict] | None = None
+) -> Path:
     """Operations per second (ok and not) in 100 ms buckets, faults and heals marked;
-    with `latency`, a second panel of p99 latency per second."""
+    with `latency`, a second panel of p99 latency per second; with `alerts` (firing spans, seconds
+    on the history's clock), a panel of them below."""
+    rows = sorted({a["alert"] for a in alerts or []})
     if latency:
-        fig, (ax, lax) = plt.subplots(2, 1, figsize=(10, 5.2), dpi=90, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+        ratios = [3, 2, *([max(1, len(rows)) * 0.4] if rows else [])]
+        fig, axes = plt.subplots(len(ratios), 1, figsize=(10, 5.2 + 0.3 * len(rows)), dpi=90, sharex=True,
+                                 gridspec_kw={"height_ratios": ratios})  # fmt: skip
+        ax, lax = axes[0], axes[1]
+        if rows:
+            _alert_lanes(axes[2], alerts or [], rows, history)
     else:
         fig, ax = plt.subplots(figsize=(10, 3.2), dpi=90)
     t, ok, bad = buckets(history)
@@ -75,10 +84,21 @@ def plot(history: History, path: Path, title: str, probe: History | None = None,
         lax.set_ylabel("p99 ms")
         lax.legend(loc="upper left", fontsize=8)
         _mark_events(lax, history, label=False)
-        lax.set_xlabel("seconds")
+        (axes[-1] if rows else lax).set_xlabel("seconds")
     else:
         ax.set_xlabel("seconds")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _alert_lanes(ax, alerts: list[dict], rows: list[str], history: History) -> None:
+    """One lane per alert name: its firing spans (an open span runs to the end of the history)."""
+    end = max((op.complete or op.invoke for op in history.ops), default=0.0)
+    for i, name in enumerate(rows):
+        spans = [(a["from"], (a["to"] if a["to"] is not None else end) - a["from"]) for a in alerts if a["alert"] == name]
+        ax.broken_barh(spans, (i - 0.35, 0.7), color="tab:orange")
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    _mark_events(ax, history, label=False)

@@ -34,6 +34,7 @@ from harness.platforms.base import (
     HoldingDown,
     Killing,
     LosingPower,
+    Monitoring,
     Partitioning,
     Pausing,
     Platform,
@@ -44,7 +45,7 @@ from harness.platforms.base import (
     ShapingNetwork,
     TlsFiles,
 )
-from harness.platforms.local import faults, powerfs
+from harness.platforms.local import faults, monitoring, powerfs
 from harness.platforms.local.ledger import Ledger, is_alive, owner_alive
 from harness.platforms.local.network import NamespaceNetwork, have_root, sweep_namespaces
 from harness.platforms.local.nodes import LocalNodes
@@ -74,6 +75,7 @@ class LocalPlatform(
     LosingPower,
     ProbingPolicy,
     Bootstrapping,
+    Monitoring,
 ):
     name = "local"
 
@@ -198,11 +200,16 @@ class LocalPlatform(
             self.down(keep_volumes=not fresh_volumes)
             raise
 
+    def monitoring(self) -> monitoring.LocalMonitoring:
+        """Exporters beside the pods, Prometheus and Alertmanager (harness/platforms/local/monitoring.py), started."""
+        return monitoring.LocalMonitoring(self).start()
+
     def down(self, keep_volumes: bool = False) -> None:
         """Remove every process, namespace, rule and mount of this cluster; returns when they are gone."""
         ledger = self._ledger or Ledger.load(self.ledger_path)
         for timer in self._timers:
             timer.cancel()
+        monitoring.stop_recorded(self.root)
         if ledger is not None:
             self._ledger = ledger
             grace = self._grace_seconds() if self._manifests or self.ledger_path.exists() else 10

@@ -177,6 +177,11 @@ class Sandbox(LocalState):
                 env[item["name"]] = local(re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), item["value"]))
             elif "fieldRef" in (item.get("valueFrom") or {}):
                 env[item["name"]] = fields.get(item["valueFrom"]["fieldRef"]["fieldPath"], "")
+            elif "secretKeyRef" in (item.get("valueFrom") or {}):
+                ref = item["valueFrom"]["secretKeyRef"]
+                if ref.get("name") != AUTH_SECRET or not (self.root / "secrets" / ref["key"]).exists():
+                    raise HarnessError(f"pod {rec.name}: Secret {ref.get('name')} has no key {ref.get('key')}")
+                env[item["name"]] = (self.root / "secrets" / ref["key"]).read_text().strip()
         env["REDIS_HOSTS_FILE"] = str(self.root / "hosts")
         if self.ledger.network == "loopback":
             env["REDIS_BIND"] = rec.address  # pods share the host's network: each binds its own address

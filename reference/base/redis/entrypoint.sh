@@ -73,6 +73,7 @@ sed -e '/^[[:space:]]*#/d' -e '/^[[:space:]]*$/d' \
     -e "s/@APP@/$(sha256_of_secret app-password)/" \
     -e "s/@REPLICATION@/$(sha256_of_secret replication-password)/" \
     -e "s/@PROBE@/$(sha256_of_secret probe-password)/" \
+    -e "s/@EXPORTER@/$(sha256_of_secret exporter-password)/" \
     "$REDIS_CONFIG_DIR/users.acl.template" > "$REDIS_RUN_DIR/users.acl"
 
 # Runtime configuration: shared redis.conf plus what belongs to this pod.

@@ -1,0 +1,48 @@
+"""Observability gate: the overlay's alert rules fire on the faults they are about and stay silent on a
+healthy cluster (promtool, the cases of harness/alert_cases.py), and — live, with the platform's
+monitoring: the exporter sidecar's own settings, Prometheus with the overlay's scrape job and rules,
+Alertmanager — every pod is scraped by its exporter and a healthy cluster fires nothing. A deployment
+change that silences an alert fails here as one that loses writes fails the failover suite."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness import alert_cases, reference
+from harness.observe import wait_healthy
+from harness.platforms.base import Monitoring, require
+
+
+def test_every_alert_fires_on_its_fault_and_not_on_a_healthy_cluster(platform_options, tmp_path, evidence):
+    rules = alert_cases.rules_of(reference.render(platform_options.overlay))
+    proc = alert_cases.run_promtool_tests(rules, alert_cases.cases(), tmp_path)
+    silenced = alert_cases.failing_alerts(proc.stdout + proc.stderr)
+    evidence.figure(alerts_failing_their_cases=silenced)
+    assert proc.returncode == 0, f"alerts that do not do what they are for: {', '.join(silenced) or 'see promtool'}\n{proc.stdout[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def watched(platform):
+    wait_healthy(platform, timeout=90)
+    stack = require(platform, Monitoring).monitoring()
+    yield platform, stack
+    stack.stop()
+
+
+def test_every_pod_is_scraped_by_the_exporters_own_user(watched, evidence):
+    platform, stack = watched
+    up = sorted(r["metric"]["pod"] for r in stack.query(f'redis_up{{job="{stack.job_name}"}} == 1'))
+    evidence.figure(scraped=up)
+    assert up == sorted(p.name for p in platform.pods()), "a Redis pod whose exporter does not reach it"
+    refused = sorted({line.split("the '")[1].split("'")[0] for line in stack.exporter_log().splitlines() if "NOPERM" in line and "the '" in line})
+    assert not refused, f"the exporter's ACL user may not run what a scrape runs: {refused}"
+
+
+def test_a_healthy_cluster_fires_no_alert(watched, evidence):
+    _platform, stack = watched
+    time.sleep(8)  # past every rule's `for:` (at most 10 s is for links, which were up before)
+    loud = sorted({a["labels"]["alertname"] for a in stack.alerts() if a["state"] in ("firing", "pending")})
+    evidence.figure(alerts_on_a_healthy_cluster=loud)
+    assert loud == [], f"alerts on a healthy cluster: {loud}"
