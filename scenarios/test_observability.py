@@ -1,7 +1,8 @@
 """Observability gate: the overlay's alert rules fire on the faults they are about and stay silent on a
 healthy cluster (promtool, the cases of harness/alert_cases.py), and — live, with the platform's
 monitoring: the exporter sidecar's own settings, Prometheus with the overlay's scrape job and rules,
-Alertmanager — every pod is scraped by its exporter and a healthy cluster fires nothing. A deployment
+Alertmanager — every pod is scraped by its exporter, a healthy cluster fires nothing, and every
+query of the overlay's dashboard returns series. A deployment
 change that silences an alert fails here as one that loses writes fails the failover suite."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from harness import alert_cases, reference
+from harness import alert_cases, dashboard, reference
 from harness.observe import wait_healthy
 from harness.platforms.base import Monitoring, require
 
@@ -46,3 +47,17 @@ def test_a_healthy_cluster_fires_no_alert(watched, evidence):
     loud = sorted({a["labels"]["alertname"] for a in stack.alerts() if a["state"] in ("firing", "pending")})
     evidence.figure(alerts_on_a_healthy_cluster=loud)
     assert loud == [], f"alerts on a healthy cluster: {loud}"
+
+
+def test_every_dashboard_query_returns_series(watched, evidence):
+    """The overlay's dashboard against its Prometheus: a panel whose query names a metric the exporter does
+    not export, or a label it does not carry, shows nothing."""
+    platform, stack = watched
+    board = dashboard.of(reference.render(platform.overlay))
+    deadline = time.monotonic() + 10  # rates need two scrapes
+    empty = dashboard.queries(board)
+    while empty and time.monotonic() < deadline:
+        empty = [(title, expr) for title, expr in empty if not stack.query(expr) and "ALERTS" not in expr]
+        time.sleep(1)
+    evidence.figure(panels=len(board["panels"]), queries=len(dashboard.queries(board)), empty=[t for t, _ in empty])
+    assert not empty, "panels whose query returns nothing: " + "; ".join(f"{t}: {e}" for t, e in empty)
