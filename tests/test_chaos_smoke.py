@@ -29,6 +29,9 @@ def test_kill_master_experiment_holds_its_steady_state(healthy, tmp_path):
     assert all(a["fired_after_s"] is not None and a["delivered_after_s"] >= a["fired_after_s"] for a in alerts.values()), alerts
     report = json.loads((result.run_dir / "report.json").read_text())
     assert {span["alert"] for span in report["alerts"]} >= set(alerts)
+    # What a log pipeline would index: a node marking the master failing, and its replica's election.
+    story = {e["event"] for e in report["log_events"]}
+    assert {"fail", "election_won"} <= story, story
     assert report["outcome"] == "pass" and report["figures"]["acknowledged"] > 0
     assert {"journal.json", "history.jsonl", "probe.jsonl", "timeline.png", "index.html"} <= {
         p.name for p in result.run_dir.iterdir()

@@ -86,9 +86,11 @@ def write_experiment_report(result: ExperimentResult, platform: Platform, record
             {**a, "from": a["from"] - recording.history.wall_t0, "to": None if a["to"] is None else a["to"] - recording.history.wall_t0}
             for a in result.alerts
         ]
+        logged = [{**e, "t": e["wall"] - recording.history.wall_t0} for e in result.log_events]
         plot = timeline.plot(
-            recording.history, run_dir / "timeline.png", result.title, recording.probe_history, latency=True, alerts=spans
-        ).name
+            recording.history, run_dir / "timeline.png", result.title, recording.probe_history, latency=True, alerts=spans,
+            log_events=logged,
+        ).name  # fmt: skip
     report = {
         "kind": f"chaos-{result.name}",
         "started": result.journal.get("start"),
@@ -104,6 +106,7 @@ def write_experiment_report(result: ExperimentResult, platform: Platform, record
         "figures": result.figures,
         "nemesis": result.nemesis_log,
         "alerts": result.alerts,
+        "log_events": result.log_events,
         "slo": slo_file.load().raw,
     }
     rundir.write_report(run_dir, report, secrets)

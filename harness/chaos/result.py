@@ -21,6 +21,7 @@ class ExperimentResult:
     run_dir: Path | None = None
     nemesis_log: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)  # firing spans (alert, labels, from, to), wall time
+    log_events: list[dict[str, Any]] = field(default_factory=list)  # the Redis log's failover story, wall time
 
     @property
     def outcome(self) -> str:

@@ -144,8 +144,28 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
     )
     if watch.note:
         result.verdict.notes.append(watch.note)
+    result.log_events = failover_story(platform, session.nemesis.log)
     result.run_dir = write_experiment_report(result, platform, session.recording, reports_root)
     return result
+
+
+def failover_story(platform: Platform, nemesis_log: list[dict[str, Any]], before_s: float = 5.0) -> list[dict[str, Any]]:
+    """The Redis log lines that tell a failover's story (a node marked failing, FAIL received, the
+    election, cluster state changes), from every pod's log, from shortly before the fault on: what a
+    log pipeline would index, on the report's timeline."""
+    from harness import failover_timeline
+
+    fault_at, _healed = fault_and_heal(nemesis_log)
+    if fault_at is None:
+        return []
+    events = []
+    for pod in platform.pods():
+        try:
+            text = platform.logs(pod.name)
+        except HarnessError:
+            continue
+        events += [e for e in failover_timeline.parse(pod.name, text) if e.wall >= fault_at - before_s]
+    return [{"wall": e.wall, "pod": e.pod, "event": e.name, "detail": list(e.detail)} for e in sorted(events, key=lambda e: e.wall)]
 
 
 class AlertWatch:

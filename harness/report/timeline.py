@@ -52,19 +52,26 @@ def _mark_events(ax, history: History, label: bool) -> None:
 
 
 def plot(
-    history: History, path: Path, title: str, probe: History | None = None, latency: bool = False, alerts: list[dict] | None = None
+    history: History,
+    path: Path,
+    title: str,
+    probe: History | None = None,
+    latency: bool = False,
+    alerts: list[dict] | None = None,
+    log_events: list[dict] | None = None,
 ) -> Path:
     """Operations per second (ok and not) in 100 ms buckets, faults and heals marked;
     with `latency`, a second panel of p99 latency per second; with `alerts` (firing spans, seconds
-    on the history's clock), a panel of them below."""
-    rows = sorted({a["alert"] for a in alerts or []})
+    on the history's clock) and `log_events` (the Redis logs' failover story, `t` on that clock),
+    a panel of them below: one lane per alert, one per kind of log line."""
+    rows = sorted({a["alert"] for a in alerts or []}) + [f"log: {n}" for n in sorted({e["event"] for e in log_events or []})]
     if latency:
         ratios = [3, 2, *([max(1, len(rows)) * 0.4] if rows else [])]
         fig, axes = plt.subplots(len(ratios), 1, figsize=(10, 5.2 + 0.3 * len(rows)), dpi=90, sharex=True,
                                  gridspec_kw={"height_ratios": ratios})  # fmt: skip
         ax, lax = axes[0], axes[1]
         if rows:
-            _alert_lanes(axes[2], alerts or [], rows, history)
+            _alert_lanes(axes[2], alerts or [], log_events or [], rows, history)
     else:
         fig, ax = plt.subplots(figsize=(10, 3.2), dpi=90)
     t, ok, bad = buckets(history)
@@ -93,10 +100,15 @@ def plot(
     return path
 
 
-def _alert_lanes(ax, alerts: list[dict], rows: list[str], history: History) -> None:
-    """One lane per alert name: its firing spans (an open span runs to the end of the history)."""
+def _alert_lanes(ax, alerts: list[dict], log_events: list[dict], rows: list[str], history: History) -> None:
+    """One lane per alert name, its firing spans (an open span runs to the end of the history); one per
+    kind of Redis log line, a tick where a pod logged it."""
     end = max((op.complete or op.invoke for op in history.ops), default=0.0)
     for i, name in enumerate(rows):
+        if name.startswith("log: "):
+            times = [e["t"] for e in log_events if e["event"] == name.removeprefix("log: ")]
+            ax.plot(times, [i] * len(times), "|", color="tab:gray", markersize=9)
+            continue
         spans = [(a["from"], (a["to"] if a["to"] is not None else end) - a["from"]) for a in alerts if a["alert"] == name]
         ax.broken_barh(spans, (i - 0.35, 0.7), color="tab:orange")
     ax.set_yticks(range(len(rows)), rows, fontsize=7)
