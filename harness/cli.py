@@ -255,6 +255,18 @@ def run(
         raise typer.Exit(1)
 
 
+def _run_in_cluster(platform: str, overlay: str, image: str | None, args: list[str], reports: Path | None,
+                    options: dict, stand_up: bool, keep: bool = False, extra=None) -> None:  # fmt: skip
+    """`redis-harness ARGS` as the runner Job, its log as progress; exits with the Job's code."""
+    code, run_dir = incluster.run(
+        platform, overlay, image, args, reports, options,
+        say=lambda line: console.print(line, markup=False, highlight=False), stand_up=stand_up, keep=keep, extra=extra,
+    )  # fmt: skip
+    console.print(f"reports: {run_dir.parent if run_dir else reports}")
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command()
 def chaos(
     experiments: Annotated[
@@ -288,13 +300,7 @@ def chaos(
         names = chaos_runner.catalogue_names(paths)
         registry.create(platform, overlay=overlay, **options)  # bad options fail before anything starts
         args = ["chaos", "--platform", "kubernetes", "--overlay", overlay, "--reports", runner.REPORTS, *names]
-        code, run_dir = incluster.run(
-            platform, overlay, image, args, reports, options,
-            say=lambda line: console.print(line, markup=False, highlight=False), stand_up=True, keep=keep,
-        )  # fmt: skip
-        console.print(f"reports: {run_dir.parent if run_dir else reports}")
-        if code:
-            raise typer.Exit(code)
+        _run_in_cluster(platform, overlay, image, args, reports, options, stand_up=True, keep=keep)
         return
     incluster.refuse_image(platform, image)
     given = {"cluster": cluster, "subnet": subnet} if platform == "local" else {}
@@ -400,13 +406,7 @@ def bench(
             {"--read-from-replicas": read_from_replicas, "--baseline": baseline},
         )  # fmt: skip
         extra = (lambda namespace, image: runner.loadgen_objects(namespace, image, workers)) if workers else None
-        code, run_dir = incluster.run(
-            platform, overlay, image, args, reports, cluster_options,
-            say=lambda line: console.print(line, markup=False, highlight=False), stand_up=False, extra=extra,
-        )  # fmt: skip
-        console.print(f"reports: {run_dir.parent if run_dir else reports}")
-        if code:
-            raise typer.Exit(code)
+        _run_in_cluster(platform, overlay, image, args, reports, cluster_options, stand_up=False, extra=extra)
         return
     incluster.refuse_image(platform, image)
     if workers and platform not in incluster.IN_CLUSTER_PLATFORMS:

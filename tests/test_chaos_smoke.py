@@ -39,15 +39,18 @@ def test_kill_master_experiment_holds_its_steady_state(healthy, tmp_path):
     assert all(p.running for p in healthy.pods())  # the rollback brought the killed master back
 
 
-def test_kill_master_deviates_without_replicas(tmp_path):
-    broken = registry.create(
-        "local", overlay="broken-no-replicas", cluster="rh-chaos-neg", state_dir=tmp_path / "state", subnet="198.18.9.0/24"
-    )
+def kill_master_on(overlay: str, tmp_path):
+    """The kill-master experiment against a fresh cluster of a negative control's overlay."""
+    broken = registry.create("local", overlay=overlay, cluster="rh-chaos-neg", state_dir=tmp_path / "state", subnet="198.18.9.0/24")
     broken.up()
     try:
-        result = runner.run_one(KILL_MASTER, broken, tmp_path / "reports")
+        return runner.run_one(KILL_MASTER, broken, tmp_path / "reports")
     finally:
         broken.down()
+
+
+def test_kill_master_deviates_without_replicas(tmp_path):
+    result = kill_master_on("broken-no-replicas", tmp_path)
     assert not result.verdict.passed
     assert result.journal["steady_states"]["before"]["steady_state_met"] is False
     assert result.journal["run"] == []  # the method never ran against a cluster without redundancy
@@ -55,14 +58,7 @@ def test_kill_master_deviates_without_replicas(tmp_path):
 
 
 def test_kill_master_fails_when_an_alert_can_never_fire(tmp_path):
-    broken = registry.create(
-        "local", overlay="broken-silent-alert", cluster="rh-chaos-neg", state_dir=tmp_path / "state", subnet="198.18.9.0/24"
-    )
-    broken.up()
-    try:
-        result = runner.run_one(KILL_MASTER, broken, tmp_path / "reports")
-    finally:
-        broken.down()
+    result = kill_master_on("broken-silent-alert", tmp_path)
     assert result.journal["status"] == "completed" and not result.journal["deviated"]  # the cluster itself coped
     assert not result.verdict.passed
     assert result.verdict.reasons == ["alert RedisMasterWithoutReplica did not fire (expected within 20 s of the fault)"]
