@@ -438,6 +438,31 @@ def bench(
         raise typer.Exit(1)
 
 
+@app.command("bench-self")
+def bench_self(
+    runs: Annotated[int, typer.Option("--runs", help="how many times to time each (the report gives medians)")] = 5,
+    gate_too: Annotated[bool, typer.Option("--gate", help="also time the gating suites (several minutes a run)")] = False,
+    cluster: ClusterOpt = "rh-bench-self",
+    subnet: SubnetOpt = "198.18.24.0/24",
+    reports: Annotated[Path | None, typer.Option("--reports", help="reports directory")] = None,
+) -> None:
+    """Time the harness itself on the local platform: `up` and `down`, phase by phase, over several runs
+    (and with --gate the gating suites); medians, minima and maxima in reports/<time>-bench-self/."""
+    from harness.bench.self_timing import bench_self as measure
+
+    run_dir, body = measure(runs, cluster, subnet, gate_too, reports, say=lambda m: console.print(m, markup=False, highlight=False))
+    for part in ("up", "gate"):
+        if part not in body:
+            continue
+        table = Table(title=f"{part}: seconds over {runs} run(s)")
+        for col in ("phase", "median", "min", "max"):
+            table.add_column(col)
+        for name, s in body[part]["phases"].items():
+            table.add_row(name, f"{s['median']:.2f}", f"{s['min']:.2f}", f"{s['max']:.2f}")
+        out.print(table)
+    console.print(f"report: {run_dir / 'report.json'}")
+
+
 @report_app.command("compare")
 def report_compare(
     old: Annotated[Path, typer.Argument(help="the earlier benchmark run directory")],

@@ -27,6 +27,7 @@ from typing import Any
 
 from harness import reference
 from harness.errors import HarnessError, NeedsRoot, NotSupported
+from harness.phases import Phases
 from harness.platforms.base import (
     Bootstrapping,
     Credentials,
@@ -167,11 +168,17 @@ class LocalPlatform(
     def up(self, detached: bool = False, form: bool = True) -> None:
         """Stand the overlay up and wait until the bootstrap Job has formed the cluster and every
         pod is ready. With form=False, the pods alone, as Kubernetes leaves them when the Job
-        cannot form a cluster: running, answering PING, with their policies in force."""
-        self._preflight()
+        cannot form a cluster: running, answering PING, with their policies in force. The time of
+        each step is in `self.phases` (redis-harness bench-self reports it)."""
+        self.phases = Phases()
+        phase = self.phases.phase
+        with phase("preflight"):
+            self._preflight()
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.swept = self._sweep()
-        self._manifests = reference.render(self.overlay)
+        with phase("sweep leftovers"):
+            self.swept = self._sweep()
+        with phase("render the overlay"):
+            self._manifests = reference.render(self.overlay)
         fresh_volumes = not (self.root / "volumes").exists()
         self._ledger = Ledger(
             cluster=self.cluster,
@@ -186,16 +193,21 @@ class LocalPlatform(
         atexit.register(self._atexit)
         try:
             network = self._network()
-            network.setup()
-            self._save()
-            self._prepare_secrets()
+            with phase("network"):
+                network.setup()
+                self._save()
+            with phase("secrets and certificates"):
+                self._prepare_secrets()
             count = int(self.manifests.redis_statefulset()["spec"]["replicas"])
-            self._start(self._add_records(count))
+            with phase("start pods until they answer"):
+                self._start(self._add_records(count))
             if not form:
                 self._wait(lambda: all(self._probe(p, "liveness") for p in self._redis_records()), "pods to answer")
                 return
-            self._run_bootstrap_job()
-            self._wait(lambda: all(self._probe(p, "readiness") for p in self._redis_records()), "pods to become ready")
+            with phase("bootstrap Job"):
+                self._run_bootstrap_job()
+            with phase("wait until ready"):
+                self._wait(lambda: all(self._probe(p, "readiness") for p in self._redis_records()), "pods to become ready")
         except BaseException:
             self.down(keep_volumes=not fresh_volumes)
             raise
