@@ -17,6 +17,7 @@ from harness.bench import workload as workloads
 from harness.bench.run import BenchOptions, benchmark
 from harness.observe import wait_healthy
 from harness.platforms import registry
+from harness.ports import free_port
 
 pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.timeout(120)]
 
@@ -55,7 +56,7 @@ def test_benchmark_smoke(bench_cluster, tmp_path):
 
 
 def test_workers_started_apart_from_the_master_load_and_report_to_it(bench_cluster, tmp_path, monkeypatch):
-    port = campaign.free_port()
+    port = free_port()
     monkeypatch.setattr(campaign, "MASTER_PORT", port)
     worker = [sys.executable, "-m", "locust", "-f", str(campaign.LOCUSTFILE), "--worker", "--skip-log-setup",
               "--master-host", "127.0.0.1", "--master-port", str(port)]  # fmt: skip

@@ -20,6 +20,7 @@ from harness.bench.schedule import CapacityPlan, RateError
 from harness.bench.workload import Workload
 from harness.errors import HarnessError
 from harness.platforms.base import Platform
+from harness.ports import free_port
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "benchmarks" / "locustfile.py"
 STARTUP_GRACE = 30.0  # seconds Locust may take to start its processes and connect, beyond --run-time
@@ -223,15 +224,6 @@ def run_locust(
 def master_port_args() -> list[str]:
     port = str(free_port())  # the master binds it; --processes workers connect to it
     return ["--master-bind-port", port, "--master-port", port]
-
-
-def free_port() -> int:
-    """A loopback port for Locust's master and workers, so concurrent runs do not collide on 5557."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def workload_yaml(workload: Workload) -> str:

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -33,6 +32,7 @@ import yaml
 from harness import alert_cases
 from harness.errors import HarnessError, NeedsRoot
 from harness.platforms.local.ledger import is_alive, process_start_time
+from harness.ports import free_port
 
 EXPORTER_CONTAINER = "redis-exporter"
 EXPORTER_PORT = 9121
@@ -42,12 +42,6 @@ TOOLS = {
     "prometheus-redis-exporter": "prometheus-redis-exporter",
 }
 INTERVAL = "1s"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -127,6 +121,7 @@ class LocalMonitoring:
         self._thread: threading.Thread | None = None
         self.prometheus_url = ""
         self.alertmanager_url = ""
+        self.job_name = ""  # the reference's scrape job, set by start()
 
     # --- lifecycle --------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> LocalMonitoring:
@@ -138,6 +133,7 @@ class LocalMonitoring:
         manifests = self.platform.manifests
         self.container = exporter_container(manifests)
         job = reference_scrape_job(manifests)
+        self.job_name = job["job_name"]
         rules = alert_cases.rules_of(manifests)
         stop_recorded(self.platform.root)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -309,10 +305,6 @@ class LocalMonitoring:
                 return
             time.sleep(0.5)
         raise HarnessError(f"Prometheus saw {seen} of {want} Redis pods up through their exporters within {timeout:.0f}s")
-
-    @property
-    def job_name(self) -> str:
-        return reference_scrape_job(self.platform.manifests)["job_name"]
 
     def exporter_log(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.dir.glob("exporter-*.log")))
