@@ -19,7 +19,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--context", default=None, help="kubernetes: the kubeconfig context")
     group.addoption("--overlay", default="kind", help="overlay under reference/overlays to stand up")
     group.addoption("--cluster", default="rh-test", help="name of the local test cluster")
-    group.addoption("--subnet", default="198.18.0.0/24", help="address range of the local test cluster")
+    group.addoption("--subnet", default=None, help="address range of the local test cluster (default: a free /20 of 198.18.0.0/15)")
     group.addoption("--startup-timeout", type=float, default=120.0, help="seconds the local cluster may take to form")
 
 

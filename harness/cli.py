@@ -42,7 +42,7 @@ ImageOpt = Annotated[
     str | None,
     typer.Option("--image", help="kind, kubernetes: the harness image the runner Job uses (kind without it: built and loaded)"),
 ]
-SubnetOpt = Annotated[str | None, typer.Option("--subnet", help="address range for local pods")]
+SubnetOpt = Annotated[str | None, typer.Option("--subnet", help="address range for local pods (default: a free /20 of 198.18.0.0/15)")]
 StateOpt = Annotated[Path | None, typer.Option("--state-dir", help="where local clusters keep their state")]
 
 
@@ -275,7 +275,7 @@ def chaos(
     platform: PlatformOpt = "local",
     overlay: OverlayOpt = "kind",
     cluster: ClusterOpt = "rh-chaos",
-    subnet: SubnetOpt = "198.18.40.0/24",
+    subnet: SubnetOpt = None,
     keep: Annotated[bool, typer.Option("--keep", help="leave the cluster up for inspection")] = False,
     reports: Annotated[Path | None, typer.Option("--reports", help="reports directory")] = None,
     image: ImageOpt = None,
@@ -443,7 +443,7 @@ def bench_self(
     runs: Annotated[int, typer.Option("--runs", help="how many times to time each (the report gives medians)")] = 5,
     gate_too: Annotated[bool, typer.Option("--gate", help="also time the gating suites (several minutes a run)")] = False,
     cluster: ClusterOpt = "rh-bench-self",
-    subnet: SubnetOpt = "198.18.24.0/24",
+    subnet: SubnetOpt = None,
     reports: Annotated[Path | None, typer.Option("--reports", help="reports directory")] = None,
 ) -> None:
     """Time the harness itself on the local platform: `up` and `down`, phase by phase, over several runs

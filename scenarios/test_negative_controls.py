@@ -72,8 +72,6 @@ def test_negative_control_fails_exactly_the_tests_it_names(overlay, tmp_path, ev
             overlay,
             "--cluster",
             "rh-negative",
-            "--subnet",
-            "198.18.6.0/24",
             "--startup-timeout",
             "45",
             "--reports",

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.timeout(120)]
 @pytest.fixture(scope="module")
 def bench_cluster(tmp_path_factory):
     state = tmp_path_factory.mktemp("state")
-    p = registry.create("local", cluster="rh-bench-smoke", state_dir=str(state), subnet="198.18.21.0/24")
+    p = registry.create("local", cluster="rh-bench-smoke", state_dir=str(state))
     p.up()
     try:
         wait_healthy(p, timeout=60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import socket
@@ -10,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from harness.errors import HarnessError
+from harness.platforms.local.network import free_range
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,6 +115,21 @@ def test_address_range_already_in_use_is_explained(tmp_path):
         subprocess.run(["ip", "link", "del", "rhtestbusy"], check=False)
     assert proc.returncode == 2
     assert "198.18.200.0/25 is already in use" in proc.stderr
+
+
+@pytest.mark.netns
+def test_a_cluster_without_a_range_takes_one_nobody_routes():
+    first = free_range(24, within="198.18.200.0/22")
+    subprocess.run(["ip", "link", "add", "rhtestbusy", "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{ipaddress.ip_network(first).network_address + 1}/24", "dev", "rhtestbusy"], check=True)
+        subprocess.run(["ip", "link", "set", "rhtestbusy", "up"], check=True)
+        second = free_range(24, within="198.18.200.0/22")
+        with pytest.raises(HarnessError, match=r"no free /22 address range is left inside 198.18.200.0/22"):
+            free_range(22, within="198.18.200.0/22")
+    finally:
+        subprocess.run(["ip", "link", "del", "rhtestbusy"], check=False)
+    assert ipaddress.ip_network(second).network_address > ipaddress.ip_network(first).network_address
 
 
 @pytest.mark.cluster

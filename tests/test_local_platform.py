@@ -100,7 +100,7 @@ def test_restarted_master_rejoins_at_its_new_address(healthy):
 # --- down: nothing left; volumes kept on request; loopback mode --------------------------------------
 @pytest.mark.netns
 def test_down_keeps_volumes_on_request_and_leaves_nothing(tmp_path):
-    p = LocalPlatform(cluster="rh-test-down", state_dir=tmp_path, subnet="198.18.1.0/24")
+    p = LocalPlatform(cluster="rh-test-down", state_dir=tmp_path)
     p.up()
     try:
         wait_healthy(p, timeout=90)
@@ -135,7 +135,7 @@ def test_loopback_network_runs_the_same_reference(tmp_path):
 def test_up_sweeps_what_a_crashed_run_left_behind(tmp_path):
     code = (
         "from harness.platforms.local.platform import LocalPlatform\n"
-        f"p = LocalPlatform(cluster='rh-test-crash', state_dir={str(tmp_path)!r}, subnet='198.18.2.0/24')\n"
+        f"p = LocalPlatform(cluster='rh-test-crash', state_dir={str(tmp_path)!r})\n"
         "p.up()\nprint('up', flush=True)\nimport time; time.sleep(600)\n"
     )
     owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -144,7 +144,7 @@ def test_up_sweeps_what_a_crashed_run_left_behind(tmp_path):
     finally:
         owner.send_signal(signal.SIGKILL)  # a crash: no cleanup runs
         owner.wait()
-    p = LocalPlatform(cluster="rh-test-crash", state_dir=tmp_path, subnet="198.18.2.0/24")
+    p = LocalPlatform(cluster="rh-test-crash", state_dir=tmp_path)
     assert leftovers(p), "the crashed run should have left its cluster running"
     p.up()
     try:
@@ -166,8 +166,6 @@ def test_ctrl_c_during_up_removes_everything(tmp_path):
         "rh-test-int",
         "--state-dir",
         str(tmp_path),
-        "--subnet",
-        "198.18.3.0/24",
     ]
     # Where this suite runs in the background, SIGINT arrives ignored; a terminal's Ctrl-C does not.
     proc = subprocess.Popen(

@@ -13,7 +13,7 @@ from harness.platforms.local.platform import LocalPlatform
 
 
 def test_the_factory_builds_each_platform_from_its_options(tmp_path):
-    local = registry.create("local", cluster="rh-contract", state_dir=str(tmp_path), subnet="198.18.99.0/24")
+    local = registry.create("local", cluster="rh-contract", state_dir=str(tmp_path))
     assert isinstance(local, LocalPlatform) and local.cluster == "rh-contract"
     assert isinstance(registry.create("kubernetes", context="kind-redis-harness"), KubernetesPlatform)
 

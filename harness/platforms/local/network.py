@@ -23,7 +23,8 @@ from harness.errors import HarnessError, NeedsRoot, NotSupported
 from harness.platforms.local.ledger import Ledger, PodRecord
 from harness.platforms.local.policy import TABLE as POLICY_TABLE
 
-DEFAULT_SUBNET = "198.18.0.0/15"
+DEFAULT_SUBNET = "198.18.0.0/15"  # the benchmarking range (RFC 2544): routed nowhere
+AUTO_PREFIX = 20  # a cluster without --subnet takes a free /20: 4094 addresses, never reused in its life
 DEFAULT_LOOPBACK_SUBNET = "127.18.0.0/16"
 
 
@@ -39,6 +40,36 @@ def run(argv: Sequence[str], input: str | None = None, check: bool = True) -> su
     if check and proc.returncode != 0:
         raise HarnessError(f"{' '.join(argv[:4])} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc
+
+
+def routed_ranges() -> list[tuple[ipaddress.IPv4Network, str]]:
+    """Every IPv4 range this host routes (all tables), with its device: what a new bridge must not overlap."""
+    routes = json.loads(run(["ip", "-j", "route", "show", "table", "all"]).stdout or "[]")
+    found = []
+    for route in routes:
+        dst = route.get("dst", "")
+        if dst in ("default", "") or ":" in dst or route.get("type") == "broadcast":
+            continue
+        try:
+            net = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
+        except ValueError:
+            continue
+        if net.version == 4:
+            found.append((net, route.get("dev", "?")))
+    return found
+
+
+def free_range(prefixlen: int = 24, within: str = DEFAULT_SUBNET, after: str | None = None) -> str:
+    """The first range of this size inside `within` (after `after`, when given) that no route on this
+    host overlaps: clusters started side by side, or beside someone else's, each get their own."""
+    used = [net for net, _ in routed_ranges()]
+    start = ipaddress.ip_network(after) if after else None
+    for candidate in ipaddress.ip_network(within).subnets(new_prefix=prefixlen):
+        if start is not None and candidate.network_address <= start.network_address:
+            continue
+        if not any(candidate.overlaps(net) for net in used):
+            return str(candidate)
+    raise HarnessError(f"no free /{prefixlen} address range is left inside {within}: run `redis-harness down` on clusters you no longer need")
 
 
 class LoopbackNetwork:
@@ -103,18 +134,10 @@ class NamespaceNetwork:
 
     # --- the bridge --------------------------------------------------------
     def _check_range_free(self) -> None:
-        routes = json.loads(run(["ip", "-j", "route", "show", "table", "all"]).stdout or "[]")
-        for route in routes:
-            dst = route.get("dst", "")
-            if route.get("dev") == self.bridge or dst in ("default", "") or ":" in dst:
-                continue
-            try:
-                other = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
-            except ValueError:
-                continue
-            if other.version == 4 and other.overlaps(self.net) and route.get("type") not in ("broadcast",):
+        for other, dev in routed_ranges():
+            if dev != self.bridge and other.overlaps(self.net):
                 raise HarnessError(
-                    f"the address range {self.net} is already in use (route {dst} on {route.get('dev')}): "
+                    f"the address range {self.net} is already in use (route {other} on {dev}): "
                     "choose another with --subnet"
                 )
 

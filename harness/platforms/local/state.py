@@ -12,7 +12,7 @@ from harness import reference
 from harness.errors import HarnessError
 from harness.platforms.local import faults, policy
 from harness.platforms.local.ledger import Ledger, PodRecord
-from harness.platforms.local.network import DEFAULT_LOOPBACK_SUBNET, DEFAULT_SUBNET, LoopbackNetwork, NamespaceNetwork
+from harness.platforms.local.network import AUTO_PREFIX, DEFAULT_LOOPBACK_SUBNET, LoopbackNetwork, NamespaceNetwork, free_range
 
 # Where the reference mounts its volumes → the variable its scripts read that path from.
 MOUNT_ENV = {
@@ -64,7 +64,7 @@ class LocalState:
 
     def _network(self) -> NamespaceNetwork | LoopbackNetwork:
         if self.ledger.network == "netns":
-            return NamespaceNetwork(self.ledger, self.tag, self.ledger.subnet or self.subnet or DEFAULT_SUBNET)
+            return NamespaceNetwork(self.ledger, self.tag, self.ledger.subnet or self.subnet or free_range(AUTO_PREFIX))
         return LoopbackNetwork(self.ledger, self.ledger.subnet or self.subnet or DEFAULT_LOOPBACK_SUBNET)
 
     def _redis_records(self) -> list[PodRecord]:
