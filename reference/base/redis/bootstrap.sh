@@ -32,7 +32,7 @@ BOOTSTRAP_TIMEOUT_SECONDS="${BOOTSTRAP_TIMEOUT_SECONDS:-300}"
 REPAIR_MAX_ACTIONS="${REPAIR_MAX_ACTIONS:-10}"
 REPAIR_SETTLE_SECONDS="${REPAIR_SETTLE_SECONDS:-30}"
 
-log() { echo "bootstrap: $*" >&2; }
+log() { echo "$(date -u +%H:%M:%S.%3N) bootstrap: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 REDISCLI_AUTH=$(tr -d '\r\n' < "$REDIS_SECRETS_DIR/admin-password") || die "missing admin password file"
@@ -83,7 +83,7 @@ while [ "$i" -lt "$REDIS_POD_COUNT" ]; do
     addr=$(resolve "$fqdn")
     if [ -n "$addr" ] && [ "$(cli "$addr" PING 2>/dev/null)" = "PONG" ]; then break; fi
     [ "$(date +%s)" -lt "$deadline" ] || die "pod $fqdn is not reachable after ${BOOTSTRAP_TIMEOUT_SECONDS}s"
-    sleep 1
+    sleep 0.2
   done
   echo "$pod $addr $(node_of "$pod")" >> "$pods"
   i=$((i + 1))
@@ -111,10 +111,26 @@ if [ -z "$anchor" ]; then
       for (i = 1; i <= NR; i++) if (i in pick) print addr[i] ":" '"$REDIS_PORT"'
     }' "$pods" > "$work/masters"
   log "creating the cluster with masters $(tr '\n' ' ' < "$work/masters")"
-  # shellcheck disable=SC2046
-  admin_cli --cluster create $(cat "$work/masters") --cluster-replicas 0 --cluster-yes > "$work/create.log" 2>&1 \
-    || { cat "$work/create.log" >&2; die "redis-cli --cluster create failed"; }
-  anchor=$(head -n 1 "$work/masters" | cut -d: -f1)
+  # As `redis-cli --cluster create` does, without its once-a-second wait for the join:
+  # the slots split evenly (0-5460, 5461-10922, 10923-16383 for three), a distinct
+  # config epoch each, then every master met by the first.
+  awk -v m="$masters" '{ lo = (NR == 1) ? 0 : hi + 1; hi = (NR == m) ? 16383 : int((NR * 16384 / m) + 0.5) - 1
+                         split($1, a, ":"); print a[1], lo, hi, NR }' "$work/masters" > "$work/slots"
+  anchor=$(awk 'NR == 1 {print $1}' "$work/slots")
+  while read -r addr lo hi epoch; do
+    [ "$(cli "$addr" CLUSTER ADDSLOTSRANGE "$lo" "$hi")" = "OK" ] || die "assigning slots $lo-$hi to $addr failed"
+    [ "$(cli "$addr" CLUSTER SET-CONFIG-EPOCH "$epoch")" = "OK" ] || die "setting the config epoch of $addr failed"
+  done < "$work/slots"
+  while read -r addr lo hi epoch; do
+    [ "$addr" = "$anchor" ] || cli "$anchor" CLUSTER MEET "$addr" "$REDIS_PORT" "$REDIS_BUS_PORT" > /dev/null \
+      || die "meeting $addr failed"
+  done < "$work/slots"
+  # Step 3 tells members from newcomers by the anchor's view: it must know every master.
+  until cli "$anchor" CLUSTER NODES | tr -d '\r' | awk -v want="$masters" '$3 ~ /master/ && $3 !~ /handshake/ && NF > 8 {n++} END {exit n != want}'; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "the masters did not meet in time"
+    sleep 0.05
+  done
+  log "created"
   changes=$((changes + 1))
 fi
 
@@ -137,15 +153,19 @@ done < "$pods"
 
 # 4. Attach each unjoined pod as a replica, in pod order; place-replica.awk chooses
 #    the master: fewest replicas, then on another node, then the one that the fewest
-#    of the pods still to place could take, then by pod ordinal.
-placed=0
-while read -r pod addr node id; do
-  placed=$((placed + 1))
+#    of the pods still to place could take, then by pod ordinal. Each pod meets its
+#    master itself and replicates it once the handshake is done (gossip tells it of the
+#    rest); the replica counts are kept here rather than re-read.
+if [ -s "$work/unjoined" ]; then
   cli "$anchor" CLUSTER NODES | tr -d '\r' > "$work/view"
   # "master-id master-address replica-count" for every master that serves slots
   awk '$3 ~ /master/ && $3 !~ /fail/ && NF > 8 { split($2, a, "@"); split(a[1], h, ":"); m[$1] = h[1]; n[$1] = 0 }
        $3 ~ /slave/ { r[$4]++ }
        END { for (id in m) print id, m[id], (id in r ? r[id] : 0) }' "$work/view" > "$work/masters"
+fi
+placed=0
+while read -r pod addr node id; do
+  placed=$((placed + 1))
   # The placement input: every master with its pod and node, then this pod and the
   # pods after it.
   : > "$work/placement"
@@ -159,16 +179,20 @@ while read -r pod addr node id; do
   # shellcheck disable=SC2086
   set -- $choice
   log "adding $pod ($addr) as a replica of $1 ($2)"
-  admin_cli --cluster add-node "$addr:$REDIS_PORT" "$2:$REDIS_PORT" --cluster-slave --cluster-master-id "$1" \
-    > "$work/add.log" 2>&1 || { cat "$work/add.log" >&2; die "adding $pod failed"; }
-  changes=$((changes + 1))
-  # The anchor must see the new replica under its master before the next
-  # placement counts replicas again.
-  until cli "$anchor" CLUSTER NODES | tr -d '\r' | awk -v id="$id" -v m="$1" '$1 == id && $3 ~ /slave/ && $4 == m {f = 1} END {exit !f}'; do
-    [ "$(date +%s)" -lt "$deadline" ] || die "$pod did not join in time"
-    sleep 0.5
+  cli "$addr" CLUSTER MEET "$2" "$REDIS_PORT" "$REDIS_BUS_PORT" > /dev/null || die "$pod could not meet $2"
+  until answer=$(cli "$addr" CLUSTER REPLICATE "$1" 2>&1) && [ "$answer" = "OK" ]; do
+    case "$answer" in
+      *"Unknown node"*) ;;  # the handshake with its master is not done yet
+      *) die "adding $pod failed: $answer" ;;
+    esac
+    [ "$(date +%s)" -lt "$deadline" ] || die "$pod did not learn of its master $1 in time"
+    sleep 0.05
   done
+  awk -v m="$1" '$1 == m { $3++ } { print }' "$work/masters" > "$work/masters.next"
+  mv "$work/masters.next" "$work/masters"
+  changes=$((changes + 1))
 done < "$work/unjoined"
+log "replicas attached"
 
 # 5. With a node map, repair roles that failovers moved: masters on distinct nodes (when
 #    there are enough nodes), no replica on its master's node. repair-roles.awk (next to
@@ -303,7 +327,7 @@ while :; do
     [ -z "$unsynced" ] || log "replication link not up:$unsynced"
     die "cluster not healthy after ${BOOTSTRAP_TIMEOUT_SECONDS}s"
   fi
-  sleep 1
+  sleep 0.25
 done
 
 if [ "$changes" -eq 0 ]; then
