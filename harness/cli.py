@@ -178,6 +178,10 @@ def run(
     allow_skip: Annotated[
         bool, typer.Option("--allow-skip", help="exploratory runs: a skipped test does not fail its suite (the report says so)")
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option("--jobs", min=1, help="local: run the suites in this many lanes side by side, each on a cluster of its own"),
+    ] = 1,
     image: ImageOpt = None,
     context: ContextOpt = None,
     kubeconfig: KubeconfigOpt = None,
@@ -216,6 +220,7 @@ def run(
                 subnet,
                 progress=lambda test, done: progress.update(task, description=test, completed=done),
                 allow_skip=allow_skip,
+                jobs=jobs,
                 # Not a terminal (the runner Job's log, CI): one line per test instead of a live display.
                 echo=None if console.is_terminal else lambda line: console.print(line, markup=False, highlight=False),
             )
@@ -442,6 +447,7 @@ def bench(
 def bench_self(
     runs: Annotated[int, typer.Option("--runs", help="how many times to time each (the report gives medians)")] = 5,
     gate_too: Annotated[bool, typer.Option("--gate", help="also time the gating suites (several minutes a run)")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="with --gate: lanes side by side, as `run --jobs`")] = 1,
     cluster: ClusterOpt = "rh-bench-self",
     subnet: SubnetOpt = None,
     reports: Annotated[Path | None, typer.Option("--reports", help="reports directory")] = None,
@@ -450,7 +456,9 @@ def bench_self(
     (and with --gate the gating suites); medians, minima and maxima in reports/<time>-bench-self/."""
     from harness.bench.self_timing import bench_self as measure
 
-    run_dir, body = measure(runs, cluster, subnet, gate_too, reports, say=lambda m: console.print(m, markup=False, highlight=False))
+    run_dir, body = measure(
+        runs, cluster, subnet, gate_too, reports, say=lambda m: console.print(m, markup=False, highlight=False), jobs=jobs
+    )
     for part in ("up", "gate"):
         if part not in body:
             continue

@@ -12,13 +12,14 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import judgement, reference, slo
+from harness import judgement, lanes, reference, slo
 from harness.errors import HarnessError
 from harness.platforms import registry
 from harness.report import html, outcomes, rundir
@@ -183,76 +184,91 @@ def run_gate(
     progress: Callable[[str, int], None] = lambda test, done: None,
     allow_skip: bool = False,
     echo: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> GateResult:
     """`echo`, when given, gets each test's result line ("scenarios/test_x.py::test_y PASSED"): the
-    progress of a run whose output is a log (the runner Job's pod), not a terminal."""
+    progress of a run whose output is a log (the runner Job's pod), not a terminal. With `jobs` above
+    1 on the local platform the suites run in that many lanes side by side (harness/lanes.py), each
+    against a cluster of its own; one report all the same."""
     paths = check_input(platform, overlay, suites, cluster, subnet)
+    names = [Path(p).stem.removeprefix("test_") for p in paths]
+    plan = lanes.plan(names, jobs if platform == "local" else 1)
+    ranges = lanes.subnets(subnet, len(plan))
+    clusters = lanes.cluster_names(cluster, len(plan))
     run_dir = rundir.new_run_dir("run", reports)
     started = rundir.utc_now()
-    argv = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *paths,
-        "-rA",
-        "-v",
-        "-p",
-        "no:cacheprovider",
-        "--platform",
-        platform,
-        "--overlay",
-        overlay,
-        "--cluster",
-        cluster,
-        "--reports",
-        str(run_dir / "suites"),
-        f"--junitxml={run_dir / 'junit.xml'}",
-    ]
-    if subnet:
-        argv += ["--subnet", subnet]
-    if allow_skip:
-        argv.append("--allow-skip")
     env = {**os.environ, **({"REDIS_HARNESS_KEEP": "1"} if keep else {})}
-    log = open(run_dir / "pytest.log", "w")
+    junits = [run_dir / ("junit.xml" if len(plan) == 1 else f"junit-lane{n}.xml") for n in range(1, len(plan) + 1)]
+    logs = [run_dir / ("pytest.log" if len(plan) == 1 else f"pytest-lane{n}.log") for n in range(1, len(plan) + 1)]
     t = time.monotonic()
-    # A session of its own: on Ctrl-C exactly one SIGINT reaches pytest (from us), and pytest
-    # tears the cluster down on its way out.
-    proc = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        preexec_fn=_default_sigint,
-    )
+    procs: list[subprocess.Popen] = []
     done = 0
-    try:
+    lock = threading.Lock()
+
+    def follow(proc: subprocess.Popen, log_path: Path) -> None:
+        nonlocal done
         assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            match = RESULT_LINE.match(line)
-            if match:
-                done += 1
-                progress(match.group(1).split("::")[1], done)
-                if echo is not None:
-                    echo(f"{match.group(1)} {match.group(2)}")
-        code = proc.wait()
+        with open(log_path, "w") as log:
+            for line in proc.stdout:
+                log.write(line)
+                match = RESULT_LINE.match(line)
+                if match:
+                    with lock:
+                        done += 1
+                        progress(match.group(1).split("::")[1], done)
+                        if echo is not None:
+                            echo(f"{match.group(1)} {match.group(2)}")
+
+    readers = []
+    try:
+        for lane, lane_cluster, lane_subnet, junit, log_path in zip(plan, clusters, ranges, junits, logs, strict=True):
+            argv = [
+                sys.executable, "-m", "pytest", *(f"scenarios/test_{s}.py" for s in lane), "-rA", "-v",
+                "-p", "no:cacheprovider", "--platform", platform, "--overlay", overlay, "--cluster", lane_cluster,
+                "--reports", str(run_dir / "suites"), f"--junitxml={junit}",
+                *(["--subnet", lane_subnet] if lane_subnet else []), *(["--allow-skip"] if allow_skip else []),
+            ]  # fmt: skip
+            # A session of its own: on Ctrl-C exactly one SIGINT reaches pytest (from us), and pytest
+            # tears its cluster down on its way out.
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+                preexec_fn=_default_sigint,
+            )
+            procs.append(proc)
+            reader = threading.Thread(target=follow, args=(proc, log_path), daemon=True)
+            reader.start()
+            readers.append(reader)
+        while any(r.is_alive() for r in readers):
+            for r in readers:
+                r.join(timeout=0.5)
+        code = lanes.exit_code([p.wait() for p in procs])
     except BaseException:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=180)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=180)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         raise
-    finally:
-        log.close()
+    if len(plan) > 1:
+        lanes.merge_junit(junits, run_dir / "junit.xml")
+        with open(run_dir / "pytest.log", "w") as joined:
+            for n, (lane, log_path) in enumerate(zip(plan, logs, strict=True), 1):
+                joined.write(f"===== lane {n} ({clusters[n - 1]}): {', '.join(lane)} =====\n")
+                joined.write(log_path.read_text() if log_path.exists() else "")
     found = [
         (str(path.parent.relative_to(run_dir) / "index.html"), json.loads(path.read_text()))
         for path in sorted((run_dir / "suites").glob("*/report.json"))
     ]
-    verdict = aggregate([Path(p).stem.removeprefix("test_") for p in paths], found, code, allow_skip)
+    verdict = aggregate(names, found, code, allow_skip)
     suites_report, outcome = verdict["suites"], verdict["outcome"]
     finished = rundir.utc_now()
     environment = next((s["environment"] for s in suites_report if s.get("environment")), None)
@@ -265,6 +281,7 @@ def run_gate(
         "environment": environment,
         "outcome": outcome,
         "pytest_exit_code": code,
+        "lanes": [{"cluster": c, "suites": lane} for c, lane in zip(clusters, plan, strict=True)],
         "not_run": verdict["not_run"],
         "allow_skip": allow_skip,
         "suites": suites_report,

@@ -39,15 +39,16 @@ def time_up(
 
 
 def time_gate(
-    runs: int, cluster: str, subnet: str | None, reports: Path | None, say: Callable[[str], None] = print
+    runs: int, cluster: str, subnet: str | None, reports: Path | None, say: Callable[[str], None] = print, jobs: int = 1
 ) -> list[dict[str, float]]:
-    """The gating suites, `runs` times: each suite's duration and the total (what `make run` does after set-up)."""
+    """The gating suites, `runs` times, in `jobs` lanes: each suite's duration and the total (what
+    `make run` does after set-up)."""
     from harness import gate
 
     timed = []
     for i in range(runs):
         started = time.monotonic()
-        result = gate.run_gate("local", "kind", None, reports, cluster=cluster, subnet=subnet)
+        result = gate.run_gate("local", "kind", None, reports, cluster=cluster, subnet=subnet, jobs=jobs)
         run = {f"suite {s['suite']}": float(s["duration_s"]) for s in result.report["suites"]}
         run["gate (total)"] = time.monotonic() - started
         timed.append(run)
@@ -62,15 +63,16 @@ def bench_self(
     gate: bool = False,
     reports: Path | None = None,
     say: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> tuple[Path, dict[str, Any]]:
     if not 1 <= runs <= MAX_RUNS:
         raise HarnessError(f"--runs must be between 1 and {MAX_RUNS}, not {runs}")
     started = utc_now()
-    body: dict[str, Any] = {"kind": "bench-self", "started": started.isoformat(), "runs": runs}
+    body: dict[str, Any] = {"kind": "bench-self", "started": started.isoformat(), "runs": runs, "jobs": jobs}
     up_runs = time_up(runs, cluster, subnet, say=say)
     body["up"] = {"runs": up_runs, "phases": summarize(up_runs)}
     if gate:
-        gate_runs = time_gate(runs, cluster, subnet, reports, say=say)
+        gate_runs = time_gate(runs, cluster, subnet, reports, say=say, jobs=jobs)
         body["gate"] = {"runs": gate_runs, "phases": summarize(gate_runs)}
     body["finished"] = utc_now().isoformat()
     body["environment"] = environment("local", "kind", {})
