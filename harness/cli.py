@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness import gate, observe
+from harness import gate, lanes, observe
 from harness.errors import HarnessError
 from harness.platforms import registry
 from harness.platforms.base import Platform
@@ -194,6 +194,8 @@ def run(
     options = {"context": context, "kubeconfig": kubeconfig, "kind_bin": kind_bin, "keep_cluster": keep_cluster or None}
     options = {k: v for k, v in options.items() if v is not None}
     gate.check_input(platform, overlay, suite, cluster, subnet, options)  # bad input fails before anything starts
+    if platform == "local":
+        lanes.check_jobs(jobs)
     if incluster.runs_as_job(platform, options):
         result = gate.run_in_cluster(
             platform, overlay, image, suite, reports, keep, options,
@@ -455,6 +457,8 @@ def bench_self(
     """Time the harness itself on the local platform: `up` and `down`, phase by phase, over several runs
     (and with --gate the gating suites); medians, minima and maxima in reports/<time>-bench-self/."""
     from harness.bench.self_timing import bench_self as measure
+
+    lanes.check_jobs(jobs)
 
     run_dir, body = measure(
         runs, cluster, subnet, gate_too, reports, say=lambda m: console.print(m, markup=False, highlight=False), jobs=jobs

@@ -53,6 +53,33 @@ def suite_paths(suites: list[str] | None) -> list[str]:
     return [f"scenarios/test_{s}.py" for s in chosen]
 
 
+SLOWEST = 10  # tests listed in the gate report's "where the time goes"
+
+
+def test_time(test: dict[str, Any]) -> dict[str, Any]:
+    """Where one test's time went: set-up, call (for a fault test split at the fault's recovery into
+    fault → recovery and the rest: load before the fault, heal, settle), tear-down."""
+    phases = test.get("phases") or {}
+    call = phases.get("call", 0.0)
+    recovery = (test.get("figures") or {}).get("recovery_s")
+    recovery = float(recovery) if isinstance(recovery, int | float) and recovery <= call else None
+    return {
+        "test": test["name"],
+        "setup_s": round(phases.get("setup", 0.0), 3),
+        "fault_to_recovery_s": recovery,
+        "rest_of_call_s": round(call - (recovery or 0.0), 3),
+        "teardown_s": round(phases.get("teardown", 0.0), 3),
+        "total_s": round(sum(phases.values()), 3),
+    }
+
+
+def time_spent(tests: list[dict[str, Any]]) -> dict[str, float]:
+    """A suite's seconds in set-up, calls and tear-down, summed over its tests."""
+    return {
+        f"{when}_s": round(sum((t.get("phases") or {}).get(when, 0.0) for t in tests), 3) for when in ("setup", "call", "teardown")
+    }
+
+
 def aggregate(
     chosen: list[str], found: list[tuple[str, dict[str, Any]]], exit_code: int, allow_skip: bool = False
 ) -> dict[str, Any]:
@@ -81,6 +108,7 @@ def aggregate(
                 if t["outcome"] in ("failed", "error")
             ],
             "environment": body.get("environment"),
+            "phases": time_spent(tests),
             "tightest": judgement.tightest(
                 [{**m, "test": t["name"]} for t in tests for m in (t.get("figures") or {}).get("margins") or []]
             ),
@@ -116,6 +144,10 @@ def aggregate(
     else:
         outcome = "pass"
     counts = {k: sum(r["counts"].get(k, 0) for r in suites) for k in outcomes.TEST_OUTCOMES}
+    slowest = sorted(
+        ({"suite": body["kind"], **test_time(t)} for _, body in found for t in body.get("tests", [])),
+        key=lambda t: -t["total_s"],
+    )[:SLOWEST]
     tightest = judgement.tightest([r["tightest"] for r in suites if r.get("tightest")])
     return {
         "outcome": outcome,
@@ -124,6 +156,7 @@ def aggregate(
         "counts": counts,
         "allow_skip": allow_skip,
         "tightest": tightest,
+        "slowest": slowest,
     }
 
 
@@ -191,6 +224,8 @@ def run_gate(
     1 on the local platform the suites run in that many lanes side by side (harness/lanes.py), each
     against a cluster of its own; one report all the same."""
     paths = check_input(platform, overlay, suites, cluster, subnet)
+    if platform == "local":
+        lanes.check_jobs(jobs)
     names = [Path(p).stem.removeprefix("test_") for p in paths]
     plan = lanes.plan(names, jobs if platform == "local" else 1)
     ranges = lanes.subnets(subnet, len(plan))
@@ -287,6 +322,7 @@ def run_gate(
         "suites": suites_report,
         "counts": verdict["counts"],
         "tightest": verdict["tightest"],
+        "slowest": verdict["slowest"],
     }
     rundir.write_report(run_dir, report, [])
     html.write_run_html(run_dir, report)

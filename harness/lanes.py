@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -24,6 +25,16 @@ WEIGHTS = {
     "negative_controls": 280,
 }
 WEIGHT_UNKNOWN = 30
+
+
+def check_jobs(jobs: int, cores: int | None = None) -> None:
+    """A lane per core at most: each lane's recovery probe needs one. (Three lanes on two cores left
+    the probe 0.76 s without an operation during a paused master, and its runs inconclusive.)"""
+    cores = cores or os.cpu_count() or 1
+    if jobs < 1:
+        raise HarnessError(f"--jobs must be at least 1, not {jobs}")
+    if jobs > cores:
+        raise HarnessError(f"--jobs {jobs} asks for more lanes than this machine's {cores} cores: each lane's recovery probe needs one")
 
 
 def plan(suites: list[str], jobs: int) -> list[list[str]]:

@@ -132,3 +132,23 @@ def test_the_run_reports_its_tightest_margin():
     verdict = gate.aggregate(["failover", "nodes"], found, 0)
     assert verdict["tightest"] == {"check": "probe gap", "figure": 0.45, "limit": 0.5, "margin": 0.05, "test": "b"}
     assert verdict["suites"][1]["tightest"]["test"] == "c"
+
+
+def test_the_run_says_where_the_time_went(tmp_path):
+    found = [body("failover", ("kill", "passed"), ("manual", "passed")), body("static", ("lint", "passed"))]
+    kill, manual = found[0][1]["tests"]
+    kill.update(phases={"setup": 4.5, "call": 14.0, "teardown": 0.5}, figures={"recovery_s": 7.5})
+    manual.update(phases={"setup": 0.1, "call": 6.0, "teardown": 0.1}, figures={"recovery_s": None})
+    found[1][1]["tests"][0]["phases"] = {"setup": 0.0, "call": 0.2, "teardown": 0.0}
+    verdict = gate.aggregate(["failover", "static"], found, 0)
+    assert verdict["suites"][0]["phases"] == {"setup_s": 4.6, "call_s": 20.0, "teardown_s": 0.6}
+    assert [t["test"] for t in verdict["slowest"]] == ["kill", "manual", "lint"]
+    assert verdict["slowest"][0] == {
+        "suite": "failover", "test": "kill", "setup_s": 4.5, "fault_to_recovery_s": 7.5,
+        "rest_of_call_s": 6.5, "teardown_s": 0.5, "total_s": 19.0,
+    }  # fmt: skip
+    assert verdict["slowest"][1]["fault_to_recovery_s"] is None and verdict["slowest"][1]["rest_of_call_s"] == 6.0
+    report = {"outcome": "pass", "started": "t", "duration_s": 20.0, "environment": found[0][1]["environment"], **verdict}
+    page = html.write_run_html(tmp_path, report).read_text()
+    assert "where the time goes" in page
+    assert "<td>failover</td><td>kill</td><td>4.5</td>\n<td>7.5</td>" in page

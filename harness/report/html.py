@@ -64,6 +64,18 @@ image {{ report.environment.versions.get("image", "?") }}.</p>
 <td>{{ s.counts.passed }}</td><td>{{ s.counts.failed }}</td><td>{{ s.counts.error }}</td><td>{{ s.counts.skipped }}</td>
 <td>{{ s.counts.get("not_supported", 0) }}</td><td>{{ "%.0f"|format(s.duration_s) }}</td></tr>{% endfor %}
 </table>
+{% if report.slowest %}<h2>where the time goes</h2>
+<p>Suites: set-up / calls / tear-down, seconds.{% if report.lanes and report.lanes|length > 1 %} Lanes side by side:
+{% for l in report.lanes %}{{ l.cluster }} ({{ l.suites|join(", ") }}){% if not loop.last %}; {% endif %}{% endfor %}.{% endif %}</p>
+<table><tr><th>suite</th><th>set-up</th><th>calls</th><th>tear-down</th></tr>
+{% for s in report.suites if s.phases %}<tr><td>{{ s.suite }}</td><td>{{ "%.1f"|format(s.phases.setup_s) }}</td>
+<td>{{ "%.1f"|format(s.phases.call_s) }}</td><td>{{ "%.1f"|format(s.phases.teardown_s) }}</td></tr>{% endfor %}</table>
+<p>The slowest tests: the call split at the fault's recovery where the test times one.</p>
+<table><tr><th>suite</th><th>test</th><th>set-up</th><th>fault → recovery</th><th>rest of the call</th><th>tear-down</th><th>total</th></tr>
+{% for t in report.slowest %}<tr><td>{{ t.suite }}</td><td>{{ t.test }}</td><td>{{ "%.1f"|format(t.setup_s) }}</td>
+<td>{{ "%.1f"|format(t.fault_to_recovery_s) if t.fault_to_recovery_s is not none else "" }}</td>
+<td>{{ "%.1f"|format(t.rest_of_call_s) }}</td><td>{{ "%.1f"|format(t.teardown_s) }}</td><td>{{ "%.1f"|format(t.total_s) }}</td></tr>{% endfor %}
+</table>{% endif %}
 {% for s in report.suites %}{% for f in s.failures %}<h2 class="fail">{{ s.suite }}: {{ f.test }} ({{ f.outcome }})</h2>
 <pre>{{ f.failure }}</pre>{% endfor %}{% endfor %}
 </body></html>

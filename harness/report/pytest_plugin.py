@@ -33,6 +33,8 @@ class TestRecord:
     name: str
     outcome: str = "pending"
     duration_s: float = 0.0
+    # seconds in pytest's set-up (fixtures: a cluster stood up or made healthy), the test's call, its tear-down
+    phases: dict[str, float] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     plots: list[str] = field(default_factory=list)
     failure: str | None = None
@@ -196,6 +198,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         return
     suite, rec = found
     suite.finished = rundir.utc_now()
+    rec.phases[report.when] = round(rec.phases.get(report.when, 0.0) + report.duration, 3)
     if report.when == "call" or (report.when == "setup" and not report.passed):
         rec.duration_s += report.duration
         if report.skipped:
