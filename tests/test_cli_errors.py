@@ -148,7 +148,7 @@ def test_a_pod_that_fits_no_node_stays_pending_and_up_says_why(tmp_path):
         " labelSelector: {matchLabels: {app.kubernetes.io/component: server}}}]}}\n"
     )
     proc = harness(
-        "up", "--overlay", "one-per-node", "--cluster", "rh-pending", "--subnet", "198.18.7.0/24", "--state-dir", str(tmp_path / "state"),
+        "up", "--overlay", "one-per-node", "--cluster", "rh-pending", "--state-dir", str(tmp_path / "state"),
         env={"REDIS_HARNESS_REFERENCE": str(tmp_path / "reference")},
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
