@@ -194,8 +194,6 @@ def run(
     options = {"context": context, "kubeconfig": kubeconfig, "kind_bin": kind_bin, "keep_cluster": keep_cluster or None}
     options = {k: v for k, v in options.items() if v is not None}
     gate.check_input(platform, overlay, suite, cluster, subnet, options)  # bad input fails before anything starts
-    if platform == "local":
-        lanes.check_jobs(jobs)
     if incluster.runs_as_job(platform, options):
         result = gate.run_in_cluster(
             platform, overlay, image, suite, reports, keep, options,

@@ -258,7 +258,7 @@ def run_gate(
     try:
         for lane, lane_cluster, lane_subnet, junit, log_path in zip(plan, clusters, ranges, junits, logs, strict=True):
             argv = [
-                sys.executable, "-m", "pytest", *(f"scenarios/test_{s}.py" for s in lane), "-rA", "-v",
+                sys.executable, "-m", "pytest", *suite_paths(lane), "-rA", "-v",
                 "-p", "no:cacheprovider", "--platform", platform, "--overlay", overlay, "--cluster", lane_cluster,
                 "--reports", str(run_dir / "suites"), f"--junitxml={junit}",
                 *(["--subnet", lane_subnet] if lane_subnet else []), *(["--allow-skip"] if allow_skip else []),

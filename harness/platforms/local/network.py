@@ -59,14 +59,11 @@ def routed_ranges() -> list[tuple[ipaddress.IPv4Network, str]]:
     return found
 
 
-def free_range(prefixlen: int = 24, within: str = DEFAULT_SUBNET, after: str | None = None) -> str:
-    """The first range of this size inside `within` (after `after`, when given) that no route on this
-    host overlaps: clusters started side by side, or beside someone else's, each get their own."""
+def free_range(prefixlen: int = 24, within: str = DEFAULT_SUBNET) -> str:
+    """The first range of this size inside `within` that no route on this host overlaps: clusters
+    started side by side, or beside someone else's, each get their own."""
     used = [net for net, _ in routed_ranges()]
-    start = ipaddress.ip_network(after) if after else None
     for candidate in ipaddress.ip_network(within).subnets(new_prefix=prefixlen):
-        if start is not None and candidate.network_address <= start.network_address:
-            continue
         if not any(candidate.overlaps(net) for net in used):
             return str(candidate)
     raise HarnessError(f"no free /{prefixlen} address range is left inside {within}: run `redis-harness down` on clusters you no longer need")
