@@ -231,12 +231,16 @@ def cases() -> list[dict]:
 
 
 def rules_of(manifests) -> str:
-    """The overlay's alert rules file (the ConfigMap whose data is a `groups:` rules file)."""
-    for cm in manifests.of_kind("ConfigMap"):
-        for text in (cm.get("data") or {}).values():
-            if text.lstrip().startswith("groups:"):
-                return text
-    raise HarnessError("the overlay has no Prometheus alert rules")
+    """The overlay's alert rules, as Prometheus would load them: every ConfigMap whose data is a
+    `groups:` rules file (one file as it is written; several merged into one)."""
+    files = [
+        text for cm in manifests.of_kind("ConfigMap") for text in (cm.get("data") or {}).values() if text.lstrip().startswith("groups:")
+    ]
+    if not files:
+        raise HarnessError("the overlay has no Prometheus alert rules")
+    if len(files) == 1:
+        return files[0]
+    return yaml.safe_dump({"groups": [g for text in files for g in yaml.safe_load(text)["groups"]]}, sort_keys=False)
 
 
 def promtool() -> str:

@@ -62,3 +62,11 @@ def test_a_silenced_or_sticky_rule_fails_its_cases(rule, broken, tmp_path):
     proc = alert_cases.run_promtool_tests(yaml.safe_dump(data), alert_cases.cases(), tmp_path)
     assert proc.returncode != 0
     assert alert_cases.failing_alerts(proc.stdout + proc.stderr) == [rule]
+
+
+def test_rules_in_several_config_maps_are_all_loaded():
+    """A rule pack added beside the component's rules is what Prometheus runs too: the
+    live checks must see it (broken-blind-monitoring adds one that fires on a healthy cluster)."""
+    groups = yaml.safe_load(alert_cases.rules_of(reference.render("broken-blind-monitoring")))["groups"]
+    alerts = sorted(r["alert"] for g in groups for r in g["rules"])
+    assert alerts == sorted([*alert_cases.ALERTS, "RedisTooManyMasters"])
