@@ -82,3 +82,36 @@ def test_a_bad_alerts_list_is_one_sentence(raw, says):
     with pytest.raises(ValueError, match=None) as caught:
         AlertExpectation.parse(raw)
     assert says in str(caught.value)
+
+
+def test_an_alert_fires_when_its_rule_says_not_when_a_poll_sees_it():
+    """Pending from activeAt, firing once `for:` has passed; a poll only bounds it from above."""
+    from harness.chaos.alerts import firing_since
+
+    alert = {"activeAt": "2026-11-27T21:50:16.5Z", "state": "firing"}
+    active = 1795816216.5
+    assert firing_since(alert, 5.0, seen=active + 9.0) == active + 5.0
+    assert firing_since(alert, 5.0, seen=active + 4.0) == active + 4.0  # never after it was seen
+    assert firing_since({"state": "firing"}, 5.0, seen=active) == active  # no activeAt: when seen
+
+
+def test_the_watcher_dates_each_span_from_prometheus():
+    from harness.chaos.alerts import AlertWatcher
+
+    class Stack:
+        def __init__(self):
+            self.now = [{"labels": {"alertname": "RedisDown", "pod": "p"}, "state": "firing", "activeAt": "2026-11-27T21:50:16Z"}]
+
+        def alert_durations(self):
+            return {"RedisDown": 5.0}
+
+        def alerts(self):
+            return self.now
+
+    stack = Stack()
+    watcher = AlertWatcher(stack)
+    watcher.poll()
+    stack.now = []
+    watcher.poll()
+    (span,) = watcher.timeline()
+    assert span["alert"] == "RedisDown" and span["from"] == 1795816221.0 and span["to"] >= span["seen"] > span["from"]

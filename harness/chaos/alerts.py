@@ -6,6 +6,7 @@ report draws beside the workload's."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from dataclasses import dataclass
@@ -54,8 +55,20 @@ def wait_until_quiet(stack, names: list[str], timeout: float = 90.0) -> list[str
         time.sleep(POLL_SECONDS)
 
 
+def firing_since(alert: dict[str, Any], for_s: float, seen: float) -> float:
+    """When Prometheus started firing `alert` (wall time): pending from its activeAt, firing once its
+    rule's `for:` has passed — not when a poll happened to see it; never later than `seen`."""
+    try:
+        active = dt.datetime.fromisoformat(alert["activeAt"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return seen
+    return min(active + for_s, seen)
+
+
 class AlertWatcher(threading.Thread):
-    """Polls the stack's alerts; records each alert's firing spans (by alert name and labels), in wall time."""
+    """Polls the stack's alerts; records each alert's firing spans (by alert name and labels), in wall
+    time: from when Prometheus began firing it (activeAt + the rule's `for:`), to the first poll that
+    no longer sees it."""
 
     def __init__(self, stack) -> None:
         super().__init__(daemon=True)
@@ -64,17 +77,21 @@ class AlertWatcher(threading.Thread):
         self.spans: dict[tuple[str, tuple], dict[str, Any]] = {}  # open and closed firing spans
         self.closed: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        self.durations: dict[str, float] | None = None  # each alert rule's `for:`, from Prometheus
 
     def poll(self) -> None:
         now = time.time()
+        if self.durations is None:
+            self.durations = self.stack.alert_durations()
         firing = {}
         for a in self.stack.alerts():
             if a.get("state") == "firing":
                 labels = {k: v for k, v in a["labels"].items() if k != "alertname"}
-                firing[(a["labels"]["alertname"], tuple(sorted(labels.items())))] = labels
-        for key, labels in firing.items():
+                name = a["labels"]["alertname"]
+                firing[(name, tuple(sorted(labels.items())))] = (labels, firing_since(a, self.durations.get(name, 0.0), now))
+        for key, (labels, since) in firing.items():
             if key not in self.spans:
-                self.spans[key] = {"alert": key[0], "labels": labels, "from": now, "to": None}
+                self.spans[key] = {"alert": key[0], "labels": labels, "from": since, "seen": now, "to": None}
         for key in [k for k in self.spans if k not in firing]:
             span = self.spans.pop(key)
             span["to"] = now

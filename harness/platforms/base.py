@@ -353,8 +353,8 @@ class Monitoring(abc.ABC):
     def monitoring(self):
         """The reference's monitoring, running: its exporters scraped by a Prometheus with its scrape
         job and alert rules, delivering to an Alertmanager whose webhook the harness receives. The
-        object (a context manager; `stop()` ends what it started) answers `alerts()`, `query(expr)`
-        and `deliveries()`.
+        object (a context manager; `stop()` ends what it started) answers `alerts()`,
+        `alert_durations()` (each rule's `for:`), `query(expr)` and `deliveries()`.
 
         On Kubernetes this is the cluster's own Prometheus and Alertmanager, which the harness does
         not stand up, so the kubernetes platform does not declare it."""

@@ -291,6 +291,12 @@ class LocalMonitoring:
         with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/alerts", timeout=5) as response:
             return json.loads(response.read())["data"]["alerts"]
 
+    def alert_durations(self) -> dict[str, float]:
+        """Each alerting rule's `for:` in seconds, as Prometheus loaded it."""
+        with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/rules?type=alert", timeout=5) as response:
+            groups = json.loads(response.read())["data"]["groups"]
+        return {r["name"]: float(r.get("duration", 0)) for g in groups for r in g["rules"] if r.get("type") == "alerting"}
+
     def wait_for_targets(self, timeout: float = 60.0) -> None:
         """Until every Redis pod's exporter is scraped and says its Redis is up."""
         deadline = time.monotonic() + timeout
