@@ -9,14 +9,48 @@ security suite checks those names separately).
 
 from __future__ import annotations
 
+import functools
+import os
+import ssl
 from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
+from redis.connection import SSLConnection
 from redis.retry import Retry
 
 from harness.platforms.base import Credentials, Pod
+
+
+@functools.lru_cache(maxsize=16)
+def _tls_context(ca: str, cert: str, key: str, _stamp: tuple[int, ...]) -> ssl.SSLContext:
+    """One client context per certificate set (and version of its files): redis-py builds one per
+    connection with ssl.create_default_context(), which loads the system's CA bundle each time
+    (about 50 ms of CPU here, so every reconnection during a fault stalled its client) and would
+    trust every CA in it besides the reference's."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cafile=ca)
+    context.load_cert_chain(certfile=cert, keyfile=key)
+    return context
+
+
+@functools.lru_cache(maxsize=16)
+def _tls_connection_class(ca: str, cert: str, key: str) -> type[SSLConnection]:
+    """A redis-py TLS connection that verifies servers against `ca` alone and presents `cert`, with
+    the context built once (see _tls_context)."""
+
+    class TLSConnection(SSLConnection):
+        def __init__(self, **kwargs: Any):
+            super().__init__(ssl_ca_certs=ca, ssl_certfile=cert, ssl_keyfile=key, ssl_cert_reqs="required", ssl_check_hostname=False, **kwargs)
+
+        def _wrap_socket_with_ssl(self, sock):
+            stamp = tuple(os.stat(path).st_mtime_ns for path in (ca, cert, key))
+            return _tls_context(ca, cert, key, stamp).wrap_socket(sock)
+
+    return TLSConnection
 
 
 def _connection_options(creds: Credentials, user: str, tls: bool, socket_timeout: float) -> dict[str, Any]:
@@ -28,14 +62,8 @@ def _connection_options(creds: Credentials, user: str, tls: bool, socket_timeout
         "decode_responses": True,
     }
     if tls and creds.tls is not None:
-        options.update(
-            ssl=True,
-            ssl_ca_certs=str(creds.tls.ca),
-            ssl_certfile=str(creds.tls.cert),
-            ssl_keyfile=str(creds.tls.key),
-            ssl_cert_reqs="required",
-            ssl_check_hostname=False,
-        )
+        # ssl stays False: redis-py would put its own connection class back.
+        options["connection_class"] = _tls_connection_class(str(creds.tls.ca), str(creds.tls.cert), str(creds.tls.key))
     return options
 
 
@@ -53,12 +81,13 @@ def cluster_client(
     nodes = [ClusterNode(p.address, p.port) for p in pods if p.running]
     if read_from_replicas:
         extra.setdefault("load_balancing_strategy", LoadBalancingStrategy.ROUND_ROBIN_REPLICAS)
-    return RedisCluster(
-        startup_nodes=nodes,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries),
-        **_connection_options(creds, user, tls, socket_timeout),
-        **extra,
-    )
+    options = {**_connection_options(creds, user, tls, socket_timeout), **extra}
+    if "connection_class" in options and nodes:
+        # redis-py gives nodes pools of their own, which take a connection class, only when the
+        # cluster is named by a URL: the first node is (a redis:// URL: TLS is the class's).
+        options["url"] = f"redis://{nodes[0].host}:{nodes[0].port}"
+        nodes = nodes[1:]
+    return RedisCluster(startup_nodes=nodes, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries), **options)
 
 
 def node_client(
@@ -66,5 +95,9 @@ def node_client(
 ) -> redis.Redis:
     """A plain client for one node (admin commands, INFO, CLUSTER NODES). It does not retry:
     an observer must see a node that does not answer, not wait for it."""
-    extra.setdefault("retry", Retry(NoBackoff(), 0))
-    return redis.Redis(host=pod.address, port=pod.port, **_connection_options(creds, user, tls, socket_timeout), **extra)
+    extra.setdefault("retry", Retry(NoBackoff(), 0))  # on the connection, where redis-py looks for it
+    options = {**_connection_options(creds, user, tls, socket_timeout), **extra}
+    if "connection_class" not in options:
+        return redis.Redis(host=pod.address, port=pod.port, **options)
+    # redis.Redis takes no connection class of its own; it owns (and closes) this pool.
+    return redis.Redis.from_pool(redis.ConnectionPool(host=pod.address, port=pod.port, **options))

@@ -46,3 +46,24 @@ def test_report_scrubs_secrets_and_is_versioned(tmp_path):
     body = json.loads(path.read_text())
     assert body["schema_version"] == rundir.SCHEMA_VERSION
     assert "hunter2" not in path.read_text() and body["error"] == "AUTH *** failed"
+
+
+def test_clients_trust_the_reference_ca_alone_with_one_context_per_certificate_set(tmp_path):
+    """redis-py's own TLS connections load the system's CA bundle for every connection (slow, and
+    trusting every public CA); the harness's clients verify against the reference CA only and
+    build that context once, again only when the files change."""
+    import os
+
+    from harness import clients
+
+    ca = certs.make_ca("reference-ca")
+    certs.write_tls_dir(tmp_path, ca, certs.issue(ca, "client", client=True))
+    paths = [str(tmp_path / name) for name in ("ca.crt", "tls.crt", "tls.key")]
+    stamp = tuple(os.stat(p).st_mtime_ns for p in paths)
+    context = clients._tls_context(*paths, stamp)
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "reference-ca"),),)]
+    assert context.verify_mode.name == "CERT_REQUIRED"
+    assert clients._tls_context(*paths, stamp) is context
+    os.utime(paths[0], ns=(stamp[0] + 10**9, stamp[0] + 10**9))  # a renewed CA file
+    stamp2 = tuple(os.stat(p).st_mtime_ns for p in paths)
+    assert clients._tls_context(*paths, stamp2) is not context
