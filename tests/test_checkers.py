@@ -208,3 +208,12 @@ def test_margins_show_how_close_each_figure_came_to_its_limit():
     assert tightest(list(found.values()))["check"] == "recovery within its configuration's limit"
     broken = margins(figures(recovery_s=13.0), slo.load(), "kill_master")
     assert min(m["margin"] for m in broken) < 0
+
+
+def test_a_drain_is_judged_by_its_outage_not_by_when_its_last_blip_ended():
+    """A drain is seconds of evictions: one probe write that waited out a handover 8 s into it is no
+    8 s recovery; a shard that stops serving for longer than the drain's limit still fails it."""
+    blip = figures(recovery_s=8.04, unavailable_s=0.007, shard_unavailable_s=[0.007, 0.0, 0.0])
+    assert slo_reasons(blip, slo.load(), "drain", one_shard=True)[0] == []
+    outage = figures(recovery_s=8.04, unavailable_s=3.5, shard_unavailable_s=[3.5, 0.0, 0.0])
+    assert slo_reasons(outage, slo.load(), "drain", one_shard=True)[0] == ["unavailable 3.50 s > SLO 1 s"]
