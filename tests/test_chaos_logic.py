@@ -210,6 +210,16 @@ def test_kubernetes_only_experiments_are_refused_locally_and_listed_on_kind():
     assert runner.catalogue_names(runner.resolve(["delete-redis-pods"], "kind")) == ["delete-redis-pods"]
 
 
+def test_the_kind_catalogue_leaves_out_what_kubernetes_cannot_do_and_refuses_it_by_name():
+    """Node failure and power loss need the local platform (no FailingNodes or LosingPower on kind):
+    the whole catalogue on kind skips them; naming one is refused before anything starts."""
+    on_kind = {p.stem for p in runner.resolve([], "kind")}
+    assert {"node-failure", "power-loss"}.isdisjoint(on_kind) and {"kill-master", "drain-node"} <= on_kind
+    assert {"node-failure", "power-loss"} <= {p.stem for p in runner.resolve([])}
+    with pytest.raises(HarnessError, match="experiment power-loss runs on local only, not on the kind platform"):
+        runner.resolve(["power-loss"], "kind")
+
+
 @pytest.mark.parametrize(
     "text, says",
     [

@@ -226,3 +226,23 @@ def test_exec_redis_cli_refuses_an_error_reply_or_a_failed_run(reply):
     p._api = FakeApi(reply)
     with pytest.raises(HarnessError, match="^redis-cli CONFIG GET on redis-cluster-0 failed"):
         p.exec_redis_cli("redis-cluster-0", "CONFIG", "GET", "maxmemory")
+
+
+def test_only_the_local_platform_needs_this_machines_namespaces():
+    """The runner Job runs the suites as a non-root user: its network-policy suite must run, not be
+    skipped for want of namespaces the cluster provides."""
+    from conftest import lacks_namespaces
+
+    assert lacks_namespaces("local", root=False)
+    assert not lacks_namespaces("local", root=True)
+    assert not lacks_namespaces("kubernetes", root=False) and not lacks_namespaces("kind", root=False)
+
+
+def test_the_pods_alone_are_refused_in_one_sentence_before_anything_is_made():
+    """The network-policy suite's fallback (pods without a cluster) is local-only: on kind and
+    Kubernetes it is 'not supported', not a TypeError, and nothing is asked of a cluster."""
+    from harness.errors import NotSupported
+
+    for name in ("kubernetes", "kind"):
+        with pytest.raises(NotSupported, match=f"standing the pods up without forming the cluster is not supported on the {name} platform"):
+            registry.create(name).up(form=False)

@@ -50,12 +50,19 @@ def resolve(names: list[str], platform: str = "local") -> list[Path]:
         else:
             known = ", ".join(p.stem for p in catalogue(platform=platform))
             raise HarnessError(f"no experiment named '{name}' in scenarios/chaos: choose one of {known}, or give a file")
-    paths = paths or catalogue(platform=platform)
+    if not paths:  # the platform's catalogue: what its faults can be applied on
+        return [path for path in catalogue(platform=platform) if runs_on(path, platform)]
     for path in paths:
-        runs_on = Expectations.of(load(path)).platforms
-        if runs_on is not None and platform not in runs_on:
-            raise HarnessError(f"experiment {path.stem} runs on {', '.join(runs_on)} only, not on the {platform} platform")
+        if not runs_on(path, platform):
+            only = ", ".join(Expectations.of(load(path)).platforms or [])
+            raise HarnessError(f"experiment {path.stem} runs on {only} only, not on the {platform} platform")
     return paths
+
+
+def runs_on(path: Path, platform: str) -> bool:
+    """Whether the experiment's fault can be applied on `platform` (it names none: every platform)."""
+    platforms = Expectations.of(load(path)).platforms
+    return platforms is None or platform in platforms
 
 
 def catalogue_names(paths: list[Path]) -> list[str]:

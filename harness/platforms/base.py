@@ -72,8 +72,10 @@ class Platform(abc.ABC):
 
     # --- lifecycle ----------------------------------------------------------
     @abc.abstractmethod
-    def up(self) -> None:
-        """Apply the overlay and wait until the cluster is formed (every pod ready)."""
+    def up(self, form: bool = True) -> None:
+        """Apply the overlay and wait until the cluster is formed (every pod ready). form=False: the
+        pods alone, as Kubernetes leaves them when the bootstrap Job cannot form a cluster (the
+        network-policy suite's fallback); a platform that cannot offer that raises NotSupported."""
 
     @abc.abstractmethod
     def down(self, keep_volumes: bool = False) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import reference
-from harness.errors import HarnessError
+from harness.errors import HarnessError, NotSupported
 from harness.platforms.base import (
     Bootstrapping,
     Credentials,
@@ -170,9 +170,12 @@ class KubernetesPlatform(
         return path("v1", "Pod", namespace or self.namespace, pod)
 
     # --- lifecycle -----------------------------------------------------------------------------------
-    def up(self) -> None:
+    def up(self, form: bool = True) -> None:
         """Stand the overlay up; when that fails (a timeout, Ctrl-C), what it made is removed again
-        and the failure, with what it saw, is what the caller gets."""
+        and the failure, with what it saw, is what the caller gets. The pods alone (form=False) are
+        not offered: the overlay's own bootstrap Job forms the cluster here."""
+        if not form:
+            raise NotSupported("standing the pods up without forming the cluster", self.name)
         self.preflight()
         if self.in_runner():
             lifecycle.wait_up(self.api, self.manifests, self.say, self.wait_timeout)
@@ -634,7 +637,9 @@ class KindPlatform(KubernetesPlatform):
             preflight(self.kind_bin)  # says what is missing before saying there is no cluster
         return super()._connect()
 
-    def up(self) -> None:
+    def up(self, form: bool = True) -> None:
+        if not form:
+            raise NotSupported("standing the pods up without forming the cluster", self.name)
         reference.overlay_path(self.overlay)
         created = self.cluster.ensure()
         self.say(f"kind cluster '{self.cluster.name}' {'created' if created else 'reused'}")
