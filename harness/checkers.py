@@ -135,6 +135,12 @@ def probe_rate(probe: History | list[Op]) -> float:
     return (len(ops) - 1) / span if span > 0 else 0.0
 
 
+def probe_rate_between(probe: History | list[Op], start: float, end: float) -> float:
+    """Probe operations started per second within [start, end]: its rate while a fault lasted."""
+    ops = probe.ops if isinstance(probe, History) else probe
+    return sum(start <= op.invoke <= end for op in ops) / (end - start) if end > start else 0.0
+
+
 def p99(values: list[float]) -> float:
     """The 99th percentile of `values` (nearest rank from below); they need not be sorted."""
     ordered = sorted(values)

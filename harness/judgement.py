@@ -30,6 +30,7 @@ class Figures:
     set: dict[str, Any] = field(default_factory=dict)  # the set checker's summary, with examples
     workload_errors: list[str] = field(default_factory=list)
     probe_hz: float | None = None  # None: no probe ran
+    probe_fault_hz: float | None = None  # the probe's rate from the fault to recovery (None: no fault, or instant)
     recovery_s: float | None = None  # None: never recovered (or no fault)
     recoveries_s: list[float | None] | None = None  # several faults in a row: each one's recovery
     isolated_master: dict[str, Any] | None = None  # partitions: what the isolated master acknowledged

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import slo
-from harness.checkers import availability, check_set, probe_gap, probe_rate, recovery_time
+from harness.checkers import availability, check_set, probe_gap, probe_rate, probe_rate_between, recovery_time
 from harness.cluster import node_timeout_s
 from harness.history import OK, History
 from harness.judgement import Figures
@@ -146,6 +146,7 @@ def check(rec: Recording, fault_time: float | None, present: dict[str, str] | No
             end = fault_time + (rt if rt is not None else rec.probe_history.now() - fault_time)
             gap, at = probe_gap(probe, fault_time, end)
             figures.probe_gap_s, figures.probe_gap_at = round(gap, 3), round(at, 3)
+            figures.probe_fault_hz = round(probe_rate_between(probe, fault_time, end), 1) if end > fault_time else None
             figures.node_timeout_s = node_timeout_s(rec.platform)
             figures.conformance_limit_s = round(slo.load().conformance_limit(figures.node_timeout_s), 3)
     return figures

@@ -9,6 +9,7 @@ connection is `info` (unknown), a reply of OK is `ok`.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -53,24 +54,30 @@ class ClusterWriter:
         self.wait_timeout_ms = wait_timeout_ms
         self.max_redirects = max_redirects
         self._last_refresh = 0.0
+        self._refreshing = threading.Lock()  # writers sharing this one: one refresh at a time
 
     def refresh(self, force: bool = False, avoid: str | None = None) -> None:
-        """Reload the slot map (at most every 100 ms unless forced). After a failure at `avoid`,
-        first resolve the pods again, as a client resolves the Service (pods restarted at new
-        addresses drop out), and ask the failing node last: a dead node first would cost a
-        connect timeout each."""
-        now = time.monotonic()
-        if force or now - self._last_refresh > 0.1:
-            self._last_refresh = now
-            if avoid is not None:
-                self._resolve_again()
-                nodes = self.client.nodes_manager.startup_nodes
-                if avoid in nodes:
-                    nodes[avoid] = nodes.pop(avoid)  # dicts keep insertion order: now the last one
-            try:
-                self.client.nodes_manager.initialize()
-            except CLUSTER_ERRORS:
-                self._rediscover()
+        """Reload the slot map (at most every 100 ms unless forced; skipped while another thread
+        sharing this writer reloads it). After a failure at `avoid`, first resolve the pods again,
+        as a client resolves the Service (pods restarted at new addresses drop out), and ask the
+        failing node last: a dead node first would cost a connect timeout each."""
+        if not self._refreshing.acquire(blocking=False):
+            return
+        try:
+            now = time.monotonic()
+            if force or now - self._last_refresh > 0.1:
+                self._last_refresh = now
+                if avoid is not None:
+                    self._resolve_again()
+                    nodes = self.client.nodes_manager.startup_nodes
+                    if avoid in nodes:
+                        nodes[avoid] = nodes.pop(avoid)  # dicts keep insertion order: now the last one
+                try:
+                    self.client.nodes_manager.initialize()
+                except CLUSTER_ERRORS:
+                    self._rediscover()
+        finally:
+            self._refreshing.release()
 
     def _resolve_again(self) -> None:
         """Start from the pods as they are now, as a client resolving the Service again would."""
@@ -260,6 +267,7 @@ class WriteWorkload:
         self.key_of = key_of or self._key
         self.first_process = first_process
         self.retry_down = True
+        self.shared: ClusterWriter | None = None  # set by a workload whose workers share one client
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.errors: list[str] = []
@@ -276,23 +284,29 @@ class WriteWorkload:
     def _client(self) -> RedisCluster:
         return self.platform.client(socket_timeout=self.socket_timeout, retries=0)
 
-    def _worker(self, worker: int) -> None:
-        try:
-            client = self._client()
-        except Exception as exc:
-            self.errors.append(f"worker {worker}: no client: {exc}")
-            return
+    def _writer(self, client: RedisCluster) -> ClusterWriter:
         # WAIT gives up before the socket does: a shard without a replica answers "0 acks", not a timeout.
-        writer = ClusterWriter(
+        return ClusterWriter(
             client,
             wait_replicas=self.wait_replicas,
             wait_timeout_ms=int(self.socket_timeout * 600),
             discover=lambda: [(p.address, p.port) for p in self.platform.pods() if p.running],
             retry_down=self.retry_down,
         )
+
+    def _worker(self, worker: int) -> None:
+        if self.shared is not None:
+            client, writer = None, self.shared
+        else:
+            try:
+                client = self._client()
+            except Exception as exc:
+                self.errors.append(f"worker {worker}: no client: {exc}")
+                return
+            writer = self._writer(client)
         started = time.monotonic()
         interval = 1.0 / self.rate if self.rate else 0.0
-        next_at = started
+        next_at = started + interval * worker / self.workers  # workers spread over the interval, not in step
         try:
             for n in range(self.limits.max_ops):
                 if self._stop.is_set() or time.monotonic() - started > self.limits.max_seconds:
@@ -313,7 +327,8 @@ class WriteWorkload:
         except Exception as exc:  # a bug in the workload must not pass silently
             self.errors.append(f"worker {worker}: {type(exc).__name__}: {exc}")
         finally:
-            client.close()
+            if client is not None:
+                client.close()
 
     def start(self) -> WriteWorkload:
         for worker in range(self.workers):
@@ -326,6 +341,8 @@ class WriteWorkload:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=self.socket_timeout * 10 + 5)
+        if self.shared is not None:
+            self.shared.client.close()
 
     def __enter__(self) -> WriteWorkload:
         return self.start()
@@ -336,8 +353,10 @@ class WriteWorkload:
 
 class Probe(WriteWorkload):
     """Writers of one slot (`key` carries its hash tag; each write a key of its own, so a final
-    read tells which acknowledged writes lasted): the clock that times recovery. Several
-    workers, so that one stuck on a silent node (up to its socket timeout) does not stop the clock."""
+    read tells which acknowledged writes lasted): the clock that times recovery. It keeps its rate
+    through a silent node: each worker writes in turn and a write waits at most its socket timeout,
+    so enough workers that their writes in flight cover that timeout at the full rate (a paused
+    master answers nothing: 4 workers fell to 20 Hz). They share one client and one slot map."""
 
     def __init__(
         self,
@@ -347,8 +366,9 @@ class Probe(WriteWorkload):
         rate: float = 200.0,
         socket_timeout: float = 0.2,
         max_seconds: float = 120.0,
-        workers: int = 4,
+        workers: int | None = None,
     ):
+        workers = workers or max(4, math.ceil(rate * socket_timeout * 1.25))
         super().__init__(
             platform,
             history,
@@ -361,6 +381,11 @@ class Probe(WriteWorkload):
             key_of=lambda worker, n: f"{key}:{worker}:{n}",
         )
         self.retry_down = False  # a clock answers at once: a refusal is a tick of the outage
+
+    def start(self) -> Probe:
+        self.shared = self._writer(self._client())
+        super().start()
+        return self
 
 
 def read_keys(platform: Platform, keys: list[str], batch: int = 1000, attempts: int = 20) -> set[str]:

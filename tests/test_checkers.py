@@ -217,3 +217,11 @@ def test_a_drain_is_judged_by_its_outage_not_by_when_its_last_blip_ended():
     assert slo_reasons(blip, slo.load(), "drain", one_shard=True)[0] == []
     outage = figures(recovery_s=8.04, unavailable_s=3.5, shard_unavailable_s=[3.5, 0.0, 0.0])
     assert slo_reasons(outage, slo.load(), "drain", one_shard=True)[0] == ["unavailable 3.50 s > SLO 1 s"]
+
+
+def test_the_probe_rate_during_a_fault_counts_operations_started_in_it():
+    from harness.checkers import probe_rate_between
+
+    ops = [Op(0, "probe", f"k{i}", i, invoke=i * 0.01, complete=i * 0.01 + 0.2, outcome="info") for i in range(300)]
+    assert probe_rate_between(ops, 1.0, 2.0) == pytest.approx(101.0)  # 1.00, 1.01, ... 2.00
+    assert probe_rate_between(ops, 2.0, 2.0) == 0.0

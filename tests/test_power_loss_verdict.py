@@ -16,7 +16,7 @@ from harness.history import OK, History, Op
 from harness.judgement import Figures
 
 COMPLETED = {"status": "completed", "deviated": False}
-POWER_LOSS = Expectations(slo="power_loss", loss_window=True, one_shard=True)
+POWER_LOSS = Expectations(slo="power_loss", loss_window=True, one_shard=True, platforms=["local"])
 
 
 @pytest.fixture
