@@ -83,8 +83,9 @@ def cluster_client(
         extra.setdefault("load_balancing_strategy", LoadBalancingStrategy.ROUND_ROBIN_REPLICAS)
     options = {**_connection_options(creds, user, tls, socket_timeout), **extra}
     if "connection_class" in options and nodes:
-        # redis-py gives nodes pools of their own, which take a connection class, only when the
-        # cluster is named by a URL: the first node is (a redis:// URL: TLS is the class's).
+        # redis-py builds each node's pool from the client's options, connection class included,
+        # only for a cluster named by a URL: the first node becomes one (redis://, as the
+        # connection class does the TLS).
         options["url"] = f"redis://{nodes[0].host}:{nodes[0].port}"
         nodes = nodes[1:]
     return RedisCluster(startup_nodes=nodes, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries), **options)

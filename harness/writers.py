@@ -57,11 +57,15 @@ class ClusterWriter:
         self._refreshing = threading.Lock()  # writers sharing this one: one refresh at a time
 
     def refresh(self, force: bool = False, avoid: str | None = None) -> None:
-        """Reload the slot map (at most every 100 ms unless forced; skipped while another thread
-        sharing this writer reloads it). After a failure at `avoid`, first resolve the pods again,
-        as a client resolves the Service (pods restarted at new addresses drop out), and ask the
-        failing node last: a dead node first would cost a connect timeout each."""
+        """Reload the slot map (at most every 100 ms unless forced; while another thread sharing
+        this writer reloads it, not again: a forced one waits for that map). After a failure at
+        `avoid`, first resolve the pods again, as a client resolves the Service (pods restarted at
+        new addresses drop out), and ask the failing node last: a dead node first would cost a
+        connect timeout each."""
         if not self._refreshing.acquire(blocking=False):
+            if force:  # a redirect: the map another thread is loading now is the one to use
+                with self._refreshing:
+                    pass
             return
         try:
             now = time.monotonic()

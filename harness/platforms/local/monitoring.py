@@ -312,9 +312,6 @@ class LocalMonitoring:
             time.sleep(0.5)
         raise HarnessError(f"Prometheus saw {seen} of {want} Redis pods up through their exporters within {timeout:.0f}s")
 
-    def exporter_log(self) -> str:
-        return "".join(p.read_text(errors="replace") for p in sorted(self.dir.glob("exporter-*.log")))
-
     def deliveries(self) -> list[Delivery]:
         return self.receiver.received() if self.receiver else []
 

@@ -70,6 +70,8 @@ node_of() {
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+trap 'exit 143' TERM  # a deleted Job's pod: the EXIT trap still runs
+trap 'exit 130' INT
 deadline=$(( $(date +%s) + BOOTSTRAP_TIMEOUT_SECONDS ))
 
 # 1. Wait until every pod resolves and answers PING; record "pod address node".
