@@ -170,12 +170,15 @@ class KubernetesPlatform(
         return path("v1", "Pod", namespace or self.namespace, pod)
 
     # --- lifecycle -----------------------------------------------------------------------------------
+    def _refuse_pods_alone(self, form: bool) -> None:
+        if not form:
+            raise NotSupported("standing the pods up without forming the cluster", self.name)
+
     def up(self, form: bool = True) -> None:
         """Stand the overlay up; when that fails (a timeout, Ctrl-C), what it made is removed again
         and the failure, with what it saw, is what the caller gets. The pods alone (form=False) are
         not offered: the overlay's own bootstrap Job forms the cluster here."""
-        if not form:
-            raise NotSupported("standing the pods up without forming the cluster", self.name)
+        self._refuse_pods_alone(form)
         self.preflight()
         if self.in_runner():
             lifecycle.wait_up(self.api, self.manifests, self.say, self.wait_timeout)
@@ -638,8 +641,7 @@ class KindPlatform(KubernetesPlatform):
         return super()._connect()
 
     def up(self, form: bool = True) -> None:
-        if not form:
-            raise NotSupported("standing the pods up without forming the cluster", self.name)
+        self._refuse_pods_alone(form)  # before a kind cluster is made for it
         reference.overlay_path(self.overlay)
         created = self.cluster.ensure()
         self.say(f"kind cluster '{self.cluster.name}' {'created' if created else 'reused'}")
