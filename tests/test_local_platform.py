@@ -15,7 +15,6 @@ import pytest
 import redis
 from aof_damage import newest_incr, short_write
 
-from harness import reference
 from harness.cluster import wait_for
 from harness.observe import snapshot, wait_healthy
 from harness.platforms.local.platform import LocalPlatform
@@ -76,22 +75,6 @@ def test_bootstrap_on_a_healthy_cluster_changes_nothing(well_placed):
     assert "nothing to do" in log
     after = {n.id: (n.ip, n.master_id, n.config_epoch, n.slots) for n in snapshot(well_placed)[0].nodes}
     assert after == before
-
-
-def test_the_fresh_masters_sync_delay_is_put_back_after_their_first_sync(well_placed):
-    """The bootstrap Job lifts repl-diskless-sync-delay on the masters it creates while their
-    replicas sync for the first time; the running cluster must have redis.conf's value again."""
-    conf = reference.render(well_placed.overlay).redis_files()["redis.conf"]
-    # redis.conf's value, else Redis's own default
-    want = next((line.split()[1] for line in conf.splitlines() if line.startswith("repl-diskless-sync-delay ")), "5")
-    found = {}
-    for pod in well_placed.pods():
-        admin = well_placed.node_client(pod.name, user="admin")
-        try:
-            found[pod.name] = admin.config_get("repl-diskless-sync-delay")["repl-diskless-sync-delay"]
-        finally:
-            admin.close()
-    assert set(found.values()) == {want}, f"repl-diskless-sync-delay differs from redis.conf's {want}: {found}"
 
 
 # --- NetworkPolicy is enforced (namespaces) ------------------------------------------------

@@ -134,22 +134,6 @@ if [ -z "$anchor" ]; then
   done
   log "created"
   changes=$((changes + 1))
-  # Fresh masters are empty and each gets its replicas now: the diskless sync delay, there to
-  # let replicas arriving together share one transfer, would only hold their first sync back
-  # (5 s). It is lifted on these masters until their replicas have synced, then put back
-  # (also when this script fails).
-  delay=$(cli "$anchor" CONFIG GET repl-diskless-sync-delay | tr -d '\r' | sed -n 2p)
-  [ -n "$delay" ] || die "could not read repl-diskless-sync-delay"
-  restore_delay() {
-    while read -r addr _lo _hi _epoch; do
-      cli "$addr" CONFIG SET repl-diskless-sync-delay "$delay" > /dev/null || log "could not put back the diskless sync delay on $addr"
-    done < "$work/slots"
-    log "diskless sync delay back to ${delay}s"
-  }
-  trap 'restore_delay; rm -rf "$work"' EXIT
-  while read -r addr _lo _hi _epoch; do
-    cli "$addr" CONFIG SET repl-diskless-sync-delay 0 > /dev/null || die "lifting the diskless sync delay on $addr failed"
-  done < "$work/slots"
 fi
 
 # 3. Meet members whose address changed; collect pods that never joined.
