@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from harness import lanes
 from harness.observe import wait_healthy
 from harness.platforms import registry
 from harness.platforms.local.network import have_root
@@ -51,14 +52,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def worker_share(cluster: str, subnet: str | None, worker: dict | None) -> tuple[str, str | None]:
+    """The cluster name and address range of one pytest-xdist worker (`worker` is its workerinput;
+    None outside xdist): each worker stands up a cluster of its own, named after the worker, in its
+    own part of a range given with --subnet."""
+    if not worker:
+        return cluster, subnet
+    number, count = int(worker["workerid"].removeprefix("gw")), int(worker["workercount"])
+    return lanes.cluster_names(cluster, count)[number], lanes.subnets(subnet, count)[number]
+
+
 def platform_from_options(config: pytest.Config, **overrides):
     """The platform the session's options name, through the one factory. Options a platform
     does not take (the local cluster's name on kubernetes, say) are not passed to it."""
+    cluster, subnet = worker_share(config.getoption("--cluster"), config.getoption("--subnet"), getattr(config, "workerinput", None))
     given = {
         "platform": config.getoption("--platform"),
         "overlay": config.getoption("--overlay"),
-        "cluster": config.getoption("--cluster"),
-        "subnet": config.getoption("--subnet"),
+        "cluster": cluster,
+        "subnet": subnet,
         "startup_timeout": config.getoption("--startup-timeout"),
         "context": config.getoption("--context"),
         **overrides,

@@ -71,7 +71,7 @@ def test_negative_control_fails_exactly_the_tests_it_names(overlay, tmp_path, ev
             "--overlay",
             overlay,
             "--cluster",
-            "rh-negative",
+            f"rh-negative-{overlay}"[:40],  # a name per control: controls may run side by side
             "--startup-timeout",
             "45",
             "--reports",

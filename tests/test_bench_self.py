@@ -45,7 +45,7 @@ def test_a_run_count_out_of_range_is_one_sentence(runs, capsys):
 @pytest.mark.cluster
 @pytest.mark.netns
 def test_one_up_and_down_is_timed_phase_by_phase(tmp_path):
-    run_dir, body = bench_self(1, "rh-bench-self", "198.18.25.0/24", reports=tmp_path, say=lambda _m: None)
+    run_dir, body = bench_self(1, "rh-bench-self", "198.19.250.0/24", reports=tmp_path, say=lambda _m: None)
     (run,) = body["up"]["runs"]
     phases = {k: v for k, v in run.items() if k not in ("up (total)", "down")}
     assert {"render the overlay", "start pods until they answer", "bootstrap Job", "wait until ready"} <= set(phases)

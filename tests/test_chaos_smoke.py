@@ -41,7 +41,7 @@ def test_kill_master_experiment_holds_its_steady_state(healthy, tmp_path):
 
 def kill_master_on(overlay: str, tmp_path):
     """The kill-master experiment against a fresh cluster of a negative control's overlay."""
-    broken = registry.create("local", overlay=overlay, cluster="rh-chaos-neg", state_dir=tmp_path / "state")
+    broken = registry.create("local", overlay=overlay, cluster=f"rh-chaos-{overlay}"[:40], state_dir=tmp_path / "state")
     broken.up()
     try:
         return runner.run_one(KILL_MASTER, broken, tmp_path / "reports")

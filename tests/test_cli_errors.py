@@ -8,12 +8,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.errors import HarnessError
-from harness.platforms.local.network import free_range
+from harness.platforms.local.network import claiming_a_range, free_range
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,7 +113,7 @@ def test_address_range_already_in_use_is_explained(tmp_path):
     try:
         subprocess.run(["ip", "addr", "add", "198.18.200.1/24", "dev", "rhtestbusy"], check=True)
         subprocess.run(["ip", "link", "set", "rhtestbusy", "up"], check=True)
-        proc = harness("up", "--cluster", "rh-busy", "--subnet", "198.18.200.0/25", "--state-dir", str(tmp_path))
+        proc = harness("up", "--cluster", "rh-busy-range", "--subnet", "198.18.200.0/25", "--state-dir", str(tmp_path))
     finally:
         subprocess.run(["ip", "link", "del", "rhtestbusy"], check=False)
     assert proc.returncode == 2
@@ -120,17 +122,47 @@ def test_address_range_already_in_use_is_explained(tmp_path):
 
 @pytest.mark.netns
 def test_a_cluster_without_a_range_takes_one_nobody_routes():
-    first = free_range(24, within="198.18.200.0/22")
-    subprocess.run(["ip", "link", "add", "rhtestbusy", "type", "bridge"], check=True)
+    first = free_range(24, within="198.18.208.0/22")
+    subprocess.run(["ip", "link", "add", "rhtestfree", "type", "bridge"], check=True)
     try:
-        subprocess.run(["ip", "addr", "add", f"{ipaddress.ip_network(first).network_address + 1}/24", "dev", "rhtestbusy"], check=True)
-        subprocess.run(["ip", "link", "set", "rhtestbusy", "up"], check=True)
-        second = free_range(24, within="198.18.200.0/22")
-        with pytest.raises(HarnessError, match=r"no free /22 address range is left inside 198.18.200.0/22"):
-            free_range(22, within="198.18.200.0/22")
+        subprocess.run(["ip", "addr", "add", f"{ipaddress.ip_network(first).network_address + 1}/24", "dev", "rhtestfree"], check=True)
+        subprocess.run(["ip", "link", "set", "rhtestfree", "up"], check=True)
+        second = free_range(24, within="198.18.208.0/22")
+        with pytest.raises(HarnessError, match=r"no free /22 address range is left inside 198.18.208.0/22"):
+            free_range(22, within="198.18.208.0/22")
     finally:
-        subprocess.run(["ip", "link", "del", "rhtestbusy"], check=False)
+        subprocess.run(["ip", "link", "del", "rhtestfree"], check=False)
     assert ipaddress.ip_network(second).network_address > ipaddress.ip_network(first).network_address
+
+
+@pytest.mark.netns
+def test_clusters_claiming_a_range_at_once_get_different_ones():
+    """What `up` does under claiming_a_range — choose a free range, then route it — done by several
+    at the same moment (gate lanes, parallel test workers): each gets its own."""
+    start = threading.Barrier(3)
+    claimed: dict[str, str] = {}
+
+    def claim(link: str) -> None:
+        start.wait()
+        with claiming_a_range():
+            chosen = free_range(24, within="198.18.212.0/22")
+            time.sleep(0.2)  # the time `up` takes to make its bridge
+            subprocess.run(["ip", "link", "add", link, "type", "bridge"], check=True)
+            subprocess.run(["ip", "addr", "add", f"{ipaddress.ip_network(chosen).network_address + 1}/24", "dev", link], check=True)
+            subprocess.run(["ip", "link", "set", link, "up"], check=True)
+            claimed[link] = chosen
+
+    links = ["rhtestclaim0", "rhtestclaim1", "rhtestclaim2"]
+    threads = [threading.Thread(target=claim, args=(link,)) for link in links]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    finally:
+        for link in links:
+            subprocess.run(["ip", "link", "del", link], check=False, capture_output=True)
+    assert len(claimed) == 3 and len(set(claimed.values())) == 3, f"ranges claimed: {claimed}"
 
 
 @pytest.mark.cluster

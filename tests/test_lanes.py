@@ -74,3 +74,14 @@ def test_no_more_lanes_than_cores():
         lanes.check_jobs(3, cores=2)
     with pytest.raises(HarnessError, match="--jobs must be at least 1"):
         lanes.check_jobs(0, cores=2)
+
+
+def test_each_parallel_test_worker_gets_a_cluster_and_range_of_its_own():
+    from conftest import worker_share
+
+    assert worker_share("rh-test", None, None) == ("rh-test", None)
+    assert worker_share("rh-test", "198.18.8.0/24", None) == ("rh-test", "198.18.8.0/24")
+    shares = [worker_share("rh-test", "198.18.8.0/24", {"workerid": f"gw{n}", "workercount": 3}) for n in range(3)]
+    assert [name for name, _ in shares] == ["rh-test-1", "rh-test-2", "rh-test-3"]
+    assert [net for _, net in shares] == ["198.18.8.0/26", "198.18.8.64/26", "198.18.8.128/26"]
+    assert worker_share("rh-test", None, {"workerid": "gw1", "workercount": 2}) == ("rh-test-2", None)

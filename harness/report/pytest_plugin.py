@@ -137,7 +137,8 @@ class Recorder:
             }
             rundir.write_report(suite.run_dir, report, self.secrets)
             html.write_html(suite.run_dir, rundir.scrub(report, self.secrets))
-            if junit and Path(junit).is_file():
+            # pytest-xdist's workers write no junit.xml (the controller does, after them)
+            if junit and Path(junit).is_file() and not hasattr(self.config, "workerinput"):
                 shutil.copy(junit, suite.run_dir / "junit.xml")
 
 

@@ -18,6 +18,7 @@ Passwords of the cluster never appear: every string is scrubbed before writing.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import platform as pyplatform
@@ -36,13 +37,15 @@ def utc_now() -> dt.datetime:
 def new_run_dir(kind: str, root: Path | None = None, now: dt.datetime | None = None) -> Path:
     root = root or REPORTS_DIR
     stamp = (now or utc_now()).strftime("%Y%m%dT%H%M%SZ")
-    path = root / f"{stamp}-{kind}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{kind}-{n}"
-    path.mkdir(parents=True)
-    return path
+    root.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        path = root / (f"{stamp}-{kind}" if n == 1 else f"{stamp}-{kind}-{n}")
+        try:
+            path.mkdir()  # not exists() then mkdir(): parallel workers may take the same second
+            return path
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def environment(platform_name: str, overlay: str, versions: dict[str, str]) -> dict[str, Any]:

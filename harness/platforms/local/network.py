@@ -12,11 +12,14 @@ back with a new one, as on Kubernetes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 
 from harness.errors import HarnessError, NeedsRoot, NotSupported
@@ -57,6 +60,19 @@ def routed_ranges() -> list[tuple[ipaddress.IPv4Network, str]]:
         if net.version == 4:
             found.append((net, route.get("dev", "?")))
     return found
+
+
+@contextlib.contextmanager
+def claiming_a_range():
+    """Held from choosing a free range until its bridge's route exists: clusters started at the
+    same moment (gate lanes, parallel test workers) would otherwise see the same range free."""
+    path = os.path.join("/run/lock" if os.access("/run/lock", os.W_OK) else tempfile.gettempdir(), "redis-harness-ranges.lock")
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def free_range(prefixlen: int = 24, within: str = DEFAULT_SUBNET) -> str:

@@ -48,7 +48,7 @@ from harness.platforms.base import (
 )
 from harness.platforms.local import faults, monitoring, powerfs
 from harness.platforms.local.ledger import Ledger, is_alive, owner_alive
-from harness.platforms.local.network import NamespaceNetwork, have_root, sweep_namespaces
+from harness.platforms.local.network import NamespaceNetwork, claiming_a_range, have_root, sweep_namespaces
 from harness.platforms.local.nodes import LocalNodes
 from harness.platforms.local.state import DEFAULT_STATE_DIR
 
@@ -192,9 +192,8 @@ class LocalPlatform(
         self._save()
         atexit.register(self._atexit)
         try:
-            network = self._network()
-            with phase("network"):
-                network.setup()
+            with phase("network"), claiming_a_range():
+                self._network().setup()
                 self._save()
             with phase("secrets and certificates"):
                 self._prepare_secrets()
