@@ -228,13 +228,16 @@ class Nemesis:
 
     def drain_node(self, node: str | None = None, shard: int = 0, timeout: float = 300.0) -> dict[str, Any]:
         """`kubectl drain`: cordon, evict the node's pods one at a time as the PodDisruptionBudget
-        allows. The heal uncordons it and restores placement (restore_placement)."""
+        allows, masters first: the order that asks most of the cluster (a master whose replica shares
+        the node hands over to it, and that one must hand over again in turn). The heal uncordons it
+        and restores placement (restore_placement)."""
         platform = require(self.platform, DrainingNodes)
         node = node or self.node_of_master(shard)
+        masters = {s.master for s in shards(snapshot(self.platform))}
         moved: dict[str, str] = {}
 
         def drain() -> None:
-            moved.update(platform.drain(node, timeout=timeout))
+            moved.update(platform.drain(node, timeout=timeout, first=masters))
 
         def uncordon() -> None:
             platform.uncordon(node)

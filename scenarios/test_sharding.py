@@ -175,8 +175,18 @@ def _all_know(platform, n: int, outside: tuple[str, ...] = ()) -> bool:
     return all(len(s.nodes) == n and not any("handshake" in node.flags for node in s.nodes) for s in states)
 
 
-def _healthy_with(platform, masters: int) -> bool:
-    return not check_invariants(snapshot(platform), expected_masters=masters)
+def _wait_healthy_with(platform, masters: int, timeout: float, what: str):
+    """wait_for a healthy cluster of `masters` shards; on timeout, says what was still wrong."""
+    wrong = []
+
+    def healthy() -> bool:
+        wrong[:] = check_invariants(snapshot(platform), expected_masters=masters)
+        return not wrong
+
+    try:
+        return wait_for(healthy, timeout, what)
+    except HarnessError as exc:
+        raise HarnessError(f"{exc}; still: {'; '.join(v.message for v in wrong[:6]) or 'no answer'}") from None
 
 
 def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(healthy, slo, evidence):
@@ -201,7 +211,7 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(healthy, slo
         wait_for(lambda: _all_know(healthy, size + 2), 30, f"{new_replica} to be known everywhere")
         rec.mark("rebalance onto 4 masters")
         cli("rebalance", at, "--cluster-use-empty-masters", "--cluster-pipeline", "100")
-        _, grown_after = wait_for(lambda: _healthy_with(healthy, 4), 60, "a healthy 4-shard cluster")
+        _, grown_after = _wait_healthy_with(healthy, 4, 60, "a healthy 4-shard cluster")
         four = shards(snapshot(healthy))
         rec.run_for(1.0)
         rec.mark("drain the 4th master")
@@ -211,7 +221,7 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(healthy, slo
             cli("del-node", at, node_id)
         require(healthy, Scaling).scale(size)
         rec.mark(f"scale {size + 2}→{size}")
-        _, shrunk_after = wait_for(lambda: _healthy_with(healthy, 3), 60, "a healthy 3-shard cluster")
+        _, shrunk_after = _wait_healthy_with(healthy, 3, 60, "a healthy 3-shard cluster")
         rec.run_for(1.0)
     finally:
         rec.stop()

@@ -16,6 +16,7 @@ knows nothing of checkers.
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -317,11 +318,14 @@ class DrainingNodes(Nodes):
         StatefulSet's constraints) and answers. Returns the node it now runs on; raises when it
         stays Pending, saying why."""
 
-    def drain(self, node: str, timeout: float = 300.0) -> dict[str, str]:
-        """`kubectl drain`: cordon, then evict the node's pods one at a time. Returns pod → new node."""
+    def drain(self, node: str, timeout: float = 300.0, first: Collection[str] = ()) -> dict[str, str]:
+        """`kubectl drain`: cordon, then evict the node's pods one at a time, those named in `first`
+        before the others (kubectl asks for every eviction at once, so the PodDisruptionBudget may
+        admit them in any order). Returns pod → new node."""
         self.cordon(node)
         moved = {}
-        for pod in [p.name for p in self.pods() if p.node == node]:  # type: ignore[attr-defined]
+        on_node = [p.name for p in self.pods() if p.node == node]  # type: ignore[attr-defined]
+        for pod in sorted(on_node, key=lambda name: name not in first):
             moved[pod] = self.evict(pod, timeout=timeout)
         return moved
 
