@@ -43,7 +43,13 @@ def lacks_namespaces(platform: str, root: bool) -> bool:
     return platform == "local" and not root
 
 
+LONGEST_FIRST = "test_negative_controls.py"  # each of its tests runs whole suites against a broken overlay
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Spread over parallel workers, the longest tests start first, so none is left to run alone at the end.
+    if getattr(config.option, "numprocesses", None):
+        items.sort(key=lambda item: item.path.name != LONGEST_FIRST)
     if not lacks_namespaces(config.getoption("--platform"), have_root()):
         return
     skip = pytest.mark.skip(reason="needs network namespaces: run as root on Linux")
