@@ -120,8 +120,12 @@ def nemesis(healthy):
 
 @pytest.fixture
 def healthy(platform):
-    """The session's cluster, healthy again before the test starts (a previous test may have faulted it)."""
+    """The session's cluster, healthy again before the test starts (a previous test may have faulted
+    it), and past the vote window of any repair that failed its roles over."""
+    from harness.nemesis import wait_out_vote_window
+
     wait_healthy(platform, timeout=90)
+    wait_out_vote_window(platform)
     return platform
 
 

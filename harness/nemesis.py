@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import random
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,22 @@ class ActiveFault:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+
+# Masters refuse a second vote about the same master within 2 × cluster-node-timeout. After the
+# harness's own repair has failed roles over, the next failover (a fault's, or a test's manual
+# one) waits for that window to end: wait_out_vote_window, called before every fault and by the
+# `healthy` fixture.
+_vote_window_ends: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def wait_out_vote_window(platform) -> float:
+    """Sleep until the vote window of the last repair on this platform has passed; returns the seconds slept."""
+    remaining = _vote_window_ends.get(platform, 0.0) - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
+    return max(remaining, 0.0)
+
+
 class Nemesis:
     def __init__(self, platform: Platform, mark: Callable[..., float] | None = None, seed: int | None = None):
         self.platform = platform
@@ -64,6 +81,9 @@ class Nemesis:
 
     def _inject(self, name: str, inject: Callable[[], object], heal: Callable[[], None], **details: Any) -> dict[str, Any]:
         """Register the heal first, then inject: a fault that half-happened is healed too."""
+        waited = wait_out_vote_window(self.platform)
+        if waited:
+            self.mark("vote window passed", waited_s=round(waited, 3))
         fault = ActiveFault(name, heal, details)
         self.active.append(fault)
         at = self.mark(f"fault:{name}", **details)
@@ -222,7 +242,7 @@ class Nemesis:
 
         def recover() -> None:
             platform.recover_node(node)
-            self.restore_placement(strict=False)
+            self.restore_placement(strict=False, lazy=True)
 
         return self._inject("node_failure", lambda: platform.fail_node(node), recover, node=node, pods=pods)
 
@@ -241,18 +261,19 @@ class Nemesis:
 
         def uncordon() -> None:
             platform.uncordon(node)
-            self.restore_placement(strict=False)
+            self.restore_placement(strict=False, lazy=True)
 
         result = self._inject("drain", drain, uncordon, node=node)
         return {**result, "moved": moved}
 
-    def restore_placement(self, timeout: float = 90.0, strict: bool = True) -> bool:
+    def restore_placement(self, timeout: float = 90.0, strict: bool = True, lazy: bool = False) -> bool:
         """What a platform team does once a node is back: spread the pods over the nodes again (a
         descheduler's eviction of pods beyond the topology spread, replicas first), then, when roles
         sit wrong (a master sharing a node, a replica on its master's node), re-run the reference's
         bootstrap Job, which repairs them. Waits until every invariant holds — placement included
         when strict — and, when roles moved, until the failovers' vote window has passed. Returns
-        whether anything moved; a well-placed cluster is left alone."""
+        whether anything moved; a well-placed cluster is left alone. With lazy (a heal), the vote
+        window is not slept here but by whatever fails a master over next."""
         moved = False
         if isinstance(self.platform, DrainingNodes):
             while True:
@@ -266,7 +287,7 @@ class Nemesis:
                 roles = {s.pod: s.myself() for s in snapshot(self.platform)}
                 on_it = sorted((p.name for p in pods if p.node == fullest), key=lambda p: not (roles[p] and roles[p].is_replica))
                 self.mark("evict", pod=on_it[0], reason="topology spread")
-                self.platform.evict(on_it[0])
+                self.platform.evict(on_it[0])  # its preStop hands a master over: a vote
                 moved = True
         _, states = wait_healthy(self.platform, timeout=timeout)
         masters, replicas = self.platform.layout()
@@ -274,11 +295,11 @@ class Nemesis:
         if misplaced and isinstance(self.platform, Bootstrapping):
             self.mark("bootstrap", reason="repair roles")
             moved = "nothing to do" not in self.platform.run_bootstrap() or moved
+        if moved:  # the last vote was cast by now
+            _vote_window_ends[self.platform] = time.monotonic() + 2 * node_timeout_s(self.platform)
         wait_healthy(self.platform, timeout=timeout, placement=strict)
-        if moved:
-            # Masters refuse a second vote for the same shard within 2 × cluster-node-timeout:
-            # the next failover (a test's, or a real one) must not fall inside that window.
-            time.sleep(2 * node_timeout_s(self.platform))
+        if not lazy:
+            wait_out_vote_window(self.platform)
         return moved
 
     # --- network faults --------------------------------------------------------------------
