@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test bench lint bootstrap system clean
 
 run: bootstrap
-	$(VENV)/bin/redis-harness run --jobs 3
+	$(VENV)/bin/redis-harness run --jobs 2
 
 test: bootstrap
 	$(VENV)/bin/tox -e py

@@ -43,7 +43,7 @@ def harness(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
         (["up", "--platform", "kubernetes"], "no Kubernetes cluster is reachable"),
         (["up", "--no-such-flag"], "No such option"),
         (["run", "--suite", "nope"], "unknown suite 'nope'"),
-        (["run", "--jobs", str((os.cpu_count() or 1) + 2)], "more lanes than this machine's"),
+        (["run", "--jobs", str((os.cpu_count() or 1) + 1)], "more lanes than this machine's"),
         (["run", "--overlay", "nope"], "unknown overlay 'nope'"),
         (["run", "--cluster", "Bad_Name", "--suite", "sharding"], "invalid cluster name 'Bad_Name'"),
         (["run", "--subnet", "198.18.0.0/99", "--suite", "sharding"], "invalid address range"),
