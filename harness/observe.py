@@ -52,12 +52,15 @@ def snapshot(platform: Platform) -> list[PodState]:
         return list(pool.map(lambda p: pod_state(platform, p), pods))
 
 
-def wait_healthy(platform: Platform, timeout: float = 60.0, placement: bool = False) -> tuple[float, list[PodState]]:
-    """Poll until every invariant holds for the layout the overlay asks for; returns
-    (seconds waited, final snapshot). Replica placement (no replica on its master's node) is
-    checked only with `placement`: a cluster whose pods share nodes still serves, and the
-    placement suite judges it where it is the point."""
-    masters, replicas = platform.layout()
+def wait_healthy(
+    platform: Platform, timeout: float = 60.0, placement: bool = False, masters: int | None = None
+) -> tuple[float, list[PodState]]:
+    """Poll until every invariant holds for the layout the overlay asks for (or for `masters`
+    shards, while a test has scaled it); returns (seconds waited, final snapshot). Replica
+    placement (no replica on its master's node) is checked only with `placement`: a cluster whose
+    pods share nodes still serves, and the placement suite judges it where it is the point."""
+    layout_masters, replicas = platform.layout()
+    masters = masters or layout_masters
     start = time.monotonic()
     violations: list[Violation] = []
     while True:

@@ -9,10 +9,10 @@ import redis
 
 from harness.cluster import node_of, reshard, shards, wait_for
 from harness.errors import HarnessError
-from harness.observe import snapshot
+from harness.observe import snapshot, wait_healthy
 from harness.platforms.base import Scaling, require
 from harness.recording import check, start_recording
-from harness.topology import SLOTS, check_invariants
+from harness.topology import SLOTS
 
 SPREAD_KEYS = 30_000
 
@@ -175,20 +175,6 @@ def _all_know(platform, n: int, outside: tuple[str, ...] = ()) -> bool:
     return all(len(s.nodes) == n and not any("handshake" in node.flags for node in s.nodes) for s in states)
 
 
-def _wait_healthy_with(platform, masters: int, timeout: float, what: str):
-    """wait_for a healthy cluster of `masters` shards; on timeout, says what was still wrong."""
-    wrong = []
-
-    def healthy() -> bool:
-        wrong[:] = check_invariants(snapshot(platform), expected_masters=masters)
-        return not wrong
-
-    try:
-        return wait_for(healthy, timeout, what)
-    except HarnessError as exc:
-        raise HarnessError(f"{exc}; still: {'; '.join(v.message for v in wrong[:6]) or 'no answer'}") from None
-
-
 def _undo_scale_out(platform, cli, at: str, size: int) -> None:
     """Best effort after a failure: empty the added pods of slots, forget them, scale back, so
     the session's cluster is left whole for the tests after this one."""
@@ -227,7 +213,7 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(well_placed,
         wait_for(lambda: _all_know(healthy, size + 2), 30, f"{new_replica} to be known everywhere")
         rec.mark("rebalance onto 4 masters")
         cli("rebalance", at, "--cluster-use-empty-masters", "--cluster-pipeline", "100")
-        _, grown_after = _wait_healthy_with(healthy, 4, 60, "a healthy 4-shard cluster")
+        grown_after, _ = wait_healthy(healthy, timeout=60, placement=True, masters=4)
         four = shards(snapshot(healthy))
         rec.run_for(1.0)
         rec.mark("drain the 4th master")
@@ -237,7 +223,7 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(well_placed,
             cli("del-node", at, node_id)
         require(healthy, Scaling).scale(size)
         rec.mark(f"scale {size + 2}→{size}")
-        _, shrunk_after = _wait_healthy_with(healthy, 3, 60, "a healthy 3-shard cluster")
+        shrunk_after, _ = wait_healthy(healthy, timeout=60, placement=True, masters=3)
         rec.run_for(1.0)
     finally:
         rec.stop()
