@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,10 @@ class Recording:
         if self.probe is not None:
             self.probe.stop()
         self.stopped_at = self.history.now()
+
+    def redirects(self) -> dict[str, int]:
+        """MOVED and ASK replies the writers (not the probe) followed."""
+        return dict(sum((w.redirects() for w in self.workloads), Counter()))
 
     def errors(self) -> list[str]:
         return [e for w in [*self.workloads, *([self.probe] if self.probe else [])] for e in w.errors]

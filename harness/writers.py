@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ class ClusterWriter:
         self.max_redirects = max_redirects
         self._last_refresh = 0.0
         self._refreshing = threading.Lock()  # writers sharing this one: one refresh at a time
+        self.redirects: Counter[str] = Counter()  # MOVED and ASK replies followed
 
     def refresh(self, force: bool = False, avoid: str | None = None) -> None:
         """Reload the slot map (at most every 100 ms unless forced; while another thread sharing
@@ -159,11 +161,13 @@ class ClusterWriter:
                 return INFO, f"{type(lost).__name__}: {lost}", None, node.host
             reply = replies[set_at]
             if isinstance(reply, MovedError):
+                self.redirects["moved"] += 1
                 self.refresh(force=True)
                 node = self._node(reply.host, reply.port) or node
                 asking = False
                 continue
             if isinstance(reply, AskError):
+                self.redirects["ask"] += 1
                 node = self._node(reply.host, reply.port) or node
                 asking = True
                 continue
@@ -274,6 +278,7 @@ class WriteWorkload:
         self.shared: ClusterWriter | None = None  # set by a workload whose workers share one client
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._writers: list[ClusterWriter] = []  # one per worker that made its own client
         self.errors: list[str] = []
 
     def shard_of(self, worker: int) -> int | None:
@@ -308,6 +313,7 @@ class WriteWorkload:
                 self.errors.append(f"worker {worker}: no client: {exc}")
                 return
             writer = self._writer(client)
+            self._writers.append(writer)
         started = time.monotonic()
         interval = 1.0 / self.rate if self.rate else 0.0
         next_at = started + interval * worker / self.workers  # workers spread over the interval, not in step
@@ -333,6 +339,10 @@ class WriteWorkload:
         finally:
             if client is not None:
                 client.close()
+
+    def redirects(self) -> Counter[str]:
+        """MOVED and ASK replies its writers followed."""
+        return sum((w.redirects for w in [*self._writers, *([self.shared] if self.shared else [])]), Counter())
 
     def start(self) -> WriteWorkload:
         for worker in range(self.workers):

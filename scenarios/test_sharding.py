@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import redis
 
+from harness import resharding
 from harness.cluster import node_of, reshard, shards, wait_for
 from harness.errors import HarnessError
 from harness.observe import snapshot, wait_healthy
@@ -158,7 +159,7 @@ def test_resharding_under_a_live_workload_loses_nothing(healthy, slo, evidence):
         rec.stop()
     figures = check(rec, start)
     moved = shards(snapshot(healthy))
-    evidence.figure(**figures.as_dict())
+    evidence.figure(redirects_followed=rec.redirects(), **figures.as_dict())
     evidence.history("reshard", rec.history)
     assert figures.workload_errors == []
     assert (
@@ -183,7 +184,8 @@ def _undo_scale_out(platform, cli, at: str, size: int) -> None:
         try:
             node_id = platform.exec_redis_cli(pod, "CLUSTER", "MYID").strip()
             if node_of(snapshot(platform), pod).is_master:
-                cli("rebalance", at, "--cluster-weight", f"{node_id}=0", "--cluster-pipeline", "100")
+                cli("fix", at, "--cluster-yes")  # slots a failed move left open
+                resharding.rebalance(platform, {pod: 0})
             cli("del-node", at, node_id)
         except Exception:  # the test's own failure is what gets reported
             pass
@@ -212,12 +214,13 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(well_placed,
         cli("add-node", f"{healthy.pod(new_replica).address}:6379", at, "--cluster-slave", "--cluster-master-id", master_id)
         wait_for(lambda: _all_know(healthy, size + 2), 30, f"{new_replica} to be known everywhere")
         rec.mark("rebalance onto 4 masters")
-        cli("rebalance", at, "--cluster-use-empty-masters", "--cluster-pipeline", "100")
+        grown = resharding.rebalance(healthy)
+        redirects_out = rec.redirects()
         grown_after, _ = wait_healthy(healthy, timeout=60, placement=True, masters=4)
         four = shards(snapshot(healthy))
         rec.run_for(1.0)
         rec.mark("drain the 4th master")
-        cli("rebalance", at, "--cluster-weight", f"{master_id}=0", "--cluster-pipeline", "100")
+        shrunk = resharding.rebalance(healthy, {new_master: 0})
         for pod in (new_replica, new_master):
             node_id = healthy.exec_redis_cli(pod, "CLUSTER", "MYID").strip()
             cli("del-node", at, node_id)
@@ -231,6 +234,9 @@ def test_scale_out_to_four_shards_and_back_under_load_loses_nothing(well_placed,
             _undo_scale_out(healthy, cli, at, size)
     figures = check(rec, start)
     evidence.figure(
+        moved_out={"slots": grown.slots, "keys": grown.keys, "seconds": round(grown.seconds, 3), "redirects": redirects_out},
+        moved_back={"slots": shrunk.slots, "keys": shrunk.keys, "seconds": round(shrunk.seconds, 3)},
+        redirects_followed=rec.redirects(),  # MOVED and ASK: the writers met slots mid-move
         grown_after_s=round(grown_after, 3),
         shrunk_after_s=round(shrunk_after, 3),
         slots_per_master_at_4=[sum(b - a + 1 for a, b in s.slots) for s in four],
