@@ -12,7 +12,7 @@ import functools
 import random
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,19 +45,35 @@ class ActiveFault:
 
 
 
-# Masters refuse a second vote about the same master within 2 × cluster-node-timeout. After the
-# harness's own repair has failed roles over, the next failover (a fault's, or a test's manual
-# one) waits for that window to end: wait_out_vote_window, called before every fault and by the
-# `healthy` fixture.
-_vote_window_ends: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+# Masters refuse to vote for a replica of master M within 2 × cluster-node-timeout of their last
+# vote about M: a failover demotes M, and M's shard cannot fail over again until that window ends.
+# The harness's own repair (restore_placement) fails roles over; it opens a window on the pods of
+# each shard it touched. A fault waits out the windows of the masters it may fail over
+# (Nemesis._inject); the `healthy` fixture waits out every window, for a test's own failovers.
+_vote_window_ends: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
 
 
-def wait_out_vote_window(platform) -> float:
-    """Sleep until the vote window of the last repair on this platform has passed; returns the seconds slept."""
-    remaining = _vote_window_ends.get(platform, 0.0) - time.monotonic()
+def open_vote_windows(platform, pods: Iterable[str]) -> None:
+    """A repair's last vote was cast now, about the shards of these pods."""
+    ends = _vote_window_ends.setdefault(platform, {})
+    until = time.monotonic() + 2 * node_timeout_s(platform)
+    ends.update({pod: until for pod in pods})
+
+
+def wait_out_vote_window(platform, pods: Iterable[str] | None = None) -> float:
+    """Sleep until the vote windows of these pods (all, when None) on this platform have passed;
+    returns the seconds slept."""
+    ends = _vote_window_ends.get(platform, {})
+    chosen = ends.values() if pods is None else [ends[p] for p in pods if p in ends]
+    remaining = max(chosen, default=0.0) - time.monotonic()
     if remaining > 0:
         time.sleep(remaining)
     return max(remaining, 0.0)
+
+
+def _roles(states) -> dict[str, tuple[bool, str | None]]:
+    """Pod → (master?, whose replica) as each pod sees itself."""
+    return {s.pod: (me.is_master, me.master_id) for s in states if (me := s.myself()) is not None}
 
 
 class Nemesis:
@@ -79,9 +95,12 @@ class Nemesis:
         self.log.append({"event": name, "at": time.time(), **details})
         return self._mark(name, **details) if self._mark is not None else None
 
-    def _inject(self, name: str, inject: Callable[[], object], heal: Callable[[], None], **details: Any) -> dict[str, Any]:
-        """Register the heal first, then inject: a fault that half-happened is healed too."""
-        waited = wait_out_vote_window(self.platform)
+    def _inject(
+        self, name: str, inject: Callable[[], object], heal: Callable[[], None], hits: Iterable[str] | None = None, **details: Any
+    ) -> dict[str, Any]:
+        """Register the heal first, then inject: a fault that half-happened is healed too. `hits`:
+        the pods the fault may fail over (None: any), whose vote windows it waits out first."""
+        waited = wait_out_vote_window(self.platform, None if hits is None else self._masters_among(hits))
         if waited:
             self.mark("vote window passed", waited_s=round(waited, 3))
         fault = ActiveFault(name, heal, details)
@@ -123,6 +142,14 @@ class Nemesis:
         self.heal_all()
 
     # --- targets -------------------------------------------------------------------------
+    def _masters_among(self, pods: Iterable[str]) -> list[str]:
+        """Those of the pods that are masters now: only a master's loss fails its shard over."""
+        pods = list(pods)
+        if not set(pods) & set(_vote_window_ends.get(self.platform, {})):
+            return []  # no window open on any of them: no need to ask
+        found = {s.master for s in shards(snapshot(self.platform))}
+        return [p for p in pods if p in found]
+
     def shard(self, index: int = 0) -> Shard:
         found = shards(snapshot(self.platform))
         if not found:
@@ -133,7 +160,7 @@ class Nemesis:
     def _hold(self, name: str, pod: str, **details: Any) -> dict[str, Any]:
         """SIGKILL the pod and keep it down until healed (pod-failure)."""
         platform = require(self.platform, HoldingDown)
-        return self._inject(name, lambda: platform.hold_down(pod), lambda: platform.release(pod), pod=pod, **details)
+        return self._inject(name, lambda: platform.hold_down(pod), lambda: platform.release(pod), [pod], pod=pod, **details)
 
     def kill_master(self, shard: int = 0) -> dict[str, Any]:
         """The shard's master killed (SIGKILL) and held down until healed: its replica must take over."""
@@ -159,7 +186,7 @@ class Nemesis:
             for pod in pods:
                 platform.hold_down(pod)
 
-        return self._inject("kill_shard", hold, release, pods=pods)
+        return self._inject("kill_shard", hold, release, pods, pods=pods)
 
     def crash_pod(self, pod: str) -> dict[str, Any]:
         """SIGKILL and nothing else: the platform restarts the container itself, as kubelet does."""
@@ -203,7 +230,7 @@ class Nemesis:
         platform = require(self.platform, Pausing)
         pod = self.shard(shard).master
         pause = functools.partial(platform.pause, pod, seconds)
-        return self._inject("pause_master", pause, lambda: platform.resume(pod), pod=pod, seconds=seconds)
+        return self._inject("pause_master", pause, lambda: platform.resume(pod), [pod], pod=pod, seconds=seconds)
 
     def restart_pod(self, pod: str, graceful: bool = True) -> dict[str, Any]:
         """Delete the pod (graceful or grace 0); its replacement answers at a new address."""
@@ -244,7 +271,7 @@ class Nemesis:
             platform.recover_node(node)
             self.restore_placement(strict=False, lazy=True)
 
-        return self._inject("node_failure", lambda: platform.fail_node(node), recover, node=node, pods=pods)
+        return self._inject("node_failure", lambda: platform.fail_node(node), recover, pods, node=node, pods=pods)
 
     def drain_node(self, node: str | None = None, shard: int = 0, timeout: float = 300.0) -> dict[str, Any]:
         """`kubectl drain`: cordon, evict the node's pods one at a time as the PodDisruptionBudget
@@ -263,7 +290,8 @@ class Nemesis:
             platform.uncordon(node)
             self.restore_placement(strict=False, lazy=True)
 
-        result = self._inject("drain", drain, uncordon, node=node)
+        on_node = [p.name for p in self.platform.pods() if p.node == node]
+        result = self._inject("drain", drain, uncordon, on_node, node=node)
         return {**result, "moved": moved}
 
     def restore_placement(self, timeout: float = 90.0, strict: bool = True, lazy: bool = False) -> bool:
@@ -274,7 +302,8 @@ class Nemesis:
         when strict — and, when roles moved, until the failovers' vote window has passed. Returns
         whether anything moved; a well-placed cluster is left alone. With lazy (a heal), the vote
         window is not slept here but by whatever fails a master over next."""
-        moved = False
+        _, states = wait_healthy(self.platform, timeout=timeout)
+        before, evicted = _roles(states), set()
         if isinstance(self.platform, DrainingNodes):
             while True:
                 wait_healthy(self.platform, timeout=timeout)
@@ -288,19 +317,22 @@ class Nemesis:
                 on_it = sorted((p.name for p in pods if p.node == fullest), key=lambda p: not (roles[p] and roles[p].is_replica))
                 self.mark("evict", pod=on_it[0], reason="topology spread")
                 self.platform.evict(on_it[0])  # its preStop hands a master over: a vote
-                moved = True
+                evicted.add(on_it[0])
         _, states = wait_healthy(self.platform, timeout=timeout)
         masters, replicas = self.platform.layout()
         misplaced = any(v.code == "co-located" for v in check_invariants(states, masters, replicas))
+        repaired = False
         if misplaced and isinstance(self.platform, Bootstrapping):
             self.mark("bootstrap", reason="repair roles")
-            moved = "nothing to do" not in self.platform.run_bootstrap() or moved
-        if moved:  # the last vote was cast by now
-            _vote_window_ends[self.platform] = time.monotonic() + 2 * node_timeout_s(self.platform)
+            repaired = "nothing to do" not in self.platform.run_bootstrap()
+        if evicted or repaired:  # the last vote was cast by now
+            _, states = wait_healthy(self.platform, timeout=timeout)
+            touched = evicted | {pod for pod, role in _roles(states).items() if role != before.get(pod)}
+            open_vote_windows(self.platform, {p for s in shards(states) if touched & {s.master, *s.replicas} for p in (s.master, *s.replicas)})
         wait_healthy(self.platform, timeout=timeout, placement=strict)
         if not lazy:
             wait_out_vote_window(self.platform)
-        return moved
+        return bool(evicted or repaired)
 
     # --- network faults --------------------------------------------------------------------
     def partition_master(self, shard: int = 0) -> dict[str, Any]:
@@ -309,7 +341,7 @@ class Nemesis:
         address = self.platform.pod(pod).address
         platform = require(self.platform, Partitioning)
         cut = functools.partial(platform.partition, [[pod]])
-        return self._inject("partition", cut, platform.heal, minority=[pod], master=pod, master_address=address)
+        return self._inject("partition", cut, platform.heal, [pod], minority=[pod], master=pod, master_address=address)
 
     def partition_split(self, shard: int = 0) -> dict[str, Any]:
         """A minority of one master and another shard's replica against the majority of the rest."""
@@ -320,7 +352,9 @@ class Nemesis:
         address = self.platform.pod(target.master).address
         platform = require(self.platform, Partitioning)
         cut = functools.partial(platform.partition, [minority])
-        return self._inject("partition", cut, platform.heal, minority=minority, master=target.master, master_address=address)
+        return self._inject(
+            "partition", cut, platform.heal, minority, minority=minority, master=target.master, master_address=address
+        )
 
     def slow_network(
         self, shard: int = 0, delay_ms: float = 0, jitter_ms: float = 0, loss_percent: float = 0, rate_kbit: int | None = None
@@ -340,7 +374,7 @@ class Nemesis:
                 platform.degrade_network(pod, 0, 0, loss_percent, rate_kbit)
                 details.update(delay_ms=0, jitter_ms=0, delay_not_applied=str(exc))
 
-        result = self._inject("slow_network", degrade, lambda: platform.restore_network(pod), rate_kbit=rate_kbit, **details)
+        result = self._inject("slow_network", degrade, lambda: platform.restore_network(pod), [pod], rate_kbit=rate_kbit, **details)
         return {**result, **details}
 
     # --- storage faults --------------------------------------------------------------------
@@ -348,5 +382,5 @@ class Nemesis:
         platform = require(self.platform, FillingVolumes)
         pod = self.shard(shard).master
         fill = functools.partial(platform.fill_volume, pod)
-        return self._inject("full_volume", fill, lambda: platform.free_volume(pod), pod=pod)
+        return self._inject("full_volume", fill, lambda: platform.free_volume(pod), [pod], pod=pod)
 

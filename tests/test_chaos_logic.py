@@ -350,9 +350,10 @@ def test_chaos_run_of_an_experiment_on_kind_from_outside_the_cluster_names_the_c
         sessions.session({"platform": "kind", "overlay": "kind"})
 
 
-def test_the_next_failover_waits_out_the_vote_window_of_the_last_repair_and_no_longer():
-    """A heal's repair leaves its vote window open (lazy); whatever fails a master over next
-    sleeps out only what is left of it, on that platform alone."""
+def test_the_next_failover_waits_out_the_vote_window_of_the_last_repair_and_no_longer(monkeypatch):
+    """A heal's repair leaves its vote windows open (lazy), on the pods of the shards it touched;
+    whatever fails one of those over next sleeps out only what is left, on that platform alone,
+    and a failover elsewhere does not wait."""
     import time
 
     from harness import nemesis
@@ -361,10 +362,34 @@ def test_the_next_failover_waits_out_the_vote_window_of_the_last_repair_and_no_l
         pass
 
     repaired, other = Platform(), Platform()
-    nemesis._vote_window_ends[repaired] = time.monotonic() + 0.3
+    monkeypatch.setattr(nemesis, "node_timeout_s", lambda platform: 0.15)
+    nemesis.open_vote_windows(repaired, ["redis-cluster-1", "redis-cluster-4"])
     assert nemesis.wait_out_vote_window(other) == 0.0
+    assert nemesis.wait_out_vote_window(repaired, ["redis-cluster-0", "redis-cluster-3"]) == 0.0
+    assert nemesis.wait_out_vote_window(repaired, []) == 0.0
     time.sleep(0.1)
     started = time.monotonic()
-    slept = nemesis.wait_out_vote_window(repaired)
+    slept = nemesis.wait_out_vote_window(repaired, ["redis-cluster-0", "redis-cluster-4"])
     assert 0.1 <= slept <= 0.25 and 0.1 <= time.monotonic() - started < 0.3
     assert nemesis.wait_out_vote_window(repaired) == 0.0
+
+
+def test_a_fault_waits_only_for_the_windows_of_the_masters_it_hits(monkeypatch):
+    """A window on a pod that is a replica now holds no failover back: its loss fails nothing over."""
+    import time
+
+    from harness import nemesis
+    from harness.cluster import Shard
+
+    class Platform:
+        pass
+
+    platform = Platform()
+    layout = [Shard("redis-cluster-0", "a", ("redis-cluster-4",), ((0, 8191),)), Shard("redis-cluster-1", "b", ("redis-cluster-3",), ((8192, 16383),))]
+    monkeypatch.setattr(nemesis, "snapshot", lambda p: [])
+    monkeypatch.setattr(nemesis, "shards", lambda states: layout)
+    nemesis._vote_window_ends[platform] = {"redis-cluster-4": time.monotonic() + 60, "redis-cluster-1": time.monotonic() + 60}
+    n = nemesis.Nemesis(platform)
+    assert n._masters_among(["redis-cluster-2", "redis-cluster-4"]) == []
+    assert n._masters_among(["redis-cluster-1", "redis-cluster-3"]) == ["redis-cluster-1"]
+    assert n._masters_among(["redis-cluster-0"]) == []  # no window open on it: nothing asked
