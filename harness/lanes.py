@@ -11,17 +11,17 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 
-# Seconds each suite takes in a gate on a 2-core machine (medians of `redis-harness bench-self --gate --jobs 3`):
+# Seconds each suite takes in a gate on a 2-core machine (`redis-harness bench-self --gate --jobs 2`):
 # weights that balance the lanes, not limits. A suite not listed counts as WEIGHT_UNKNOWN.
 WEIGHTS = {
-    "static": 16,
-    "sharding": 113,
+    "static": 15,
+    "sharding": 35,
     "failover": 76,
-    "nodes": 114,
-    "persistence": 30,
-    "security": 21,
-    "network_policy": 28,
-    "observability": 16,
+    "nodes": 78,
+    "persistence": 25,
+    "security": 17,
+    "network_policy": 21,
+    "observability": 19,
     "negative_controls": 280,
 }
 WEIGHT_UNKNOWN = 30

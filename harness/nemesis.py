@@ -48,8 +48,9 @@ class ActiveFault:
 # Masters refuse to vote for a replica of master M within 2 × cluster-node-timeout of their last
 # vote about M: a failover demotes M, and M's shard cannot fail over again until that window ends.
 # The harness's own repair (restore_placement) fails roles over; it opens a window on the pods of
-# each shard it touched. A fault waits out the windows of the masters it may fail over
-# (Nemesis._inject); the `healthy` fixture waits out every window, for a test's own failovers.
+# each shard it touched. Whatever fails a master over next waits out that master's window first:
+# every fault of the Nemesis, the chaos runner (its faults run in chaostoolkit's process, which
+# knows no window of this one), and a test's own CLUSTER FAILOVER or graceful restart.
 _vote_window_ends: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
 
 
@@ -100,9 +101,7 @@ class Nemesis:
     ) -> dict[str, Any]:
         """Register the heal first, then inject: a fault that half-happened is healed too. `hits`:
         the pods the fault may fail over (None: any), whose vote windows it waits out first."""
-        waited = wait_out_vote_window(self.platform, None if hits is None else self._masters_among(hits))
-        if waited:
-            self.mark("vote window passed", waited_s=round(waited, 3))
+        self._past_vote_windows(hits)
         fault = ActiveFault(name, heal, details)
         self.active.append(fault)
         at = self.mark(f"fault:{name}", **details)
@@ -141,7 +140,19 @@ class Nemesis:
     def __exit__(self, *exc) -> None:
         self.heal_all()
 
+    def _past_vote_windows(self, hits: Iterable[str] | None) -> None:
+        """Before a fault that may fail over these pods (None: any): their vote windows, waited out."""
+        waited = wait_out_vote_window(self.platform, None if hits is None else self._masters_among(hits))
+        if waited:
+            self.mark("vote window passed", waited_s=round(waited, 3))
+
     # --- targets -------------------------------------------------------------------------
+    def free_master(self) -> str:
+        """A master whose shard may fail over at once: the first shard's, unless a repair's vote
+        window is still open on it; then the master whose window ends first."""
+        ends, now = _vote_window_ends.get(self.platform, {}), time.monotonic()
+        return min(shards(snapshot(self.platform)), key=lambda s: max(ends.get(s.master, 0.0) - now, 0.0)).master
+
     def _masters_among(self, pods: Iterable[str]) -> list[str]:
         """Those of the pods that are masters now: only a master's loss fails its shard over."""
         pods = list(pods)
@@ -191,6 +202,7 @@ class Nemesis:
     def crash_pod(self, pod: str) -> dict[str, Any]:
         """SIGKILL and nothing else: the platform restarts the container itself, as kubelet does."""
         platform = require(self.platform, Killing)
+        self._past_vote_windows([pod])
         at = self.mark("fault:crash", pod=pod)
         platform.kill(pod)
         return {"fault": "crash", "at": at, "pod": pod}
@@ -200,6 +212,7 @@ class Nemesis:
         whatever was not fsynced; the platform restarts it as after a kill. Nothing to heal."""
         platform = require(self.platform, LosingPower)
         pod = pod or self.shard(shard).master
+        self._past_vote_windows([pod])
         at = self.mark("fault:lose_power", pod=pod)
         lost = platform.lose_power(pod)
         self.log.append({"event": "lost", "pod": pod, **lost})
@@ -234,6 +247,7 @@ class Nemesis:
 
     def restart_pod(self, pod: str, graceful: bool = True) -> dict[str, Any]:
         """Delete the pod (graceful or grace 0); its replacement answers at a new address."""
+        self._past_vote_windows([pod])
         at = self.mark("fault:restart", pod=pod, graceful=graceful)
         self.platform.restart(pod, graceful=graceful)
         self.mark("heal:restart", pod=pod)
@@ -241,6 +255,7 @@ class Nemesis:
 
     def restart_all(self, graceful: bool = True) -> dict[str, Any]:
         platform = require(self.platform, RestartingAll)
+        self._past_vote_windows(None)
         self.mark("fault:restart_all", graceful=graceful)
         platform.restart_all(graceful=graceful)
         self.mark("heal:restart_all")

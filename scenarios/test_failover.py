@@ -11,6 +11,7 @@ from harness import failover_timeline
 from harness.checkers import isolated_master_figures
 from harness.cluster import node_of, node_timeout_s, shards, wait_for
 from harness.judgement import margins, slo_reasons
+from harness.nemesis import wait_out_vote_window
 from harness.observe import snapshot, wait_healthy
 from harness.recording import Recording, check, final_read, start_recording
 from harness.writers import ClusterWriter, key_on_master, read_keys
@@ -147,6 +148,7 @@ def test_manual_failover_under_load_loses_nothing(healthy, slo, evidence):
     shard = a_shard(healthy)
     assert shard.replicas, f"master {shard.master} has no replica to hand its slots to"
     replica = shard.replicas[0]
+    wait_out_vote_window(healthy, [shard.master])  # a repair's last vote about this master may be recent
     rec = start_recording(healthy, probe_master_address=healthy.pod(shard.master).address)
     try:
         rec.run_for(2.0)

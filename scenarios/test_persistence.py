@@ -6,7 +6,7 @@ with nothing stale."""
 from __future__ import annotations
 
 from harness.checkers import check_set
-from harness.cluster import shards, wait_for
+from harness.cluster import wait_for
 from harness.judgement import margin
 from harness.observe import snapshot, wait_healthy
 from harness.recording import check, start_recording
@@ -38,7 +38,7 @@ def shard_members(platform) -> dict[tuple[int, int], frozenset[str]]:
 
 def test_graceful_restart_with_a_new_address_keeps_every_key(healthy, nemesis, evidence):
     keys = write_keys(healthy, "graceful")
-    master = shards(snapshot(healthy))[0].master
+    master = nemesis.free_master()  # its preStop hands over: a failover
     before = healthy.pod(master).address
     nemesis.restart_pod(master, graceful=True)
     waited, _ = wait_healthy(healthy, timeout=60)
@@ -64,7 +64,7 @@ def test_kill9_loses_at_most_the_appendfsync_window(healthy, nemesis, slo, evide
     fsynced — then kubelet's restart, before any failover: what the AOF had made durable is
     what survives. `appendfsync always` must lose no acknowledged write, `everysec` none older
     than the SLO's loss window; `no` bounds nothing and fails."""
-    master = shards(snapshot(healthy))[0].master
+    master = nemesis.free_master()
     address = healthy.pod(master).address
     appendonly, appendfsync = config_value(healthy, master, "appendonly"), config_value(healthy, master, "appendfsync")
     rec = start_recording(healthy, waited_workers=0, unwaited_workers=4, rate=150)

@@ -393,3 +393,8 @@ def test_a_fault_waits_only_for_the_windows_of_the_masters_it_hits(monkeypatch):
     assert n._masters_among(["redis-cluster-2", "redis-cluster-4"]) == []
     assert n._masters_among(["redis-cluster-1", "redis-cluster-3"]) == ["redis-cluster-1"]
     assert n._masters_among(["redis-cluster-0"]) == []  # no window open on it: nothing asked
+    assert n.free_master() == "redis-cluster-0"  # the first shard's master: no window on it
+    nemesis._vote_window_ends[platform] = {"redis-cluster-0": time.monotonic() + 60, "redis-cluster-1": time.monotonic() + 30}
+    assert n.free_master() == "redis-cluster-1"  # its window ends first
+    nemesis._vote_window_ends[platform] = {"redis-cluster-0": time.monotonic() - 1}
+    assert n.free_master() == "redis-cluster-0"  # a window passed is no window

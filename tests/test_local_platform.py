@@ -16,6 +16,7 @@ import redis
 from aof_damage import newest_incr, short_write
 
 from harness.cluster import wait_for
+from harness.nemesis import wait_out_vote_window
 from harness.observe import snapshot, wait_healthy
 from harness.platforms.local.platform import LocalPlatform
 from harness.topology import check_invariants, parse_cluster_nodes
@@ -89,6 +90,7 @@ def test_network_policy_admits_clients_to_the_redis_port_only(healthy):
 def test_restarted_master_rejoins_at_its_new_address(healthy):
     master = next(s for s in snapshot(healthy) if s.myself().is_master)
     old_address = master.address
+    wait_out_vote_window(healthy, [master.pod])  # its preStop hands over: a failover
     healthy.restart(master.pod, graceful=True)
     new_address = healthy.pod(master.pod).address
     assert new_address != old_address

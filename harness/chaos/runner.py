@@ -109,6 +109,11 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
     """Run one experiment file against a live platform; heal and stop everything afterwards."""
     from chaoslib.experiment import run_experiment
 
+    from harness.nemesis import wait_out_vote_window
+
+    # Its actions fault a platform object of their own, which knows no vote window this one opened.
+    wait_out_vote_window(platform)
+
     experiment = load(path)
     expect = Expectations.of(experiment)
     slo = slo_file.load()
