@@ -26,8 +26,8 @@ system:
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q uv
+	$(VENV)/bin/uv pip install -q --python $(VENV)/bin/python -e '.[dev]'
 	touch $@
 
 clean:
