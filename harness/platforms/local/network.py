@@ -239,11 +239,10 @@ class NamespaceNetwork:
 
 def apply_table_in(enter: Sequence[str], table: str, ruleset: str | None) -> None:
     """Replace one nftables table of the network namespace `enter` runs in (`ip netns exec NS` here,
-    `nsenter -t PID -n` in the node agent); None removes it; other tables stay."""
-    nft = [*enter, "nft"]
-    run([*nft, "delete", "table", "inet", table], check=False)
-    if ruleset is not None:
-        run([*nft, "-f", "-"], input=ruleset)
+    `nsenter -t PID -n` in the node agent); None removes it; other tables stay. One transaction:
+    no moment without the old table or the new one (`add` first, so that the delete never fails)."""
+    script = f"add table inet {table}\ndelete table inet {table}\n{ruleset or ''}"
+    run([*enter, "nft", "-f", "-"], input=script)
 
 
 def set_qdisc_in(enter: Sequence[str], qdisc: list[str] | None, platform: str = "local") -> None:

@@ -83,6 +83,7 @@ class PodProcesses(Sandbox):
                     self._check_free(self.ledger.pods[name].address)
             self._write_hosts()
             self._refresh_policies()
+            self._attach_claims([self.ledger.pods[n] for n in names], sts["spec"].get("volumeClaimTemplates", []))
             for name in names:
                 rec = self.ledger.pods[name]
                 proc = self._launch(rec, pod_spec, container, sts["spec"].get("volumeClaimTemplates", []))

@@ -333,9 +333,29 @@ def mounted(mountpoint: str | Path) -> bool:
     return False
 
 
-def mount(backing: str | Path, mountpoint: str | Path, log: Path | None = None, timeout: float = 15.0) -> int:
-    """Start a powerfs over `backing` at `mountpoint` in a process of its own; returns its pid
-    once the mount answers."""
+class Starting:
+    """A powerfs server on its way up (`start`); `wait` returns its pid once the mount answers."""
+
+    def __init__(self, proc: subprocess.Popen, mountpoint: Path, log: Path | None, timeout: float):
+        self.proc, self.mountpoint, self.log = proc, mountpoint, log
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+
+    def wait(self) -> int:
+        while time.monotonic() < self.deadline:
+            if self.proc.poll() is not None:
+                detail = Path(self.log).read_text(errors="replace").strip().splitlines()[-1:] if self.log else []
+                raise OSError(errno.EIO, f"powerfs at {self.mountpoint} exited: {' '.join(detail) or self.proc.returncode}")
+            if mounted(self.mountpoint):
+                return self.proc.pid
+            time.sleep(0.05)
+        self.proc.kill()
+        raise OSError(errno.ETIMEDOUT, f"powerfs at {self.mountpoint} did not come up within {self.timeout:.0f}s")
+
+
+def start(backing: str | Path, mountpoint: str | Path, log: Path | None = None, timeout: float = 15.0) -> Starting:
+    """Start a powerfs over `backing` at `mountpoint` in a process of its own, without waiting
+    for it (several start side by side)."""
     mountpoint = Path(mountpoint).resolve()
     mountpoint.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab") if log else subprocess.DEVNULL
@@ -346,16 +366,13 @@ def mount(backing: str | Path, mountpoint: str | Path, log: Path | None = None, 
     )  # fmt: skip
     if log:
         out.close()  # type: ignore[union-attr]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            detail = Path(log).read_text(errors="replace").strip().splitlines()[-1:] if log else []
-            raise OSError(errno.EIO, f"powerfs at {mountpoint} exited: {' '.join(detail) or proc.returncode}")
-        if mounted(mountpoint):
-            return proc.pid
-        time.sleep(0.05)
-    proc.kill()
-    raise OSError(errno.ETIMEDOUT, f"powerfs at {mountpoint} did not come up within {timeout:.0f}s")
+    return Starting(proc, mountpoint, log, timeout)
+
+
+def mount(backing: str | Path, mountpoint: str | Path, log: Path | None = None, timeout: float = 15.0) -> int:
+    """Start a powerfs over `backing` at `mountpoint` in a process of its own; returns its pid
+    once the mount answers."""
+    return start(backing, mountpoint, log, timeout).wait()
 
 
 def unmount(mountpoint: str | Path) -> None:

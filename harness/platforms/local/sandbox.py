@@ -98,35 +98,47 @@ class Sandbox(LocalState):
         dirs.update({v["name"]: self.root / "pods" / rec.name / v["name"] for v in pod_spec.get("volumes", [])})
         return dirs
 
+    def _attach_claims(self, records: list[PodRecord], claims: list[dict[str, Any]]) -> None:
+        """The pods' claim volumes, mounted: a filesystem of the claim's size (capped), so that a
+        volume can fill up; the data volume passes through powerfs on its way there, so that it
+        can lose power. The loop mounts go one at a time; the powerfs servers (a Python process
+        each, most of the time a pod takes to start) come up side by side."""
+        if self.ledger.network != "netns":
+            for rec in records:
+                for d in self._volume_dirs(rec, {}, claims).values():
+                    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return
+        data = self._data_claim()
+        starting: list[tuple[Path, Path, int, powerfs.Starting]] = []
+        for rec in records:
+            dirs = self._volume_dirs(rec, {}, claims)
+            for claim in claims:
+                d = dirs[claim["metadata"]["name"]]
+                request = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "1Gi")
+                size = faults.quantity_bytes(request)
+                if claim["metadata"]["name"] != data:
+                    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    faults.mount_volume(d.with_suffix(".img"), d, size)
+                elif not powerfs.mounted(d):  # else still mounted from the pod's last run, as a volume stays attached
+                    powerfs.unmount(d)  # one whose server is gone, if any
+                    disk = d.with_suffix(".disk")
+                    disk.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    faults.mount_volume(d.with_suffix(".img"), disk, size)
+                    starting.append((d, disk, size, powerfs.start(disk, d, log=d.with_suffix(".powerfs.log"))))
+        for d, disk, size, server in starting:
+            try:
+                server.wait()
+            except OSError as exc:
+                # No FUSE here: the disk itself is the volume, and losing power is not supported.
+                with open(d.with_suffix(".powerfs.log"), "a") as log:
+                    log.write(f"{exc}\n")
+                faults.unmount_path(disk)
+                faults.mount_volume(d.with_suffix(".img"), d, size)
+
     def _volumes(self, rec: PodRecord, pod_spec: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Path]:
         """Every volume of the pod template, materialised as a local directory, by volume name."""
         dirs = self._volume_dirs(rec, pod_spec, claims)
-        data = self._data_claim()
-        for claim in claims:
-            d = dirs[claim["metadata"]["name"]]
-            if self.ledger.network != "netns":
-                d.mkdir(parents=True, exist_ok=True, mode=0o700)
-                continue
-            # A filesystem of the claim's size (capped), so that a volume can fill up; the data
-            # volume passes through powerfs on its way there, so that it can lose power.
-            request = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage", "1Gi")
-            size = faults.quantity_bytes(request)
-            if claim["metadata"]["name"] != data:
-                d.mkdir(parents=True, exist_ok=True, mode=0o700)
-                faults.mount_volume(d.with_suffix(".img"), d, size)
-            elif not powerfs.mounted(d):  # else still mounted from the pod's last run, as a volume stays attached
-                powerfs.unmount(d)  # one whose server is gone, if any
-                disk = d.with_suffix(".disk")
-                disk.mkdir(parents=True, exist_ok=True, mode=0o700)
-                faults.mount_volume(d.with_suffix(".img"), disk, size)
-                try:
-                    powerfs.mount(disk, d, log=d.with_suffix(".powerfs.log"))
-                except OSError as exc:
-                    # No FUSE here: the disk itself is the volume, and losing power is not supported.
-                    with open(d.with_suffix(".powerfs.log"), "a") as log:
-                        log.write(f"{exc}\n")
-                    faults.unmount_path(disk)
-                    faults.mount_volume(d.with_suffix(".img"), d, size)
+        self._attach_claims([rec], claims)
         for vol in pod_spec.get("volumes", []):
             d = dirs[vol["name"]]
             if d.exists():

@@ -45,6 +45,12 @@ cli() {
   # shellcheck disable=SC2086
   timeout 10 redis-cli --no-auth-warning $TLS_ARGS --user admin -h "$host" -p "$REDIS_PORT" "$@"
 }
+# all_ok ADDRESS: the commands on stdin, one connection for all (redis-cli runs what it
+# reads); fails unless every reply is OK. The replies are left in $replies.
+all_ok() {
+  replies=$(cli "$1" | tr -d '\r' | paste -sd ' ')
+  [ -n "$replies" ] && [ -z "$(printf '%s\n' "$replies" | tr ' ' '\n' | grep -vx OK)" ]
+}
 # admin_cli ARGS...: redis-cli --cluster subcommands, as the admin user.
 admin_cli() {
   # shellcheck disable=SC2086
@@ -100,6 +106,7 @@ while read -r pod addr node; do
 done < "$pods"
 
 changes=0
+created=""
 if [ -z "$anchor" ]; then
   masters=$((REDIS_POD_COUNT / (REDIS_REPLICAS_PER_MASTER + 1)))
   [ "$masters" -ge 3 ] || die "$REDIS_POD_COUNT pods with $REDIS_REPLICAS_PER_MASTER replica(s) each give fewer than 3 masters"
@@ -114,18 +121,19 @@ if [ -z "$anchor" ]; then
     }' "$pods" > "$work/masters"
   log "creating the cluster with masters $(tr '\n' ' ' < "$work/masters")"
   # As `redis-cli --cluster create` does, without its once-a-second wait for the join:
-  # the slots split evenly (0-5460, 5461-10922, 10923-16383 for three), a distinct
-  # config epoch each, then every master met by the first.
+  # the slots split evenly (0-5460, 5461-10922, 10923-16383 for three) and a distinct
+  # config epoch each; then every master meets every other, so that each learns the
+  # others' slots from them rather than by gossip.
   awk -v m="$masters" '{ lo = (NR == 1) ? 0 : hi + 1; hi = (NR == m) ? 16383 : int((NR * 16384 / m) + 0.5) - 1
                          split($1, a, ":"); print a[1], lo, hi, NR }' "$work/masters" > "$work/slots"
   anchor=$(awk 'NR == 1 {print $1}' "$work/slots")
   while read -r addr lo hi epoch; do
-    [ "$(cli "$addr" CLUSTER ADDSLOTSRANGE "$lo" "$hi")" = "OK" ] || die "assigning slots $lo-$hi to $addr failed"
-    [ "$(cli "$addr" CLUSTER SET-CONFIG-EPOCH "$epoch")" = "OK" ] || die "setting the config epoch of $addr failed"
+    printf 'CLUSTER ADDSLOTSRANGE %s %s\nCLUSTER SET-CONFIG-EPOCH %s\n' "$lo" "$hi" "$epoch" | all_ok "$addr" \
+      || die "assigning slots $lo-$hi and config epoch $epoch to $addr failed: $replies"
   done < "$work/slots"
   while read -r addr lo hi epoch; do
-    [ "$addr" = "$anchor" ] || cli "$anchor" CLUSTER MEET "$addr" "$REDIS_PORT" "$REDIS_BUS_PORT" > /dev/null \
-      || die "meeting $addr failed"
+    awk -v self="$addr" -v p="$REDIS_PORT" -v b="$REDIS_BUS_PORT" '$1 != self {print "CLUSTER MEET", $1, p, b}' "$work/slots" \
+      | all_ok "$addr" || die "$addr could not meet the other masters: $replies"
   done < "$work/slots"
   # Step 3 tells members from newcomers by the anchor's view: it must know every master.
   until cli "$anchor" CLUSTER NODES | tr -d '\r' | awk -v want="$masters" '$3 ~ /master/ && $3 !~ /handshake/ && NF > 8 {n++} END {exit n != want}'; do
@@ -133,6 +141,7 @@ if [ -z "$anchor" ]; then
     sleep 0.05
   done
   log "created"
+  created=1
   changes=$((changes + 1))
 fi
 
@@ -155,9 +164,9 @@ done < "$pods"
 
 # 4. Attach each unjoined pod as a replica, in pod order; place-replica.awk chooses
 #    the master: fewest replicas, then on another node, then the one that the fewest
-#    of the pods still to place could take, then by pod ordinal. Each pod meets its
-#    master itself and replicates it once the handshake is done (gossip tells it of the
-#    rest); the replica counts are kept here rather than re-read.
+#    of the pods still to place could take, then by pod ordinal. Each pod meets the
+#    masters itself and replicates its own once the handshake is done (gossip tells it of
+#    the other replicas); the replica counts are kept here rather than re-read.
 if [ -s "$work/unjoined" ]; then
   cli "$anchor" CLUSTER NODES | tr -d '\r' > "$work/view"
   # "master-id master-address replica-count" for every master that serves slots
@@ -181,7 +190,10 @@ while read -r pod addr node id; do
   # shellcheck disable=SC2086
   set -- $choice
   log "adding $pod ($addr) as a replica of $1 ($2)"
-  cli "$addr" CLUSTER MEET "$2" "$REDIS_PORT" "$REDIS_BUS_PORT" > /dev/null || die "$pod could not meet $2"
+  # It meets every master, not its own alone: the slots of the others would otherwise reach
+  # it by gossip only, and until they do it disagrees with the rest about who serves what.
+  awk -v p="$REDIS_PORT" -v b="$REDIS_BUS_PORT" '{print "CLUSTER MEET", $2, p, b}' "$work/masters" | all_ok "$addr" \
+    || die "$pod could not meet the masters: $replies"
   until answer=$(cli "$addr" CLUSTER REPLICATE "$1" 2>&1) && [ "$answer" = "OK" ]; do
     case "$answer" in
       *"Unknown node"*) ;;  # the handshake with its master is not done yet
@@ -201,7 +213,10 @@ log "replicas attached"
 #    this script) chooses one action from the anchor's view; it is carried out and waited
 #    for, then the next one is chosen from the new view, at most REPAIR_MAX_ACTIONS.
 #    Only on a settled view: every pod a member, a master that serves slots or a replica.
-if [ -n "$REDIS_NODE_MAP_FILE" ] && [ -r "$REDIS_NODE_MAP_FILE" ]; then
+#    Not on a cluster this run created: its masters are the first pods on distinct nodes and
+#    place-replica.awk put every replica where repair-roles.awk leaves it, so the repair
+#    would only wait (a second or two) for gossip to bring the anchor every replica's role.
+if [ -z "$created" ] && [ -n "$REDIS_NODE_MAP_FILE" ] && [ -r "$REDIS_NODE_MAP_FILE" ]; then
   # "pod node id role master-id" for every pod, from the anchor's CLUSTER NODES;
   # exit status 1 while some pod is missing, failing or neither role.
   roles() {
