@@ -148,11 +148,25 @@ def p99(values: list[float]) -> float:
 
 
 def probe_gap(probe: History | list[Op], start: float, end: float) -> tuple[float, float]:
-    """(the longest time between two consecutive probe invocations within [start, end], when it
-    began): the precision to which the probe can time a recovery in that window."""
+    """(the longest time within [start, end] in which the probe could have missed a recovery,
+    when it began): the precision to which the probe can time a recovery in that window.
+
+    The probe watches at each invocation, and all the while an operation that a server answered
+    (ok) was in flight: a server that held the request (a paused master during a manual
+    failover, a write waiting for its replica) answered the moment it could serve, so that wait
+    is observed, not missed. An operation that timed out or failed watched nothing while it
+    waited (it may have been stuck on a dead master's socket while the replica took over)."""
     ops = probe.ops if isinstance(probe, History) else probe
-    times = sorted([start, end, *(op.invoke for op in ops if start <= op.invoke <= end)])
-    gap, at = max(((b - a, a) for a, b in zip(times, times[1:], strict=False)), default=(0.0, start))
+    seen = sorted(
+        (max(op.invoke, start), min(op.complete if op.outcome == OK and op.complete is not None else op.invoke, end))
+        for op in ops
+        if op.invoke <= end and (op.complete if op.outcome == OK and op.complete is not None else op.invoke) >= start
+    )
+    gap, at, reached = 0.0, start, start
+    for lo, hi in [*seen, (end, end)]:
+        if lo - reached > gap:
+            gap, at = lo - reached, reached
+        reached = max(reached, hi)
     return gap, at
 
 

@@ -150,17 +150,16 @@ def test_monitoring_namespace_reaches_the_metrics_port_only(enforced, evidence):
         assert ports[DATA] == "filtered" and ports[BUS] == "filtered", f"monitoring reaches more of {pod}: {ports}"
 
 
-def test_cluster_forms_and_stays_healthy_with_the_policy_on(platform_options, evidence):
-    """A cluster of its own, stood up from scratch under the overlay's policies."""
-    overlay = platform_options.overlay
-    platform = platform_options.sibling("policy")
+def test_cluster_forms_and_stays_healthy_with_the_policy_on(request, platform_options, evidence):
+    """The session's cluster, stood up from scratch with the overlay's policies in force from the
+    first pod on, formed and is healthy now. Its formation is asked of the session fixture, which
+    tried once for the whole session (the `deployed` fixture above falls back to the pods alone when
+    it failed); a second cluster would only form the same way again."""
     why = None
     try:
-        platform.up()
+        platform = request.getfixturevalue("platform")
         waited, _ = wait_healthy(platform, timeout=60)
         evidence.figure(healthy_after_s=round(waited, 3))
     except HarnessError as exc:
         why = str(exc)
-    finally:
-        platform.down()
-    assert why is None, f"the cluster does not form under the policies of {overlay}: {why}"
+    assert why is None, f"the cluster does not form under the policies of {platform_options.overlay}: {why}"

@@ -142,9 +142,32 @@ def test_an_unacknowledged_write_that_landed_is_recovered_not_unexpected():
 
 def test_probe_gap_is_the_longest_silence_in_the_window():
     ops = [v("p", str(i), t=t, f="probe") for i, t in enumerate([0.0, 0.1, 0.2, 1.0, 1.05, 3.0])]
-    assert probe_gap(ops, 0.0, 1.1) == pytest.approx((0.8, 0.2))
-    assert probe_gap(ops, 1.0, 4.0)[0] == pytest.approx(1.95)  # the window's end counts: the probe went quiet
+    # Each of these took 1 ms, answered: watched while in flight.
+    assert probe_gap(ops, 0.0, 1.1) == pytest.approx((0.8, 0.2), abs=0.002)
+    assert probe_gap(ops, 1.0, 4.0)[0] == pytest.approx(1.95, abs=0.002)  # the window's end counts: the probe went quiet
     assert probe_gap([], 2.0, 2.5) == pytest.approx((0.5, 2.0))
+
+
+def held(t, until, outcome=OK):
+    return Op(process=0, f="probe", key="p", value="v", invoke=t, complete=until, outcome=outcome)
+
+
+def test_a_probe_operation_a_server_held_and_then_answered_watched_all_the_while():
+    """A manual failover pauses the master's clients: every probe operation waits, then all are
+    answered at once. The wait is the outage, timed to the answer, not a blind stretch."""
+    ops = [held(t / 100, t / 100 + 0.002) for t in range(0, 100)]
+    ops += [held(1.0 + i / 100, 1.9) for i in range(5)]  # held 0.9 s, answered
+    ops += [held(1.9 + t / 100, 1.9 + t / 100 + 0.002) for t in range(1, 50)]
+    gap, _ = probe_gap(ops, 0.0, 2.4)
+    assert gap < 0.05
+    # The same wait ended by the client's timeout: nothing was watched while it lasted.
+    timed_out = [*ops[:100], *(held(1.0 + i / 100, 1.9, INFO) for i in range(5)), *ops[105:]]
+    assert probe_gap(timed_out, 0.0, 2.4) == pytest.approx((0.86, 1.04), abs=0.011)
+    # A failed answer watched nothing either; the window's bounds still count.
+    failed = [*ops[:100], *(held(1.0 + i / 100, 1.9, FAIL) for i in range(5)), *ops[105:]]
+    assert probe_gap(failed, 0.0, 2.4)[0] == pytest.approx(0.86, abs=0.011)
+    assert probe_gap([held(0.0, 5.0)], 1.0, 2.0) == (0.0, 1.0)  # in flight through the window, answered after
+    assert probe_gap([held(0.0, 5.0, INFO)], 1.0, 2.0) == (1.0, 1.0)
 
 
 def test_a_probe_write_that_did_not_last_counts_as_an_outage():

@@ -86,11 +86,6 @@ class Platform(abc.ABC):
     def detach(self) -> None:  # noqa: B027 — a platform whose clusters outlive their process has nothing to do
         """Leave the cluster up after this process exits (`redis-harness up`, `run --keep`)."""
 
-    def sibling(self, name: str) -> Platform:
-        """Another instance of the reference beside this one, not yet up (a namespace of its own on
-        Kubernetes), for tests that must stand one up from scratch."""
-        raise NotSupported("a second instance of the reference", self.name)
-
     @abc.abstractmethod
     def options(self) -> dict[str, Any]:
         """The options that build this platform again in another process (registry.create)."""

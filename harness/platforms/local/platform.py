@@ -124,17 +124,6 @@ class LocalPlatform(
             "restart_delay": self.restart_delay,
         }
 
-    def sibling(self, name: str) -> LocalPlatform:
-        """A cluster of its own, in the next address range of the same size."""
-        subnet = None
-        if self.subnet:
-            net = ipaddress.ip_network(self.subnet, strict=False)
-            subnet = str(ipaddress.ip_network((int(net.network_address) + net.num_addresses, net.prefixlen)))
-        return LocalPlatform(
-            self.overlay, f"{self.cluster}-{name}"[:40].rstrip("-"), self.state_dir, self.network_kind, subnet,
-            self.startup_timeout, self.restart_delay,
-        )  # fmt: skip
-
     # --- lifecycle -------------------------------------------------------------------
     def _preflight(self) -> None:
         for tool, package in (("redis-server", "redis-server"), ("redis-cli", "redis-tools")):
