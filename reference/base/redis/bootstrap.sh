@@ -213,6 +213,7 @@ log "replicas attached"
 #    this script) chooses one action from the anchor's view; it is carried out and waited
 #    for, then the next one is chosen from the new view, at most REPAIR_MAX_ACTIONS.
 #    Only on a settled view: every pod a member, a master that serves slots or a replica.
+#    Its waits poll every 100 ms (one redis-cli call each): a repair runs while clients wait.
 #    Not on a cluster this run created: its masters are the first pods on distinct nodes and
 #    place-replica.awk put every replica where repair-roles.awk leaves it, so the repair
 #    would only wait (a second or two) for gossip to bring the anchor every replica's role.
@@ -254,7 +255,7 @@ if [ -z "$created" ] && [ -n "$REDIS_NODE_MAP_FILE" ] && [ -r "$REDIS_NODE_MAP_F
       : > "$work/roles"
       break
     fi
-    sleep 0.5
+    sleep 0.1
   done
   actions=0
   while [ -s "$work/roles" ]; do
@@ -274,13 +275,13 @@ if [ -z "$created" ] && [ -n "$REDIS_NODE_MAP_FILE" ] && [ -r "$REDIS_NODE_MAP_F
         # A graceful failover needs the replica in sync with its master.
         until cli "$raddr" INFO replication | tr -d '\r' | grep -q '^master_link_status:up'; do
           [ "$(date +%s)" -lt "$deadline" ] || die "repair: $r never got in sync with its master"
-          sleep 0.5
+          sleep 0.1
         done
         while :; do
           cli "$raddr" CLUSTER FAILOVER > /dev/null || log "repair: CLUSTER FAILOVER on $r failed; retrying"
           retry=$(( $(date +%s) + 15 ))
           while ! shown "$rid" master "$mid" "$rid" && [ "$(date +%s)" -lt "$retry" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-            sleep 0.5
+            sleep 0.1
           done
           shown "$rid" master "$mid" "$rid" && break
           [ "$(date +%s)" -lt "$deadline" ] || die "repair: the failover to $r did not happen in time"
@@ -292,7 +293,7 @@ if [ -z "$created" ] && [ -n "$REDIS_NODE_MAP_FILE" ] && [ -r "$REDIS_NODE_MAP_F
         cli "$(field "$r" 2)" CLUSTER REPLICATE "$mid" > /dev/null || die "repair: CLUSTER REPLICATE on $r failed"
         until shown "$(field "$r" 4)" "$mid"; do
           [ "$(date +%s)" -lt "$deadline" ] || die "repair: $r did not move in time"
-          sleep 0.5
+          sleep 0.1
         done
         ;;
       swap)
@@ -304,7 +305,7 @@ if [ -z "$created" ] && [ -n "$REDIS_NODE_MAP_FILE" ] && [ -r "$REDIS_NODE_MAP_F
         cli "$(field "$b" 2)" CLUSTER REPLICATE "$ma" > /dev/null || die "repair: CLUSTER REPLICATE on $b failed"
         until shown "$(field "$a" 4)" "$mb" "$(field "$b" 4)" "$ma"; do
           [ "$(date +%s)" -lt "$deadline" ] || die "repair: the swap of $a and $b did not happen in time"
-          sleep 0.5
+          sleep 0.1
         done
         ;;
       *) die "repair-roles.awk answered what bootstrap does not know: $action" ;;
@@ -313,7 +314,7 @@ if [ -z "$created" ] && [ -n "$REDIS_NODE_MAP_FILE" ] && [ -r "$REDIS_NODE_MAP_F
     changes=$((changes + 1))
     until roles; do
       [ "$(date +%s)" -lt "$deadline" ] || die "repair: the cluster did not settle after: $action"
-      sleep 0.5
+      sleep 0.1
     done
   done
   [ "$actions" -eq 0 ] || log "repair: $actions action(s)"
