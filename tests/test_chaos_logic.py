@@ -398,3 +398,45 @@ def test_a_fault_waits_only_for_the_windows_of_the_masters_it_hits(monkeypatch):
     assert n.free_master() == "redis-cluster-1"  # its window ends first
     nemesis._vote_window_ends[platform] = {"redis-cluster-0": time.monotonic() - 1}
     assert n.free_master() == "redis-cluster-0"  # a window passed is no window
+
+
+# --- the quiet wait before an experiment's alerts are watched -----------------------------------
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+class Stack:
+    """Alerts firing until a time each (None: for good)."""
+
+    def __init__(self, clock, until):
+        self.clock, self.until = clock, until
+
+    def alerts(self):
+        return [{"labels": {"alertname": name}} for name, end in self.until.items() if end is None or self.clock.now < end]
+
+
+@pytest.mark.parametrize(
+    ("until", "limits", "still", "waited"),
+    [
+        ({"RedisDown": 4.0}, {"RedisDown": 20.0}, [], 4.0),  # a leftover: waited until it resolved
+        ({"RedisMasterWithoutReplica": None}, {"RedisMasterWithoutReplica": 30.0}, ["RedisMasterWithoutReplica"], 30.0),
+        ({"RedisFailoverHappened": None}, {}, ["RedisFailoverHappened"], 90.0),  # no resolve limit: the whole wait
+        ({"RedisFailoverHappened": 50.0, "RedisDown": None}, {"RedisDown": 20.0}, ["RedisDown"], 50.0),  # the other holds it
+        ({"SomethingElse": None}, {}, [], 0.0),  # not an alert of this experiment
+    ],
+)
+def test_the_quiet_wait_gives_up_on_an_alert_once_its_resolve_limit_has_passed(monkeypatch, until, limits, still, waited):
+    from harness.chaos import alerts
+
+    clock = FakeClock()
+    monkeypatch.setattr(alerts, "time", clock)
+    names = ["RedisDown", "RedisMasterWithoutReplica", "RedisFailoverHappened"]
+    assert alerts.wait_until_quiet(Stack(clock, until), names, timeout=90.0, resolves_within=limits) == still
+    assert waited <= clock.now <= waited + alerts.POLL_SECONDS

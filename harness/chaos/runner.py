@@ -196,7 +196,8 @@ class AlertWatch:
             return cls([], note=f"alerts not judged: {CAPABILITIES[Monitoring]} is not supported on the {platform.name} platform")
         stack = platform.monitoring()
         try:
-            still = wait_until_quiet(stack, [e.alert for e in expected])
+            limits = {e.alert: e.resolves_within_s for e in expected if e.resolves_within_s is not None}
+            still = wait_until_quiet(stack, [e.alert for e in expected], resolves_within=limits)
             watch = cls(expected, stack)
             if still:
                 watch.note = f"{', '.join(still)} still fired from before the fault; only what fired after it counts"
