@@ -14,14 +14,14 @@ from harness.errors import HarnessError
 # Seconds each suite takes in a gate on a 2-core machine (`redis-harness bench-self --gate --jobs 2`):
 # weights that balance the lanes, not limits. A suite not listed counts as WEIGHT_UNKNOWN.
 WEIGHTS = {
-    "static": 15,
-    "sharding": 35,
-    "failover": 76,
-    "nodes": 78,
-    "persistence": 25,
-    "security": 17,
-    "network_policy": 21,
-    "observability": 19,
+    "static": 26,
+    "sharding": 46,
+    "failover": 79,
+    "nodes": 79,
+    "persistence": 29,
+    "security": 21,
+    "network_policy": 22,
+    "observability": 17,
     "negative_controls": 280,
 }
 WEIGHT_UNKNOWN = 30
