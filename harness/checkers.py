@@ -157,11 +157,8 @@ def probe_gap(probe: History | list[Op], start: float, end: float) -> tuple[floa
     is observed, not missed. An operation that timed out or failed watched nothing while it
     waited (it may have been stuck on a dead master's socket while the replica took over)."""
     ops = probe.ops if isinstance(probe, History) else probe
-    seen = sorted(
-        (max(op.invoke, start), min(op.complete if op.outcome == OK and op.complete is not None else op.invoke, end))
-        for op in ops
-        if op.invoke <= end and (op.complete if op.outcome == OK and op.complete is not None else op.invoke) >= start
-    )
+    watched = [(op.invoke, op.complete if op.outcome == OK and op.complete is not None else op.invoke) for op in ops]
+    seen = sorted((max(lo, start), min(hi, end)) for lo, hi in watched if lo <= end and hi >= start)
     gap, at, reached = 0.0, start, start
     for lo, hi in [*seen, (end, end)]:
         if lo - reached > gap:

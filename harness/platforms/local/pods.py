@@ -83,10 +83,11 @@ class PodProcesses(Sandbox):
                     self._check_free(self.ledger.pods[name].address)
             self._write_hosts()
             self._refresh_policies()
-            self._attach_claims([self.ledger.pods[n] for n in names], sts["spec"].get("volumeClaimTemplates", []))
+            claims = sts["spec"].get("volumeClaimTemplates", [])
+            self._attach_claims([self.ledger.pods[n] for n in names], claims)
             for name in names:
                 rec = self.ledger.pods[name]
-                proc = self._launch(rec, pod_spec, container, sts["spec"].get("volumeClaimTemplates", []))
+                proc = self._launch(rec, pod_spec, container, claims)
                 rec.pid, rec.start_time, rec.paused = proc.pid, process_start_time(proc.pid), False
             self._save()
         self._wait(lambda: all(self._answers(self.ledger.pods[n]) for n in names), f"{', '.join(names)} to answer")

@@ -136,9 +136,9 @@ class Sandbox(LocalState):
                 faults.mount_volume(d.with_suffix(".img"), d, size)
 
     def _volumes(self, rec: PodRecord, pod_spec: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Path]:
-        """Every volume of the pod template, materialised as a local directory, by volume name."""
+        """Every volume of the pod template, materialised as a local directory, by volume name
+        (the claims' are where `_attach_claims` mounted them)."""
         dirs = self._volume_dirs(rec, pod_spec, claims)
-        self._attach_claims([rec], claims)
         for vol in pod_spec.get("volumes", []):
             d = dirs[vol["name"]]
             if d.exists():
