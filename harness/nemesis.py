@@ -45,28 +45,48 @@ class ActiveFault:
 
 
 
-# Masters refuse to vote for a replica of master M within 2 × cluster-node-timeout of their last
-# vote about M: a failover demotes M, and M's shard cannot fail over again until that window ends.
-# The harness's own repair (restore_placement) fails roles over; it opens a window on the pods of
-# each shard it touched. Whatever fails a master over next waits out that master's window first:
-# every fault of the Nemesis, the chaos runner (its faults run in chaostoolkit's process, which
-# knows no window of this one), and a test's own CLUSTER FAILOVER or graceful restart.
+# Two Redis rules (cluster.c) hold a shard's next failover back after one:
+#  - voters: masters refuse to vote for a replica of master M within 2 × cluster-node-timeout of
+#    their last vote about M;
+#  - candidates: a replica that ran an election starts no other before twice its election timeout
+#    (itself max(2 × cluster-node-timeout, 2 s)) has passed: 4 × node-timeout here. A graceful
+#    failover to it keeps its master's writes paused until then (up to the 5 s a manual failover
+#    may take): a drain's handover that costs 20 ms cost 0.4 s, 19.6 s after the same replica's
+#    last election.
+# The harness's own repair (restore_placement) fails roles over: it opens a voters' window on the
+# pods of each shard it touched and a candidates' window on each pod whose role it saw move
+# (elected, or demoted after an election). Whatever fails a master over next waits out the windows
+# of that master and of its replicas first: every fault of the Nemesis, the chaos runner (its faults
+# run in chaostoolkit's process, which knows no window of this one), and a test's own CLUSTER
+# FAILOVER or graceful restart.
 _vote_window_ends: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
+_election_window_ends: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
 
 
-def open_vote_windows(platform, pods: Iterable[str]) -> None:
-    """A repair's last vote was cast now, about the shards of these pods."""
-    ends = _vote_window_ends.setdefault(platform, {})
-    until = time.monotonic() + 2 * node_timeout_s(platform)
-    ends.update({pod: until for pod in pods})
+def election_retry_s(node_timeout: float) -> float:
+    """How long after its election a replica can start another (Redis's auth_retry_time)."""
+    return 2 * max(2 * node_timeout, 2.0)
+
+
+def open_vote_windows(platform, pods: Iterable[str], elected: Iterable[str] = ()) -> None:
+    """A repair's last vote was cast now, about the shards of these pods; `elected`: the pods among
+    them whose role moved (each ran an election, or was demoted after one)."""
+    now, node_timeout = time.monotonic(), node_timeout_s(platform)
+    _vote_window_ends.setdefault(platform, {}).update(dict.fromkeys(pods, now + 2 * node_timeout))
+    _election_window_ends.setdefault(platform, {}).update(dict.fromkeys(elected, now + election_retry_s(node_timeout)))
+
+
+def window_end(platform, pod: str) -> float:
+    """When the last window open on this pod ends (0.0: none was opened)."""
+    return max(_vote_window_ends.get(platform, {}).get(pod, 0.0), _election_window_ends.get(platform, {}).get(pod, 0.0))
 
 
 def wait_out_vote_window(platform, pods: Iterable[str] | None = None) -> float:
-    """Sleep until the vote windows of these pods (all, when None) on this platform have passed;
-    returns the seconds slept."""
-    ends = _vote_window_ends.get(platform, {})
-    chosen = ends.values() if pods is None else [ends[p] for p in pods if p in ends]
-    remaining = max(chosen, default=0.0) - time.monotonic()
+    """Sleep until the windows of these pods (all, when None) on this platform have passed — for a
+    failover of a master: the master and its replicas; returns the seconds slept."""
+    known = {*_vote_window_ends.get(platform, {}), *_election_window_ends.get(platform, {})}
+    chosen = known if pods is None else known & set(pods)
+    remaining = max((window_end(platform, p) for p in chosen), default=0.0) - time.monotonic()
     if remaining > 0:
         time.sleep(remaining)
     return max(remaining, 0.0)
@@ -141,25 +161,27 @@ class Nemesis:
         self.heal_all()
 
     def _past_vote_windows(self, hits: Iterable[str] | None) -> None:
-        """Before a fault that may fail over these pods (None: any): their vote windows, waited out."""
-        waited = wait_out_vote_window(self.platform, None if hits is None else self._masters_among(hits))
+        """Before a fault that may fail over these pods (None: any): their windows, waited out."""
+        waited = wait_out_vote_window(self.platform, None if hits is None else self._failing_over(hits))
         if waited:
             self.mark("vote window passed", waited_s=round(waited, 3))
 
     # --- targets -------------------------------------------------------------------------
     def free_master(self) -> str:
-        """A master whose shard may fail over at once: the first shard's, unless a repair's vote
-        window is still open on it; then the master whose window ends first."""
-        ends, now = _vote_window_ends.get(self.platform, {}), time.monotonic()
-        return min(shards(snapshot(self.platform)), key=lambda s: max(ends.get(s.master, 0.0) - now, 0.0)).master
+        """A master whose shard may fail over at once: the first shard's, unless a window is still
+        open on its master or a replica; then the master whose shard's windows end first."""
+        now = time.monotonic()
+        found = shards(snapshot(self.platform))
+        return min(found, key=lambda s: max(max(window_end(self.platform, p) for p in (s.master, *s.replicas)) - now, 0.0)).master
 
-    def _masters_among(self, pods: Iterable[str]) -> list[str]:
-        """Those of the pods that are masters now: only a master's loss fails its shard over."""
-        pods = list(pods)
-        if not set(pods) & set(_vote_window_ends.get(self.platform, {})):
-            return []  # no window open on any of them: no need to ask
-        found = {s.master for s in shards(snapshot(self.platform))}
-        return [p for p in pods if p in found]
+    def _failing_over(self, pods: Iterable[str]) -> list[str]:
+        """The pods whose windows hold back a fault on these: each master among them (only a
+        master's loss fails its shard over) and its replicas, the candidates."""
+        pods, now = set(pods), time.monotonic()
+        opened = {*_vote_window_ends.get(self.platform, {}), *_election_window_ends.get(self.platform, {})}
+        if not any(window_end(self.platform, p) > now for p in opened):
+            return []  # no window open: no need to ask
+        return [p for s in shards(snapshot(self.platform)) if s.master in pods for p in (s.master, *s.replicas)]
 
     def shard(self, index: int = 0) -> Shard:
         found = shards(snapshot(self.platform))
@@ -342,8 +364,11 @@ class Nemesis:
             repaired = "nothing to do" not in self.platform.run_bootstrap()
         if evicted or repaired:  # the last vote was cast by now
             _, states = wait_healthy(self.platform, timeout=timeout)
-            touched = evicted | {pod for pod, role in _roles(states).items() if role != before.get(pod)}
-            open_vote_windows(self.platform, {p for s in shards(states) if touched & {s.master, *s.replicas} for p in (s.master, *s.replicas)})
+            moved = {pod for pod, role in _roles(states).items() if role != before.get(pod)}
+            touched = evicted | moved
+            open_vote_windows(
+                self.platform, {p for s in shards(states) if touched & {s.master, *s.replicas} for p in (s.master, *s.replicas)}, elected=moved
+            )
         wait_healthy(self.platform, timeout=timeout, placement=strict)
         if not lazy:
             wait_out_vote_window(self.platform)

@@ -63,7 +63,10 @@ class ClusterWriter:
         this writer reloads it, not again: a forced one waits for that map). After a failure at
         `avoid`, first resolve the pods again, as a client resolves the Service (pods restarted at
         new addresses drop out), and ask the failing node last: a dead node first would cost a
-        connect timeout each."""
+        connect timeout each. The connections of the node asked stay open: redis-py's default
+        marks them all for reconnection, and a refresh after every failure then made each writer
+        of a shard redo its TLS handshake while that shard changed hands (a storm that held a
+        handover's 20 ms outage over a second on two busy cores)."""
         if not self._refreshing.acquire(blocking=False):
             if force:  # a redirect: the map another thread is loading now is the one to use
                 with self._refreshing:
@@ -75,33 +78,33 @@ class ClusterWriter:
                 self._last_refresh = now
                 if avoid is not None:
                     self._resolve_again()
-                    nodes = self.client.nodes_manager.startup_nodes
-                    if avoid in nodes:
-                        nodes[avoid] = nodes.pop(avoid)  # dicts keep insertion order: now the last one
                 try:
-                    self.client.nodes_manager.initialize()
+                    self.client.nodes_manager.initialize(disconnect_startup_nodes_pools=False, last_failed_node_name=avoid)
                 except CLUSTER_ERRORS:
                     self._rediscover()
         finally:
             self._refreshing.release()
 
     def _resolve_again(self) -> None:
-        """Start from the pods as they are now, as a client resolving the Service again would."""
+        """Start from the pods as they are now, as a client resolving the Service again would. A
+        node known already is kept with its connections: asking it costs no new handshake."""
         if self.discover is None:
             return
         try:
             current = [ClusterNode(host, port) for host, port in self.discover()]
         except OSError:  # a pod exiting while the platform is asked
             return
-        if current and {n.name for n in current} != set(self.client.nodes_manager.startup_nodes):
-            self.client.nodes_manager.startup_nodes = {n.name: n for n in current}
+        manager = self.client.nodes_manager
+        if current and {n.name for n in current} != set(manager.startup_nodes):
+            known = {**manager.nodes_cache, **manager.startup_nodes}
+            manager.startup_nodes = {n.name: known.get(n.name, n) for n in current}
 
     def _rediscover(self) -> None:
         """Every known node is gone (all pods restarted with new addresses): resolve the pods
         again and reload the slot map from them."""
         self._resolve_again()
         try:
-            self.client.nodes_manager.initialize()
+            self.client.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
         except (*CLUSTER_ERRORS, OSError):
             pass  # the next operation finds out
 
@@ -133,6 +136,13 @@ class ClusterWriter:
         finally:
             pool.release(conn)
 
+    def _routes(self, key: str, host: str, port: int) -> bool:
+        """Whether the slot map already sends `key` to host:port."""
+        try:
+            return self.client.get_node_from_key(key).name == f"{host}:{port}"
+        except CLUSTER_ERRORS:
+            return False
+
     def _node(self, host: str, port: int) -> ClusterNode | None:
         node = self.client.get_node(host=host, port=port)
         if node is None:
@@ -162,7 +172,8 @@ class ClusterWriter:
             reply = replies[set_at]
             if isinstance(reply, MovedError):
                 self.redirects["moved"] += 1
-                self.refresh(force=True)
+                if not self._routes(key, reply.host, reply.port):  # not yet learnt by another writer
+                    self.refresh(force=True)
                 node = self._node(reply.host, reply.port) or node
                 asking = False
                 continue

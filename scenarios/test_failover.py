@@ -148,7 +148,7 @@ def test_manual_failover_under_load_loses_nothing(healthy, slo, evidence):
     shard = a_shard(healthy)
     assert shard.replicas, f"master {shard.master} has no replica to hand its slots to"
     replica = shard.replicas[0]
-    wait_out_vote_window(healthy, [shard.master])  # a repair's last vote about this master may be recent
+    wait_out_vote_window(healthy, [shard.master, replica])  # a repair's last vote, or the replica's last election, may be recent
     rec = start_recording(healthy, probe_master_address=healthy.pod(shard.master).address)
     try:
         rec.run_for(2.0)

@@ -374,8 +374,9 @@ def test_the_next_failover_waits_out_the_vote_window_of_the_last_repair_and_no_l
     assert nemesis.wait_out_vote_window(repaired) == 0.0
 
 
-def test_a_fault_waits_only_for_the_windows_of_the_masters_it_hits(monkeypatch):
-    """A window on a pod that is a replica now holds no failover back: its loss fails nothing over."""
+def test_a_fault_waits_only_for_the_windows_of_the_masters_it_hits_and_their_replicas(monkeypatch):
+    """A window on a pod that is a replica now holds back a failover of its master only (it is the
+    candidate); a fault that hits no master of a shard with a window open does not wait."""
     import time
 
     from harness import nemesis
@@ -385,19 +386,48 @@ def test_a_fault_waits_only_for_the_windows_of_the_masters_it_hits(monkeypatch):
         pass
 
     platform = Platform()
-    layout = [Shard("redis-cluster-0", "a", ("redis-cluster-4",), ((0, 8191),)), Shard("redis-cluster-1", "b", ("redis-cluster-3",), ((8192, 16383),))]
+    layout = [
+        Shard("redis-cluster-0", "a", ("redis-cluster-4",), ((0, 5460),)),
+        Shard("redis-cluster-1", "b", ("redis-cluster-3",), ((5461, 10922),)),
+        Shard("redis-cluster-2", "c", ("redis-cluster-5",), ((10923, 16383),)),
+    ]
     monkeypatch.setattr(nemesis, "snapshot", lambda p: [])
     monkeypatch.setattr(nemesis, "shards", lambda states: layout)
-    nemesis._vote_window_ends[platform] = {"redis-cluster-4": time.monotonic() + 60, "redis-cluster-1": time.monotonic() + 60}
+    nemesis._vote_window_ends[platform] = {"redis-cluster-1": time.monotonic() + 60}
+    nemesis._election_window_ends[platform] = {"redis-cluster-4": time.monotonic() + 60}
     n = nemesis.Nemesis(platform)
-    assert n._masters_among(["redis-cluster-2", "redis-cluster-4"]) == []
-    assert n._masters_among(["redis-cluster-1", "redis-cluster-3"]) == ["redis-cluster-1"]
-    assert n._masters_among(["redis-cluster-0"]) == []  # no window open on it: nothing asked
-    assert n.free_master() == "redis-cluster-0"  # the first shard's master: no window on it
-    nemesis._vote_window_ends[platform] = {"redis-cluster-0": time.monotonic() + 60, "redis-cluster-1": time.monotonic() + 30}
-    assert n.free_master() == "redis-cluster-1"  # its window ends first
+    assert n._failing_over(["redis-cluster-2", "redis-cluster-4"]) == ["redis-cluster-2", "redis-cluster-5"]  # no window there
+    assert nemesis.wait_out_vote_window(platform, n._failing_over(["redis-cluster-2", "redis-cluster-4"])) == 0.0
+    assert n._failing_over(["redis-cluster-1", "redis-cluster-3"]) == ["redis-cluster-1", "redis-cluster-3"]
+    assert n._failing_over(["redis-cluster-0"]) == ["redis-cluster-0", "redis-cluster-4"]  # its replica's window
+    assert n.free_master() == "redis-cluster-2"  # the first shard without a window
+    nemesis._election_window_ends[platform] = {"redis-cluster-4": time.monotonic() + 30, "redis-cluster-5": time.monotonic() + 90}
+    assert n.free_master() == "redis-cluster-0"  # every shard has one: the one that ends first
     nemesis._vote_window_ends[platform] = {"redis-cluster-0": time.monotonic() - 1}
-    assert n.free_master() == "redis-cluster-0"  # a window passed is no window
+    nemesis._election_window_ends[platform] = {}
+    assert n._failing_over(["redis-cluster-0"]) == []  # a window passed is no window: nothing asked
+    assert n.free_master() == "redis-cluster-0"
+
+
+def test_a_repair_holds_back_the_pods_it_moved_for_a_candidates_election_retry_time(monkeypatch):
+    """Voters refuse a second vote about a master for 2 × node-timeout; a replica that ran an
+    election starts no other for twice max(2 × node-timeout, 2 s). The repair's windows follow."""
+    import time
+
+    from harness import nemesis
+
+    class Platform:
+        pass
+
+    platform = Platform()
+    assert nemesis.election_retry_s(5.0) == 20.0
+    assert nemesis.election_retry_s(0.5) == 4.0  # the 2 s floor of the election timeout
+    monkeypatch.setattr(nemesis, "node_timeout_s", lambda p: 5.0)
+    now = time.monotonic()
+    nemesis.open_vote_windows(platform, ["redis-cluster-0", "redis-cluster-3"], elected=["redis-cluster-3"])
+    assert 9.9 < nemesis.window_end(platform, "redis-cluster-0") - now < 10.5
+    assert 19.9 < nemesis.window_end(platform, "redis-cluster-3") - now < 20.5
+    assert nemesis.window_end(platform, "redis-cluster-1") == 0.0
 
 
 # --- the quiet wait before an experiment's alerts are watched -----------------------------------

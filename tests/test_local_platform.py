@@ -15,7 +15,7 @@ import pytest
 import redis
 from aof_damage import newest_incr, short_write
 
-from harness.cluster import wait_for
+from harness.cluster import shards, wait_for
 from harness.nemesis import wait_out_vote_window
 from harness.observe import snapshot, wait_healthy
 from harness.platforms.local.platform import LocalPlatform
@@ -88,9 +88,11 @@ def test_network_policy_admits_clients_to_the_redis_port_only(healthy):
 
 # --- restarts: new addresses, nothing stale, nothing lost ------------------------------------------
 def test_restarted_master_rejoins_at_its_new_address(healthy):
-    master = next(s for s in snapshot(healthy) if s.myself().is_master)
+    states = snapshot(healthy)
+    master = next(s for s in states if s.myself().is_master)
     old_address = master.address
-    wait_out_vote_window(healthy, [master.pod])  # its preStop hands over: a failover
+    shard = next(s for s in shards(states) if s.master == master.pod)
+    wait_out_vote_window(healthy, [shard.master, *shard.replicas])  # its preStop hands over: a failover
     healthy.restart(master.pod, graceful=True)
     new_address = healthy.pod(master.pod).address
     assert new_address != old_address

@@ -7,8 +7,9 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from harness.history import OK
 from harness.recording import check, start_recording
-from harness.writers import replica_acknowledgement
+from harness.writers import ClusterWriter, replica_acknowledgement
 
 
 def test_a_number_of_replicas_is_an_acknowledgement():
@@ -45,3 +46,34 @@ def test_the_final_read_finds_writes_nobody_made(healthy):
     figures = check(rec, None)
     assert figures.unexpected == 2 and figures.lost == 1, figures.set
     assert sorted(figures.set["unexpected"]) == sorted([f"app:w:{rec.run}u:{{t0}}:99:1", written.key])
+
+
+@pytest.mark.cluster
+def test_a_slot_map_refresh_keeps_the_writers_connections(healthy, monkeypatch):
+    """A writer reloads its slot map after every failure; the reload must leave the connections
+    it writes on open (redis-py's default drops those of the node it asks). Otherwise every
+    writer of a shard redoes its TLS handshake at each refresh while the shard changes hands."""
+    client = healthy.client(socket_timeout=2.0, retries=0)
+    writer = ClusterWriter(client, discover=lambda: [(p.address, p.port) for p in healthy.pods() if p.running])
+    keys = [f"app:refresh:{{t{i}}}" for i in range(24)]  # hash tags over every shard
+    try:
+        assert {writer.write(key, "1")[0] for key in keys} == {OK}
+        connection_class = client.get_default_node().redis_connection.connection_pool.connection_class
+        connects = []
+        plain_connect = connection_class.connect
+
+        def counting_connect(self, *args, **kwargs):
+            if self._sock is None:
+                connects.append(self.host)
+            return plain_connect(self, *args, **kwargs)
+
+        monkeypatch.setattr(connection_class, "connect", counting_connect)
+        masters = {node.host for node in client.get_primaries()}
+        for _ in range(4):  # each refresh asks one node, picked at random: every master is asked
+            for node in client.get_nodes():
+                writer.refresh(force=True, avoid=node.name)
+        assert {writer.write(key, "2")[0] for key in keys} == {OK}
+    finally:
+        client.close()
+    again = sorted(set(connects) & masters)
+    assert again == [], f"the refreshes made the writer connect to the masters {again} again"
