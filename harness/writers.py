@@ -228,6 +228,14 @@ def key_on_master(client: RedisCluster, address: str, prefix: str = "app:probe")
     raise RuntimeError(f"no slot of {address} found")
 
 
+def next_slot(due: float, now: float, interval: float) -> float:
+    """When a paced worker writes next, its write due at `due` going out `now`: one interval after
+    `due`, so that a wake-up a little late costs the rate nothing (timed from `now`, each lost a
+    percent or two of it); a worker more than an interval behind (a stalled shard) resumes at its
+    rate from now, without a burst."""
+    return (now if now - due > interval else due) + interval
+
+
 @dataclass
 class WorkloadLimits:
     max_ops: int = 100_000  # per worker
@@ -336,8 +344,7 @@ class WriteWorkload:
                     delay = next_at - time.monotonic()
                     if delay > 0 and self._stop.wait(delay):
                         break
-                    # A worker that fell behind (a stalled shard) resumes at its rate, without a burst.
-                    next_at = max(next_at, time.monotonic()) + interval
+                    next_at = next_slot(next_at, time.monotonic(), interval)
                 key = self.key_of(worker, n)
                 value = f"{self.run}:{worker}:{n}"  # unique: a read can tell whose write it sees
                 op = self.history.invoke(
