@@ -60,6 +60,9 @@ def _connection_options(creds: Credentials, user: str, tls: bool, socket_timeout
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": socket_timeout,
         "decode_responses": True,
+        # No CLIENT SETINFO: Redis 7.0 does not know it, and redis-py's two calls on every new
+        # connection were two round trips answered with an error (a quarter of a TLS connect here).
+        "driver_info": None,
     }
     if tls and creds.tls is not None:
         # ssl stays False: redis-py would put its own connection class back.
