@@ -4,6 +4,7 @@ the reference must keep. Each seed defect of DESIGN.md has a check named after i
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Callable
@@ -14,6 +15,11 @@ import kubernetes_validate
 
 from harness import netpol
 from harness.reference import Manifests
+
+# kubernetes-validate reads and parses its schema files again for every object (its definitions
+# file for each one): two thirds of a schema check. Parsed once per process here; it only reads them.
+kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(kubernetes_validate.utils.schema_contents)
+kubernetes_validate.utils.all_versions = functools.lru_cache(maxsize=1)(kubernetes_validate.utils.all_versions)
 
 KUBERNETES_VERSION = "1.32.0"  # the kind node image of reference/kind/cluster.yaml
 REDIS_PORT, BUS_PORT = 6379, 16379
