@@ -14,13 +14,13 @@ from harness.errors import HarnessError
 # Seconds each suite takes in a gate on a 2-core machine (`redis-harness bench-self --gate --jobs 2`):
 # weights that balance the lanes, not limits. A suite not listed counts as WEIGHT_UNKNOWN.
 WEIGHTS = {
-    "static": 26,
-    "sharding": 46,
+    "static": 15,
+    "sharding": 39,
     "failover": 79,
-    "nodes": 79,
-    "persistence": 29,
-    "security": 21,
-    "network_policy": 22,
+    "nodes": 71,
+    "persistence": 33,
+    "security": 20,
+    "network_policy": 16,
     "observability": 17,
     "negative_controls": 280,
 }
