@@ -76,6 +76,11 @@ def open_vote_windows(platform, pods: Iterable[str], elected: Iterable[str] = ()
     _election_window_ends.setdefault(platform, {}).update(dict.fromkeys(elected, now + election_retry_s(node_timeout)))
 
 
+def _windowed(platform) -> set[str]:
+    """The pods on which a window was ever opened on this platform (passed or not)."""
+    return {*_vote_window_ends.get(platform, {}), *_election_window_ends.get(platform, {})}
+
+
 def window_end(platform, pod: str) -> float:
     """When the last window open on this pod ends (0.0: none was opened)."""
     return max(_vote_window_ends.get(platform, {}).get(pod, 0.0), _election_window_ends.get(platform, {}).get(pod, 0.0))
@@ -84,8 +89,7 @@ def window_end(platform, pod: str) -> float:
 def wait_out_vote_window(platform, pods: Iterable[str] | None = None) -> float:
     """Sleep until the windows of these pods (all, when None) on this platform have passed — for a
     failover of a master: the master and its replicas; returns the seconds slept."""
-    known = {*_vote_window_ends.get(platform, {}), *_election_window_ends.get(platform, {})}
-    chosen = known if pods is None else known & set(pods)
+    chosen = _windowed(platform) if pods is None else _windowed(platform) & set(pods)
     remaining = max((window_end(platform, p) for p in chosen), default=0.0) - time.monotonic()
     if remaining > 0:
         time.sleep(remaining)
@@ -178,8 +182,7 @@ class Nemesis:
         """The pods whose windows hold back a fault on these: each master among them (only a
         master's loss fails its shard over) and its replicas, the candidates."""
         pods, now = set(pods), time.monotonic()
-        opened = {*_vote_window_ends.get(self.platform, {}), *_election_window_ends.get(self.platform, {})}
-        if not any(window_end(self.platform, p) > now for p in opened):
+        if not any(window_end(self.platform, p) > now for p in _windowed(self.platform)):
             return []  # no window open: no need to ask
         return [p for s in shards(snapshot(self.platform)) if s.master in pods for p in (s.master, *s.replicas)]
 
