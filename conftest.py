@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from harness import lanes
+from harness import background_up, lanes
 from harness.observe import wait_healthy
 from harness.platforms import registry
 from harness.platforms.local.network import have_root
@@ -91,11 +91,35 @@ def platform_options(request: pytest.FixtureRequest):
     return platform_from_options(request.config)
 
 
+EARLY_UP = pytest.StashKey[background_up.BackgroundUp]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When the session's first tests need no cluster and later ones do (a gate lane that starts with
+    the static suite), the cluster is stood up beside the first ones. Not under xdist, whose workers
+    run a share of the tests each, nor when nothing runs."""
+    items, config = session.items, session.config
+    if config.option.collectonly or hasattr(config, "workerinput"):
+        return
+    if background_up.worth_it(["platform" in item.fixturenames for item in items]):
+        config.stash[EARLY_UP] = background_up.BackgroundUp(platform_from_options(config))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    early = session.config.stash.get(EARLY_UP, None)
+    if early is not None:
+        early.abandon()  # stopped (Ctrl-C, -x) before a test took the cluster: nothing left running
+
+
 @pytest.fixture(scope="session")
 def platform(request: pytest.FixtureRequest):
     """The reference, up and healthy, for the whole session; torn down at the end (also on Ctrl-C)."""
-    p = platform_from_options(request.config)
-    p.up()
+    early = request.config.stash.get(EARLY_UP, None)
+    if early is not None:
+        p = early.claim()
+    else:
+        p = platform_from_options(request.config)
+        p.up()
     try:
         from harness.report.pytest_plugin import note_platform
 

@@ -39,6 +39,21 @@ class Recording:
     def run_for(self, seconds: float) -> None:
         time.sleep(seconds)
 
+    def warm_up(self, seconds: float, start_within: float = 5.0) -> None:
+        """The workload's pace before a fault: once every writer and the probe have completed an
+        operation (their clients connected; at most `start_within` seconds, a cluster that answers
+        nothing is the checks' to judge), `seconds` more of it."""
+        deadline = time.monotonic() + start_within
+        while time.monotonic() < deadline and not self._all_started():
+            time.sleep(0.02)
+        time.sleep(seconds)
+
+    def _all_started(self) -> bool:
+        wanted = {w.first_process + n for w in self.workloads for n in range(w.workers)}
+        if not wanted <= {op.process for op in self.history.completed()}:
+            return False
+        return self.probe is None or next(self.probe_history.completed(), None) is not None
+
     def stop(self) -> None:
         for w in self.workloads:
             w.stop()

@@ -12,7 +12,7 @@ from harness.checkers import isolated_master_figures
 from harness.cluster import node_of, node_timeout_s, shards, wait_for
 from harness.judgement import margins, slo_reasons
 from harness.nemesis import wait_out_vote_window
-from harness.observe import snapshot, wait_healthy
+from harness.observe import pod_state, snapshot, wait_healthy
 from harness.recording import Recording, check, final_read, start_recording
 from harness.writers import ClusterWriter, key_on_master, read_keys
 
@@ -27,7 +27,8 @@ def promoted_within(platform, shard, timeout: float) -> float | None:
     """Seconds until one of the shard's replicas was master, None when none was within `timeout`."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        states = snapshot(platform)
+        # The replicas alone: a paused master would hold every whole-cluster snapshot for its timeout.
+        states = [pod_state(platform, platform.pod(r)) for r in shard.replicas]
         if any(node_of(states, r).is_master for r in shard.replicas):
             return time.monotonic() - started
         time.sleep(0.1)
@@ -50,7 +51,7 @@ def failover_run(healthy, nemesis, slo, shard, fault: str, inject, after_promoti
     rec = start_recording(healthy, probe_master_address=healthy.pod(shard.master).address)
     nemesis.attach(rec.mark)
     try:
-        rec.run_for(2.0)
+        rec.warm_up(1.0)
         at = inject()["at"]
         promoted_after = promoted_within(healthy, shard, slo.recovery(fault) + 10)
         promoted = rec.mark("promoted" if promoted_after is not None else "not promoted")
@@ -68,7 +69,7 @@ def failover_run(healthy, nemesis, slo, shard, fault: str, inject, after_promoti
 def test_kill_master_promotes_its_replica_within_slo(healthy, nemesis, slo, evidence):
     shard = a_shard(healthy)
     master_id = node_of(snapshot(healthy), shard.master).id
-    run = failover_run(healthy, nemesis, slo, shard, "kill_master", nemesis.kill_master)
+    run = failover_run(healthy, nemesis, slo, shard, "kill_master", nemesis.kill_master, after_promotion=1.0)
     rec, fault, promoted_after = run.rec, run.fault, run.promoted_after
     figures = check(rec, fault)
     old = node_of(snapshot(healthy), shard.master)
@@ -151,13 +152,13 @@ def test_manual_failover_under_load_loses_nothing(healthy, slo, evidence):
     wait_out_vote_window(healthy, [shard.master, replica])  # a repair's last vote, or the replica's last election, may be recent
     rec = start_recording(healthy, probe_master_address=healthy.pod(shard.master).address)
     try:
-        rec.run_for(2.0)
+        rec.warm_up(1.0)
         fault = rec.mark("CLUSTER FAILOVER", pod=replica)
         healthy.exec_redis_cli(replica, "CLUSTER", "FAILOVER")
         wait_for(lambda: node_of(snapshot(healthy), replica).is_master, 30, f"{replica} to take over")
         rec.mark("promoted", pod=replica)
         wait_healthy(healthy, timeout=60)
-        rec.run_for(2.0)
+        rec.run_for(1.0)
     finally:
         rec.stop()
     figures = check(rec, fault)

@@ -35,7 +35,7 @@ def test_losing_any_one_node_keeps_every_slot_served(well_placed, nemesis, slo, 
         rec = start_recording(well_placed)
         nemesis.attach(rec.mark)
         try:
-            rec.run_for(1.5)
+            rec.warm_up(1.0)
             fault = nemesis.fail_node(node)["at"]
             try:
                 _, served_after = wait_for(
@@ -85,7 +85,7 @@ def test_drain_keeps_every_shard_serving(well_placed, nemesis, slo, evidence):
     rec = start_recording(well_placed, probe_master_address=well_placed.pod(shard.master).address)
     nemesis.attach(rec.mark)
     try:
-        rec.run_for(1.5)
+        rec.warm_up(1.0)
         drained = nemesis.drain_node(shard=target)
         rec.mark("drained", node=drained["node"])
         rec.run_for(1.0)
