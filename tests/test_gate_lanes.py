@@ -78,3 +78,33 @@ def test_ctrl_c_ends_every_lane_and_leaves_nothing(tmp_path):
         proc.wait()
         for p in lanes:
             p.down()
+
+
+@pytest.mark.cluster
+@pytest.mark.netns
+def test_ctrl_c_while_the_cluster_stands_up_beside_the_static_suite_leaves_nothing(tmp_path):
+    """A lane that starts with the static suite stands its cluster up on a thread meanwhile
+    (harness/background_up.py): a Ctrl-C then, before any test has the cluster, must still end
+    with every process, namespace and rule of it gone."""
+    state = tmp_path / "state"
+    env = {**os.environ, "REDIS_HARNESS_STATE_DIR": str(state)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", "--suite", "static", "--suite", "security",
+         "--cluster", "rh-early-up", "--reports", str(tmp_path / "reports")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    cluster = LocalPlatform(cluster="rh-early-up", state_dir=state)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and sum(x.startswith("process") for x in leftovers(cluster)) < 6:
+            time.sleep(0.05)
+        assert leftovers(cluster), "the cluster was not stood up beside the static suite"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert leftovers(cluster) == [], err
+    finally:
+        proc.kill()
+        proc.wait()
+        cluster.down()
