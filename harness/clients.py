@@ -12,12 +12,13 @@ from __future__ import annotations
 import functools
 import os
 import ssl
+import threading
 from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
-from redis.connection import SSLConnection
+from redis.connection import Connection, SSLConnection
 from redis.retry import Retry
 
 from harness.platforms.base import Credentials, Pod
@@ -70,6 +71,36 @@ def _connection_options(creds: Credentials, user: str, tls: bool, socket_timeout
     return options
 
 
+def gated(connection_class: type[Connection], per_node: int, wait: float) -> type[Connection]:
+    """`connection_class` with at most `per_node` connections being opened to any one node at a
+    time (TCP, TLS handshake and AUTH); a connection that cannot start within `wait` seconds fails as
+    a connect timeout. Its own class, so its gates belong to one client.
+
+    Why: many threads of one client that give up on a slow node after a short timeout each drop
+    their connection and open a new one, and a handshake abandoned at the timeout is work the node
+    did for nothing. A new master met by 50 such threads spent 5 s on handshakes nobody waited
+    for, serving no one, while clients with established connections were answered."""
+    gates: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+    lock = threading.Lock()
+
+    class Gated(connection_class):  # type: ignore[misc, valid-type]
+        def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True):
+            if self._sock:
+                return super().connect_check_health(check_health, retry_socket_connect)
+            with lock:
+                gate = gates.setdefault((self.host, self.port), threading.BoundedSemaphore(per_node))
+            if not gate.acquire(timeout=wait):
+                raise redis.exceptions.TimeoutError(
+                    f"Timeout connecting to server: {per_node} connections to {self.host}:{self.port} already opening"
+                )
+            try:
+                return super().connect_check_health(check_health, retry_socket_connect)
+            finally:
+                gate.release()
+
+    return Gated
+
+
 def cluster_client(
     pods: list[Pod],
     creds: Credentials,
@@ -78,13 +109,17 @@ def cluster_client(
     socket_timeout: float = 2.0,
     tls: bool = True,
     retries: int = 3,
+    opening_per_node: int | None = None,
     **extra: Any,
 ) -> RedisCluster:
-    """A RedisCluster client that starts from every running pod."""
+    """A RedisCluster client that starts from every running pod. `opening_per_node`: connections
+    opened to one node at a time at most (gated), others wait up to the socket timeout."""
     nodes = [ClusterNode(p.address, p.port) for p in pods if p.running]
     if read_from_replicas:
         extra.setdefault("load_balancing_strategy", LoadBalancingStrategy.ROUND_ROBIN_REPLICAS)
     options = {**_connection_options(creds, user, tls, socket_timeout), **extra}
+    if opening_per_node is not None:
+        options["connection_class"] = gated(options.get("connection_class", Connection), opening_per_node, socket_timeout)
     if "connection_class" in options and nodes:
         # redis-py builds each node's pool from the client's options, connection class included,
         # only for a cluster named by a URL: the first node becomes one (redis://, as the

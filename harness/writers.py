@@ -383,6 +383,9 @@ class WriteWorkload:
         self.stop()
 
 
+PROBE_OPENING = 4  # connections the probe opens to one node at a time
+
+
 class Probe(WriteWorkload):
     """Writers of one slot (`key` carries its hash tag; each write a key of its own, so a final
     read tells which acknowledged writes lasted): the clock that times recovery. It keeps its rate
@@ -413,6 +416,12 @@ class Probe(WriteWorkload):
             key_of=lambda worker, n: f"{key}:{worker}:{n}",
         )
         self.retry_down = False  # a clock answers at once: a refusal is a tick of the outage
+
+    def _client(self) -> RedisCluster:
+        # Only a few connections are opened to a node at once (clients.gated): the others fail after
+        # the socket timeout as a connect timeout would have, without a handshake for the node to do.
+        # (A longer connect timeout held every worker behind a slot-map reload that asked a dead node.)
+        return self.platform.client(socket_timeout=self.socket_timeout, retries=0, opening_per_node=PROBE_OPENING)
 
     def start(self) -> Probe:
         self.shared = self._writer(self._client())

@@ -93,3 +93,52 @@ def test_a_paced_worker_that_stalled_resumes_without_a_burst():
     """A write that took 1 s (a stalled shard): the next is one interval later, not four at once."""
     assert next_slot(5.0, 6.0, 0.25) == 6.25
     assert next_slot(5.0, 5.2, 0.25) == 5.25  # less than an interval late: back on the grid
+
+
+def test_a_gated_connection_class_opens_few_connections_to_a_node_at_once():
+    """clients.gated on a stand-in connection whose opening takes 0.3 s: of eight threads opening
+    connections to one node, at most two are opening at any moment, the others give up as a connect
+    timeout after the wait; another node has gates of its own."""
+    import threading
+    import time
+
+    import redis
+
+    from harness.clients import gated
+
+    inside, most, lock = [0], [0], threading.Lock()
+
+    class Slow:
+        def __init__(self, host):
+            self.host, self.port, self._sock = host, 6379, None
+
+        def connect_check_health(self, check_health=True, retry_socket_connect=True):
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.3)
+            with lock:
+                inside[0] -= 1
+            self._sock = object()
+
+    Gated = gated(Slow, per_node=2, wait=0.1)
+    outcomes: list[str] = []
+
+    def open_one(host):
+        try:
+            Gated(host).connect_check_health()
+            outcomes.append(f"{host} open")
+        except redis.exceptions.TimeoutError:
+            outcomes.append(f"{host} timeout")
+
+    threads = [threading.Thread(target=open_one, args=("a",)) for _ in range(8)]
+    threads.append(threading.Thread(target=open_one, args=("b",)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 3  # two to node a, one to node b
+    assert sorted(outcomes) == ["a open"] * 2 + ["a timeout"] * 6 + ["b open"]
+    connected = Gated("a")
+    connected._sock = object()
+    connected.connect_check_health()  # already open: no gate taken, nothing waits
