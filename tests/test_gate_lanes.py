@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.platforms.local.platform import LocalPlatform
-from tests.test_local_platform import leftovers
+from tests.test_local_platform import interrupt_once_started, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,17 +94,4 @@ def test_ctrl_c_while_the_cluster_stands_up_beside_the_static_suite_leaves_nothi
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-    cluster = LocalPlatform(cluster="rh-early-up", state_dir=state)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and sum(x.startswith("process") for x in leftovers(cluster)) < 6:
-            time.sleep(0.05)
-        assert leftovers(cluster), "the cluster was not stood up beside the static suite"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 130, err
-        assert leftovers(cluster) == [], err
-    finally:
-        proc.kill()
-        proc.wait()
-        cluster.down()
+    interrupt_once_started(proc, LocalPlatform(cluster="rh-early-up", state_dir=state))

@@ -179,22 +179,25 @@ def test_ctrl_c_during_up_removes_everything(tmp_path):
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    p = LocalPlatform(cluster="rh-test-int", state_dir=tmp_path)
+    interrupt_once_started(proc, LocalPlatform(cluster="rh-test-int", state_dir=tmp_path))
+
+
+def interrupt_once_started(proc: subprocess.Popen, cluster: LocalPlatform, within: float = 60.0) -> None:
+    """Once `cluster`'s six pods run, Ctrl-C `proc`: it must exit 130 and leave nothing of the cluster."""
     try:
-        deadline = time.monotonic() + 60
-        started = 0
+        deadline, started = time.monotonic() + within, 0
         while time.monotonic() < deadline and started < 6:
-            started = sum(1 for x in leftovers(p) if x.startswith("process"))
-            time.sleep(0.1)
+            started = sum(x.startswith("process") for x in leftovers(cluster))  # helpers come and go too
+            time.sleep(0.05)
         assert started >= 6, "the cluster never started"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, err
-        assert leftovers(p) == [], err
+        assert leftovers(cluster) == [], err
     finally:
         proc.kill()
         proc.wait()
-        p.down()
+        cluster.down()
 
 
 def test_parse_own_cluster_nodes_line_format(healthy):

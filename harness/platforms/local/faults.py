@@ -121,12 +121,17 @@ def unmount_volumes(root: Path) -> list[str]:
     passes through to; lazily when still busy), and end the powerfs processes that served any
     of them; returns their paths."""
     prefix = str(root.resolve()) + "/"
-    mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if line.split()[1].startswith(prefix)]
-    for path in reversed(mounted):
-        if _run(["umount", path]).returncode != 0:
-            _run(["umount", "-l", path])
-    powerfs.end_servers(root)
-    return mounted
+    unmounted: list[str] = []
+    # Twice: a powerfs still starting when the first pass listed the mounts (a Ctrl-C during `up`)
+    # mounts after it; end_servers then ends that server, and the second pass takes its mount.
+    for _ in range(2):
+        mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if line.split()[1].startswith(prefix)]
+        for path in reversed(mounted):
+            if _run(["umount", path]).returncode != 0:
+                _run(["umount", "-l", path])
+        unmounted += [m for m in mounted if m not in unmounted]
+        powerfs.end_servers(root)
+    return unmounted
 
 
 def fill(directory: Path) -> int:
