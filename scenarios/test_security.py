@@ -66,12 +66,12 @@ def test_no_plaintext_port_is_open(healthy, evidence):
 
 # Handshakes go through the platform: on Kubernetes the bus port admits only peers, so those are made
 # from a peer pod (the node agent in its network namespace), presenting its own certificate.
-def handshakes(platform, **options) -> dict[tuple[str, int], object]:
+def handshakes(platform) -> dict[tuple[str, int], object]:
     """(pod, port) → the handshake with every pod's client and bus port, made side by side: a bus
     port is judged by its silence for half a second, which twelve in a row would wait one by one."""
     targets = [(pod, port) for pod in platform.pods() for port in (pod.port, pod.port + BUS_OFFSET)]
     with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-        done = pool.map(lambda t: platform.handshake(t[0].address, t[1], ping=t[1] == t[0].port, **options), targets)
+        done = pool.map(lambda t: platform.handshake(t[0].address, t[1], ping=t[1] == t[0].port), targets)
         return {(pod.name, port): result for (pod, port), result in zip(targets, done, strict=True)}
 
 
