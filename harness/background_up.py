@@ -11,7 +11,7 @@ from typing import Any
 
 def worth_it(needs_cluster: list[bool]) -> bool:
     """Standing up early pays when the first test, in run order, needs no cluster and a later one does."""
-    return bool(needs_cluster) and not needs_cluster[0] and any(needs_cluster)
+    return any(needs_cluster) and not needs_cluster[0]
 
 
 class BackgroundUp:

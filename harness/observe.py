@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
 from harness.errors import HarnessError
@@ -46,8 +47,9 @@ def _pod_state_by_exec(platform: Platform, pod: Pod, timeout: float) -> PodState
         return PodState(pod.name, pod.address, pod.node, error=f"{type(exc).__name__}: {exc}")
 
 
-def snapshot(platform: Platform) -> list[PodState]:
-    pods = platform.pods()
+def snapshot(platform: Platform, only: Collection[str] | None = None) -> list[PodState]:
+    """Every pod's state, asked side by side; with `only`, those pods' alone."""
+    pods = [p for p in platform.pods() if only is None or p.name in only]
     with ThreadPoolExecutor(max_workers=len(pods) or 1) as pool:
         return list(pool.map(lambda p: pod_state(platform, p), pods))
 

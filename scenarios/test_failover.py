@@ -12,7 +12,7 @@ from harness.checkers import isolated_master_figures
 from harness.cluster import node_of, node_timeout_s, shards, wait_for
 from harness.judgement import margins, slo_reasons
 from harness.nemesis import wait_out_vote_window
-from harness.observe import pod_state, snapshot, wait_healthy
+from harness.observe import snapshot, wait_healthy
 from harness.recording import Recording, check, final_read, start_recording
 from harness.writers import ClusterWriter, key_on_master, read_keys
 
@@ -28,7 +28,7 @@ def promoted_within(platform, shard, timeout: float) -> float | None:
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         # The replicas alone: a paused master would hold every whole-cluster snapshot for its timeout.
-        states = [pod_state(platform, platform.pod(r)) for r in shard.replicas]
+        states = snapshot(platform, only=shard.replicas)
         if any(node_of(states, r).is_master for r in shard.replicas):
             return time.monotonic() - started
         time.sleep(0.1)

@@ -3,10 +3,15 @@ that finds writes nobody made, on a live local cluster."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from harness.clients import gated
 from harness.history import OK
 from harness.recording import check, start_recording
 from harness.writers import ClusterWriter, next_slot, replica_acknowledgement
@@ -99,13 +104,6 @@ def test_a_gated_connection_class_opens_few_connections_to_a_node_at_once():
     """clients.gated on a stand-in connection whose opening takes 0.3 s: of eight threads opening
     connections to one node, at most two are opening at any moment, the others give up as a connect
     timeout after the wait; another node has gates of its own."""
-    import threading
-    import time
-
-    import redis
-
-    from harness.clients import gated
-
     inside, most, lock = [0], [0], threading.Lock()
 
     class Slow:
@@ -128,7 +126,7 @@ def test_a_gated_connection_class_opens_few_connections_to_a_node_at_once():
         try:
             Gated(host).connect_check_health()
             outcomes.append(f"{host} open")
-        except redis.exceptions.TimeoutError:
+        except RedisTimeoutError:
             outcomes.append(f"{host} timeout")
 
     threads = [threading.Thread(target=open_one, args=("a",)) for _ in range(8)]
