@@ -28,7 +28,7 @@ def mounted(tmp_path):
     finally:
         powerfs.unmount(mountpoint)
     assert str(mountpoint) not in Path("/proc/mounts").read_text()
-    assert powerfs.servers(mountpoint, exact=True) == []
+    assert powerfs.servers(mountpoint, exact=True) == {}
 
 
 def write(path: Path, data: bytes, sync: bool = False, mode: str = "ab") -> None:

@@ -123,14 +123,15 @@ def unmount_volumes(root: Path) -> list[str]:
     prefix = str(root.resolve()) + "/"
     unmounted: list[str] = []
     # Twice: a powerfs still starting when the first pass listed the mounts (a Ctrl-C during `up`)
-    # mounts after it; end_servers then ends that server, and the second pass takes its mount.
+    # may mount after it; end_servers kills every server at once (nothing here is used any more),
+    # and the second pass takes the mount such a server left.
     for _ in range(2):
         mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines() if line.split()[1].startswith(prefix)]
         for path in reversed(mounted):
             if _run(["umount", path]).returncode != 0:
                 _run(["umount", "-l", path])
         unmounted += [m for m in mounted if m not in unmounted]
-        powerfs.end_servers(root)
+        powerfs.end_servers(root, grace=0)
     return unmounted
 
 
