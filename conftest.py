@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+import yaml
 
 from harness import background_up, lanes
 from harness.observe import wait_healthy
 from harness.platforms import registry
 from harness.platforms.local.network import have_root
 
-pytest_plugins = ["harness.report.pytest_plugin"]
+pytest_plugins = ["harness.report.pytest_plugin", "harness.xdist_lanes"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,10 +48,27 @@ def lacks_namespaces(platform: str, root: bool) -> bool:
 LONGEST_FIRST = "test_negative_controls.py"  # each of its tests runs whole suites against a broken overlay
 
 
+def control_weight(overlay: str) -> float:
+    """What a negative control costs, as far as is known before it runs: the measured weights of the
+    gate suites (harness/lanes.py) its expected-failures.yaml names."""
+    from harness import reference
+
+    body = yaml.safe_load((reference.overlay_path(overlay) / "expected-failures.yaml").read_text()) or {}
+    suites = {Path(e["test"].partition("::")[0]).stem.removeprefix("test_") for e in body.get("must_fail") or []}
+    return sum(lanes.WEIGHTS.get(s, lanes.WEIGHT_UNKNOWN) for s in suites)
+
+
+def dealing_order(item: pytest.Item) -> tuple[int, float]:
+    if item.path.name == LONGEST_FIRST and hasattr(item, "callspec"):
+        return 0, -control_weight(item.callspec.params["overlay"])
+    return 1, 0.0
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Spread over parallel workers, the longest tests start first, so none is left to run alone at the end.
-    if getattr(config.option, "numprocesses", None):
-        items.sort(key=lambda item: item.path.name != LONGEST_FIRST)
+    # Spread over parallel workers, the longest tests start first, heaviest control first, so none
+    # is left to run alone at the end. The workers collect (and order) what the controller deals out.
+    if hasattr(config, "workerinput"):
+        items.sort(key=dealing_order)
     if not lacks_namespaces(config.getoption("--platform"), have_root()):
         return
     skip = pytest.mark.skip(reason="needs network namespaces: run as root on Linux")
