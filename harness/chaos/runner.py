@@ -128,7 +128,9 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
     started = time.monotonic()
     interrupted = False
     try:
-        journal = run_experiment(experiment, settings={"runtime": {"rollbacks": {"strategy": "always"}}})
+        journal = run_experiment(
+            experiment, settings={"runtime": {"rollbacks": {"strategy": "always"}}}, event_handlers=[watch_from_the_method(watch)]
+        )
         interrupted = journal.get("status") == "interrupted"
     finally:
         try:
@@ -180,9 +182,24 @@ def failover_story(platform: Platform, nemesis_log: list[dict[str, Any]], before
     return [{"wall": e.wall, "pod": e.pod, "event": e.name, "detail": list(e.detail)} for e in sorted(events, key=lambda e: e.wall)]
 
 
+def watch_from_the_method(watch: AlertWatch):
+    """A chaostoolkit run event handler that begins the alert watch when the method starts, which
+    chaostoolkit does only once the steady state has held."""
+    from chaoslib.run import RunEventHandler  # here, as run_one imports chaoslib: only a run needs it
+
+    class WatchFromTheMethod(RunEventHandler):
+        def start_method(self, experiment: dict[str, Any]) -> None:  # noqa: ARG002 - chaostoolkit's signature
+            watch.begin()
+
+    return WatchFromTheMethod()
+
+
 class AlertWatch:
     """The experiment's expected alerts, watched on the platform's monitoring for its duration: the
-    stack is started before the experiment (and waits until none of them fires), stopped after it."""
+    stack is started before the experiment and stopped after it; the watch itself begins when the
+    method does (`begin`, once the steady state has held), after waiting until none of them fires.
+    An experiment whose steady state fails first runs no method and waits for no alert (a cluster
+    without replicas held it 30 s for RedisMasterWithoutReplica, which fired all along)."""
 
     def __init__(self, expected: list[AlertExpectation], stack=None, note: str = ""):
         self.expected, self.stack, self.note = expected, stack, note
@@ -194,18 +211,17 @@ class AlertWatch:
             return cls([])
         if not isinstance(platform, Monitoring):
             return cls([], note=f"alerts not judged: {CAPABILITIES[Monitoring]} is not supported on the {platform.name} platform")
-        stack = platform.monitoring()
-        try:
-            limits = {e.alert: e.resolves_within_s for e in expected if e.resolves_within_s is not None}
-            still = wait_until_quiet(stack, [e.alert for e in expected], resolves_within=limits)
-            watch = cls(expected, stack)
-            if still:
-                watch.note = f"{', '.join(still)} still fired from before the fault; only what fired after it counts"
-            watch.watcher.start()
-            return watch
-        except BaseException:
-            stack.stop()
-            raise
+        return cls(expected, platform.monitoring())
+
+    def begin(self) -> None:
+        """Wait until none of the expected alerts fires (an earlier fault's), then watch."""
+        if self.watcher is None or self.watcher.is_alive():
+            return
+        limits = {e.alert: e.resolves_within_s for e in self.expected if e.resolves_within_s is not None}
+        still = wait_until_quiet(self.stack, [e.alert for e in self.expected], resolves_within=limits)
+        if still:
+            self.note = f"{', '.join(still)} still fired from before the fault; only what fired after it counts"
+        self.watcher.start()
 
     def finish(self, nemesis_log: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any], list[dict[str, Any]]]:
         """(reasons, figures per alert, the alert timeline); the stack is stopped."""
@@ -213,7 +229,7 @@ class AlertWatch:
             return [], {}, []
         try:
             fault_at, healed_at = fault_and_heal(nemesis_log)
-            timeline = self.watcher.finish(self.expected, healed_at)
+            timeline = self.watcher.finish(self.expected, healed_at) if self.watcher.is_alive() else []
             deliveries = [(d.received, a["labels"].get("alertname", ""), a.get("status", "")) for d in self.stack.deliveries() for a in d.alerts]
             reasons, figures = judge_alerts(self.expected, timeline, deliveries, fault_at, healed_at)
             return reasons, figures, timeline
