@@ -470,3 +470,49 @@ def test_the_quiet_wait_gives_up_on_an_alert_once_its_resolve_limit_has_passed(m
     names = ["RedisDown", "RedisMasterWithoutReplica", "RedisFailoverHappened"]
     assert alerts.wait_until_quiet(Stack(clock, until), names, timeout=90.0, resolves_within=limits) == still
     assert waited <= clock.now <= waited + alerts.POLL_SECONDS
+
+
+class StoppableStack(Stack):
+    def __init__(self, clock, until, broken=False):
+        super().__init__(clock, until)
+        self.broken, self.stopped = broken, False
+
+    def alerts(self):
+        if self.broken:
+            raise OSError("Prometheus refused the connection")
+        return super().alerts()
+
+    def alert_durations(self):
+        return {}
+
+    def deliveries(self):
+        return []
+
+    def stop(self):
+        self.stopped = True
+
+
+def test_an_experiment_whose_method_never_ran_waits_for_no_alert(monkeypatch):
+    """The watch begins with the method; a steady state that fails first leaves it unbegun: no
+    quiet wait (an alert firing all along held it 30 s), the stack stopped, no alert judged."""
+    from harness.chaos import alerts, runner
+
+    clock = FakeClock()
+    monkeypatch.setattr(alerts, "time", clock)
+    stack = StoppableStack(clock, {"RedisMasterWithoutReplica": None})
+    watch = runner.AlertWatch(alerts.AlertExpectation.parse([{"alert": "RedisMasterWithoutReplica", "fires_within_s": 20}]), stack)
+    reasons, figures, timeline = watch.finish([])
+    assert clock.now == 0.0 and stack.stopped and timeline == [] and figures == {}
+    assert reasons == ["no fault was injected, so no alert could be judged"]
+
+
+def test_an_alert_watch_that_cannot_begin_is_the_verdicts_reason(monkeypatch):
+    from harness.chaos import alerts, runner
+
+    clock = FakeClock()
+    monkeypatch.setattr(alerts, "time", clock)
+    stack = StoppableStack(clock, {}, broken=True)
+    watch = runner.AlertWatch(alerts.AlertExpectation.parse([{"alert": "RedisDown", "fires_within_s": 12}]), stack)
+    watch.begin()  # chaostoolkit's event handler: what it raised would be swallowed
+    reasons, _, _ = watch.finish([{"event": "fault:kill_master", "at": 1.0}, {"event": "heal:kill_master", "at": 2.0}])
+    assert reasons == ["the alert watch could not begin: Prometheus refused the connection"] and stack.stopped

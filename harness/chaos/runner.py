@@ -204,6 +204,7 @@ class AlertWatch:
     def __init__(self, expected: list[AlertExpectation], stack=None, note: str = ""):
         self.expected, self.stack, self.note = expected, stack, note
         self.watcher = AlertWatcher(stack) if stack is not None else None
+        self.failed = ""
 
     @classmethod
     def start(cls, platform: Platform, expected: list[AlertExpectation]) -> AlertWatch:
@@ -218,7 +219,11 @@ class AlertWatch:
         if self.watcher is None or self.watcher.is_alive():
             return
         limits = {e.alert: e.resolves_within_s for e in self.expected if e.resolves_within_s is not None}
-        still = wait_until_quiet(self.stack, [e.alert for e in self.expected], resolves_within=limits)
+        try:
+            still = wait_until_quiet(self.stack, [e.alert for e in self.expected], resolves_within=limits)
+        except Exception as exc:  # chaostoolkit would swallow it: kept for the verdict instead
+            self.failed = f"the alert watch could not begin: {exc}"
+            return
         if still:
             self.note = f"{', '.join(still)} still fired from before the fault; only what fired after it counts"
         self.watcher.start()
@@ -232,7 +237,7 @@ class AlertWatch:
             timeline = self.watcher.finish(self.expected, healed_at) if self.watcher.is_alive() else []
             deliveries = [(d.received, a["labels"].get("alertname", ""), a.get("status", "")) for d in self.stack.deliveries() for a in d.alerts]
             reasons, figures = judge_alerts(self.expected, timeline, deliveries, fault_at, healed_at)
-            return reasons, figures, timeline
+            return [self.failed] if self.failed else reasons, figures, timeline
         finally:
             self.stack.stop()
 
