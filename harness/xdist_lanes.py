@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-# A test is heavy when it stands Redis up: through these fixtures, a marker, or a subprocess (the
-# negative controls run whole suites against broken overlays).
+# A test is heavy when it stands Redis up: through these fixtures as the root conftest defines them,
+# a marker, or a subprocess (the negative controls run whole suites against broken overlays).
 CLUSTER_FIXTURES = frozenset({"platform", "healthy", "well_placed", "nemesis", "platform_options"})
 HEAVY_MARKERS = ("cluster", "netns")
 HEAVY_FILES = ("test_negative_controls.py",)
@@ -33,10 +33,18 @@ _LIGHT = pytest.StashKey[Path]()  # on the controller: where the workers write t
 
 def heavy(item: pytest.Item) -> bool:
     return (
-        bool(CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())))
+        any(_session_cluster(item, name) for name in CLUSTER_FIXTURES)
         or any(item.get_closest_marker(m) for m in HEAVY_MARKERS)
         or item.path.name in HEAVY_FILES
     )
+
+
+def _session_cluster(item: pytest.Item, name: str) -> bool:
+    """Whether the item takes this fixture as the root conftest defines it (a test module may define
+    a `platform` of its own: an emulated API, no Redis)."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.get(name) if info is not None else None
+    return bool(defs) and defs[-1].baseid == ""
 
 
 def wanted(config: pytest.Config) -> bool:

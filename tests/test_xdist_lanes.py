@@ -18,11 +18,6 @@ import os
 import pytest
 
 
-@pytest.fixture
-def platform():
-    return "a cluster"
-
-
 def ran(name):
     with open("ran", "a") as f:
         f.write(f"{name} {os.environ['PYTEST_XDIST_WORKER']} nice={os.getpriority(os.PRIO_PROCESS, 0)}\\n")
@@ -44,8 +39,36 @@ def test_pure(n):
 '''
 
 
+CONFTEST = '''
+import pytest
+
+
+@pytest.fixture
+def platform():
+    return "the session's cluster"
+'''
+
+# A module's own `platform` (an emulated API, say) stands no Redis up: light.
+EMULATED = '''
+import pytest
+
+from test_suite import ran
+
+
+@pytest.fixture
+def platform():
+    return "an emulated API"
+
+
+def test_against_an_emulator(platform):
+    ran("emulated")
+'''
+
+
 def ran(tmp_path, *args: str) -> dict[str, str]:
+    (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_suite.py").write_text(textwrap.dedent(SUITE))
+    (tmp_path / "test_emulated.py").write_text(EMULATED)
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    netns: namespaces\n")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "harness.xdist_lanes", "-p", "no:cacheprovider", "-q", *args],
@@ -61,15 +84,15 @@ def ran(tmp_path, *args: str) -> dict[str, str]:
 
 def test_the_last_worker_runs_the_tests_without_a_cluster_niced(tmp_path):
     seen = ran(tmp_path, "-n", "3", "--light-lane")
-    assert len(seen) == 13, seen
-    assert {seen[f"pure-{n}"] for n in range(6)} == {"gw2 nice=19"}
-    heavy = {seen[name] for name in seen if not name.startswith("pure-")}
+    assert len(seen) == 14, seen
+    assert {seen[f"pure-{n}"] for n in range(6)} | {seen["emulated"]} == {"gw2 nice=19"}
+    heavy = {seen[name] for name in seen if name.startswith(("cluster-", "netns"))}
     assert heavy <= {f"gw0 nice={BASE}", f"gw1 nice={BASE}"}, heavy
 
 
 def test_without_the_option_every_worker_runs_anything_unniced(tmp_path):
     seen = ran(tmp_path, "-n", "3")
-    assert len(seen) == 13 and all(w.endswith(f"nice={BASE}") for w in seen.values()), seen
+    assert len(seen) == 14 and all(w.endswith(f"nice={BASE}") for w in seen.values()), seen
 
 
 ORDER_DUMP = '''
