@@ -14,14 +14,14 @@ from harness.errors import HarnessError
 # Seconds each suite takes in a gate on a 2-core machine (`redis-harness bench-self --gate --jobs 2`):
 # weights that balance the lanes, not limits. A suite not listed counts as WEIGHT_UNKNOWN.
 WEIGHTS = {
-    "static": 17,
-    "sharding": 43,
-    "failover": 70,
-    "nodes": 69,
-    "persistence": 28,
-    "security": 9,
-    "network_policy": 13,
-    "observability": 19,
+    "static": 9,
+    "sharding": 27,
+    "failover": 62,
+    "nodes": 59,
+    "persistence": 18,
+    "security": 4,
+    "network_policy": 10,
+    "observability": 17,
     "negative_controls": 280,
 }
 WEIGHT_UNKNOWN = 30
