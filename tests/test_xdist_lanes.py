@@ -113,6 +113,7 @@ def test_workers_deal_out_the_negative_controls_first_heaviest_first(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "ORDER_DIR": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "order_dump", "-p", "no:cacheprovider", "-n", "2", "--setup-only", "-q",
+         "--reports", str(tmp_path / "reports"),
          "tests/test_netpol.py", "scenarios/test_negative_controls.py"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
