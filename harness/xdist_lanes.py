@@ -44,7 +44,7 @@ def _session_cluster(item: pytest.Item, name: str) -> bool:
     a `platform` of its own: an emulated API, no Redis)."""
     info = getattr(item, "_fixtureinfo", None)
     defs = info.name2fixturedefs.get(name) if info is not None else None
-    return bool(defs) and defs[-1].baseid == ""
+    return bool(defs) and defs[-1].baseid in ("", ".")  # the rootdir: "." up to pytest 9.1, "" from 9.2
 
 
 def wanted(config: pytest.Config) -> bool:
