@@ -418,6 +418,7 @@ def end_servers(where: Path, exact: bool = False, grace: float = 5.0) -> None:
             return  # what SIGKILL has not ended in 2 s (stuck in the kernel) cannot be waited for
         time.sleep(0.02)
 
+
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: python -m harness.platforms.local.powerfs BACKING MOUNTPOINT")
