@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from harness.bench import baseline, capacity, compare, histograms
+from harness.bench import baseline, capacity, compare, histograms, report, schedule
 from harness.bench import workload as workloads
 from harness.bench.schedule import CapacityPlan, OpenLoopSchedule, RateError
 from harness.cli import main
@@ -404,6 +404,7 @@ def test_errors_in_either_run_are_counted_and_fail(tmp_path, capsys, old_errors,
     [
         (["bench", "--workload", "no-such-workload"], "unknown workload"),
         (["bench", "--rate", "-1"], "rate must be"),
+        (["bench", "--duration", "1.5"], "a shorter loop cannot be measured"),
         (["bench", "--capacity", "fast"], "capacity plan"),
         (["bench", "--mix", "get90"], "mix"),
     ],
@@ -425,3 +426,35 @@ def test_node_local_runs_keep_every_operation_and_group_by_node():
     for start in range(0, complete, 8):
         assert len({(write_node[slot], read) for _n, slot, read, _c, _v in runs[start : start + 8]}) == 1
     assert node_local(sequence, write_node, pipeline=1) == sequence
+
+
+def _interval(process, start, end, ops, final=False):
+    h = histograms.new()
+    histograms.record(h, 1000, max(ops, 1))
+    line = {"process": process, "start": start, "end": end, "ops": ops, "errors": 0, "cpu": 0.5, "hist": histograms.encode(h)}
+    return {**line, "final": True} if final else line
+
+
+def test_a_run_that_only_sent_its_final_interval_still_has_a_timeline():
+    # A short loop on a loaded machine: the processes stopped before their first flush.
+    rows = report.timeline([_interval("a", 100.2, 102.9, 270, final=True), _interval("b", 100.3, 102.9, 260, final=True)])
+    assert len(rows) == 1
+    assert rows[0]["ops"] == 530 and rows[0]["throughput"] == pytest.approx(100 + 100)
+
+
+def test_timeline_rows_follow_whole_seconds_and_sum_the_processes_rates():
+    lines = [
+        _interval("a", 10.4, 11.0, 60), _interval("a", 11.0, 12.0, 100), _interval("a", 12.0, 12.5, 50, final=True),
+        _interval("b", 10.7, 11.0, 60), _interval("b", 11.0, 12.0, 200), _interval("b", 12.0, 12.5, 100, final=True),
+    ]  # fmt: skip
+    rows = report.timeline(lines)
+    assert [r["second"] for r in rows] == [0, 1, 2]
+    assert [r["throughput"] for r in rows] == pytest.approx([100 + 200, 300, 300])
+    assert sum(r["ops"] for r in rows) == sum(x["ops"] for x in lines)
+
+
+def test_intervals_end_on_the_anchors_clock():
+    assert schedule.next_boundary(100.3, 0.0) == pytest.approx(101.0)
+    assert schedule.next_boundary(101.0, 0.0) == pytest.approx(102.0)
+    assert schedule.next_boundary(100.3, 100.5) == pytest.approx(100.5)  # the schedule starts ahead: its first second
+    assert schedule.next_boundary(107.0, 100.5) == pytest.approx(107.5)

@@ -6,6 +6,7 @@ to it over Locust's own connection."""
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -49,8 +50,14 @@ def test_benchmark_smoke(bench_cluster, tmp_path):
     assert len(closed["client_cpu"]) == 2  # one entry per load process
     ratio = report["baseline"]["ratios"]["redis-benchmark"]
     assert ratio["throughput"] > 0 and ratio["p50"] > 0
-    for name in ("index.html", "timeline.csv", "timeline.png", "baseline.csv", "histogram.hdr"):
+    for name in ("index.html", "timeline.png", "baseline.csv", "histogram.hdr"):
         assert (run_dir / name).stat().st_size > 0, name
+    # The time line partitions the loop: a row per second it ran (the last, short one too), every operation in one.
+    with open(run_dir / "timeline.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 2, f"a {options.seconds:g} s loop gave {len(rows)} time line rows"
+    assert sum(int(r["ops"]) for r in rows) == closed["ops"]
+    assert all(float(r["throughput"]) > 0 for r in rows if int(r["ops"])), rows
     password = bench_cluster.credentials().password("app")
     assert password not in (run_dir / "report.json").read_text()
 

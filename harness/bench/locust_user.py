@@ -32,12 +32,11 @@ from harness.bench import histograms
 from harness.bench.client import Target
 from harness.bench.driver import Driver
 from harness.bench.loadgen import Commands
-from harness.bench.schedule import LATE_SECONDS, CapacityPlan
+from harness.bench.schedule import FLUSH_SECONDS, LATE_SECONDS, CapacityPlan, next_boundary
 from harness.bench.workload import load as load_workload
 from harness.bench.workload import parse as parse_workload
 from harness.bench.workload import parse_mix, parse_value_size_text
 
-FLUSH_SECONDS = 1.0
 INTERVALS = "redis-harness-intervals"  # the Locust message a load process reports its lines with
 MAX_RUN_SECONDS = 6 * 3600  # a bound on the load loop besides --run-time
 
@@ -106,8 +105,11 @@ def target_from(options) -> Target:
 class Recorder:
     """This process's measurements: histograms (total, per command, per interval), schedule lag, CPU."""
 
-    def __init__(self, send=None):
+    def __init__(self, send=None, anchor: float = 0.0):
         self.send = send  # where a line goes (None: nothing is recorded)
+        # Intervals end at anchor + k × FLUSH_SECONDS (wall clock): every process's lines cover the
+        # same seconds, and a scheduled run's lines never straddle a capacity step.
+        self.anchor = anchor
         self.process = f"{socket.gethostname()}/{os.getpid()}"  # containers' load processes are all PID 1
         self.total = histograms.new()
         self.by_command: dict[str, object] = {}
@@ -145,7 +147,7 @@ class Recorder:
 
     def _flush_loop(self) -> None:
         while True:
-            gevent.sleep(FLUSH_SECONDS)
+            gevent.sleep(next_boundary(time.time(), self.anchor) - time.time())
             self.flush()
 
     def flush(self, final: bool = False) -> None:
@@ -225,7 +227,7 @@ def _build_state(environment):
             workload=workload,
             commands=Commands(workload),
             target=target_from(options),
-            recorder=Recorder(_sender(environment, options.results)),
+            recorder=Recorder(_sender(environment, options.results), anchor=options.start_at or 0.0),
             plan=CapacityPlan.parse(options.capacity, options.slo_p99_ms) if options.capacity else None,
             # One clock for every process and the shape: the schedule starts at --start-at, once
             # every user has connected, so connecting is not charged to scheduled requests.

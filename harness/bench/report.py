@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import math
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +18,31 @@ from harness.report import style  # noqa: E402
 
 
 def timeline(lines: list[dict]) -> list[dict]:
-    """Per second since the first interval: operations/s, errors and latency percentiles over all processes."""
-    measured = [x for x in lines if not x.get("final")]
-    if not measured:
+    """Per second of wall time: operations/s, errors, client CPU and latency percentiles over all
+    processes. Every interval counts, the final one too (it is the run's last stretch, however
+    short), so a run that measured anything has rows. An interval belongs to the second its middle
+    falls in (processes flush on whole seconds of one clock, so their intervals line up); a
+    second's throughput is the sum of each process's operations over its own measured time in it."""
+    if not lines:
         return []
-    t0 = min(x["start"] for x in measured)
-    seconds: dict[int, list[dict]] = {}
-    for x in measured:
-        seconds.setdefault(int(x["end"] - t0), []).append(x)
+    t0 = math.floor(min(x["start"] for x in lines))
+    seconds: dict[int, list[dict]] = defaultdict(list)
+    for x in lines:
+        seconds[int((x["start"] + x["end"]) / 2 - t0)].append(x)
     rows = []
     for second in sorted(seconds):
         group = seconds[second]
+        per_process: dict[str, list[dict]] = defaultdict(list)
+        for x in group:
+            per_process[str(x["process"])].append(x)
         merged = histograms.percentiles_ms(histograms.merge(x["hist"] for x in group))
-        width = max(x["end"] - x["start"] for x in group) or 1.0
         rows.append(
             {
                 "second": second,
-                "throughput": sum(x["ops"] for x in group) / width,
+                "ops": sum(x["ops"] for x in group),
+                "throughput": sum(
+                    sum(x["ops"] for x in xs) / max(sum(x["end"] - x["start"] for x in xs), 1e-3) for xs in per_process.values()
+                ),
                 "errors": sum(x["errors"] for x in group),
                 "client_cpu_max": max(x["cpu"] for x in group),
                 **{k: merged[k] for k in ("p50", "p90", "p99", "p99.9", "max")},

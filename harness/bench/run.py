@@ -13,13 +13,15 @@ from pathlib import Path
 from harness.bench import campaign, histograms, report
 from harness.bench.client import Target
 from harness.bench.loadgen import Commands, prefill
-from harness.bench.schedule import CapacityPlan, RateError
+from harness.bench.schedule import FLUSH_SECONDS, CapacityPlan, RateError
 from harness.bench.workload import Workload
 from harness.platforms.base import Platform
 from harness.report.rundir import environment, new_run_dir, utc_now, write_report
 
 AUTO_START_SHARE = 0.3  # the automatic capacity search starts at this share of the closed-loop throughput
 AUTO_FACTOR = 1.3
+MIN_SECONDS = 2 * FLUSH_SECONDS  # a loop shorter than two intervals has no time line to speak of
+MAX_SECONDS = 3600
 
 
 @dataclass
@@ -34,8 +36,11 @@ class BenchOptions:
     baseline_seconds: float = 5.0
 
     def validate(self) -> None:
-        if not 1 <= self.seconds <= 3600:
-            raise RateError(f"duration must be between 1 and 3600 seconds, not {self.seconds!r}")
+        if not MIN_SECONDS <= self.seconds <= MAX_SECONDS:
+            raise RateError(
+                f"duration must be between {MIN_SECONDS:g} and {MAX_SECONDS} seconds (load processes report every "
+                f"{FLUSH_SECONDS:g} s: a shorter loop cannot be measured over time), not {self.seconds!r}"
+            )
         if self.rate < 0:
             raise RateError(f"rate must be a positive number of operations per second, not {self.rate!r}")
         if self.capacity and self.capacity != "auto":

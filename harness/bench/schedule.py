@@ -6,10 +6,12 @@ A capacity plan steps the target rate: rate(step) = start × factor^step, `step_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
 
+FLUSH_SECONDS = 1.0  # each load process reports an interval line at this cadence
 LATE_SECONDS = 0.001  # a batch sent later than this after its intended start counts as late
 
 
@@ -97,3 +99,8 @@ class OpenLoopSchedule:
     def latency(intended: float, completed: float) -> float:
         """Coordinated-omission-free latency: from when the request should have started."""
         return completed - intended
+
+
+def next_boundary(now: float, anchor: float, every: float = FLUSH_SECONDS) -> float:
+    """The first anchor + k × every strictly after now (k may be negative: the anchor can lie ahead)."""
+    return anchor + (math.floor((now - anchor) / every) + 1) * every
