@@ -1,11 +1,12 @@
 # make run   — set up, stand the reference up on the local platform, run the gate, write a report
 # make test  — set up, run the whole test suite (what CI runs)
 # make bench — set up, run the short benchmark campaign (tox -e bench), write reports/
+# make controls — set up, run every negative control against the whole suites it names (tox -e controls)
 VENV   ?= .venv
 PYTHON ?= python3
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint bootstrap system clean
+.PHONY: run test bench controls lint bootstrap system clean
 
 run: bootstrap
 	$(VENV)/bin/redis-harness run --jobs 2
@@ -15,6 +16,9 @@ test: bootstrap
 
 bench: bootstrap
 	$(VENV)/bin/tox -e bench
+
+controls: bootstrap
+	$(VENV)/bin/tox -e controls
 
 lint: bootstrap
 	$(VENV)/bin/ruff check harness tests scenarios benchmarks conftest.py

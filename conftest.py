@@ -24,6 +24,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cluster", default="rh-test", help="name of the local test cluster")
     group.addoption("--subnet", default=None, help="address range of the local test cluster (default: a free /20 of 198.18.0.0/15)")
     group.addoption("--startup-timeout", type=float, default=120.0, help="seconds the local cluster may take to form")
+    group.addoption(
+        "--control-scope",
+        choices=("named", "suites"),
+        default="named",
+        help="negative controls: run the tests each names (named), or their whole suites, every other test required to pass (suites)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

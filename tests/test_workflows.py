@@ -97,6 +97,16 @@ def test_test_workflow_runs_make_test():
     assert any(re.search(r"\bmake test\b", s.get("run", "")) for s in steps(wf))
 
 
+def test_controls_workflow_runs_the_controls_against_whole_suites():
+    wf = load("controls.yml")
+    assert any(re.search(r"\bmake controls\b", s.get("run", "")) for s in steps(wf))
+    triggers = wf[True] if True in wf else wf["on"]  # YAML 1.1 reads the key `on` as true
+    assert "schedule" in triggers and "reference/**" in triggers["pull_request"]["paths"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^controls:.*\n\t.*tox -e controls", makefile, re.M)
+    assert "--control-scope suites" in (ROOT / "tox.ini").read_text()
+
+
 # --- each linter can fail -------------------------------------------------------------------------
 BROKEN = """\
 name: broken
