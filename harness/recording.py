@@ -39,10 +39,11 @@ class Recording:
     def run_for(self, seconds: float) -> None:
         time.sleep(seconds)
 
-    def warm_up(self, seconds: float, start_within: float = 5.0) -> None:
+    def warm_up(self, seconds: float, start_within: float = 30.0) -> None:
         """The workload's pace before a fault: once every writer and the probe have completed an
-        operation (their clients connected; at most `start_within` seconds, a cluster that answers
-        nothing is the checks' to judge), `seconds` more of it."""
+        operation (their clients connected: a condition, not a time, since a loaded machine connects
+        slowly; at most `start_within` seconds, a cluster that answers nothing is the checks' to
+        judge), `seconds` more of it."""
         deadline = time.monotonic() + start_within
         while time.monotonic() < deadline and not self._all_started():
             time.sleep(0.02)

@@ -64,11 +64,22 @@ def refusals(platform, pod: str, user: str) -> list[dict]:
         admin.close()
 
 
+QUIET_WINDOW_S = 8  # past every rule's `for:` but the memory one's (pending counts: a rule that holds, not yet for long)
+QUIET_TRIES = 3
+
+
 def test_a_healthy_cluster_fires_no_alert(watched, evidence):
+    """A window in which a scrape of this job failed (a loaded machine can miss the scrape timeout)
+    is the instrument's, not the cluster's: it is looked at again, up to QUIET_TRIES windows."""
     _platform, stack = watched
-    time.sleep(8)  # past every rule's `for:` (at most 10 s is for links, which were up before)
-    loud = sorted({a["labels"]["alertname"] for a in stack.alerts() if a["state"] in ("firing", "pending")})
-    evidence.figure(alerts_on_a_healthy_cluster=loud)
+    for _ in range(QUIET_TRIES):
+        time.sleep(QUIET_WINDOW_S)
+        loud = sorted({a["labels"]["alertname"] for a in stack.alerts() if a["state"] in ("firing", "pending")})
+        missed = stack.query(f'min_over_time(up{{job="{stack.job_name}"}}[{QUIET_WINDOW_S}s]) == 0')
+        if not missed:
+            break
+    evidence.figure(alerts_on_a_healthy_cluster=loud, scrapes_missed=[m["metric"].get("pod") for m in missed])
+    assert not missed, f"every window of {QUIET_WINDOW_S} s had a failed scrape: the alerts could not be judged"
     assert loud == [], f"alerts on a healthy cluster: {loud}"
 
 

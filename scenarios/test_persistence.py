@@ -70,7 +70,7 @@ def test_kill9_loses_at_most_the_appendfsync_window(healthy, nemesis, slo, evide
     rec = start_recording(healthy, waited_workers=0, unwaited_workers=4, rate=150)
     nemesis.attach(rec.mark)
     try:
-        rec.run_for(3.0)
+        rec.warm_up(3.0)  # 3 s of writes once every writer has connected
         fault = nemesis.lose_power(master)
         wait_for(lambda: healthy.pod(master).running and healthy.pod(master).address != address, 30, f"{master} to be restarted")
         rec.mark("restarted", pod=master)

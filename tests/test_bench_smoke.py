@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -26,7 +27,10 @@ pytestmark = [pytest.mark.cluster, pytest.mark.netns, pytest.mark.timeout(120)]
 @pytest.fixture(scope="module")
 def bench_cluster(tmp_path_factory):
     state = tmp_path_factory.mktemp("state")
-    p = registry.create("local", cluster="rh-bench-smoke", state_dir=str(state))
+    # A name per xdist worker: the module's two tests may be dealt to both, and a local cluster's
+    # stand-up sweeps whatever an earlier cluster of its name left.
+    cluster = f"rh-bench-smoke-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    p = registry.create("local", cluster=cluster, state_dir=str(state))
     p.up()
     try:
         wait_healthy(p, timeout=60)

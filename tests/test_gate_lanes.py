@@ -44,7 +44,8 @@ def test_a_failure_in_one_lane_fails_the_gate_and_every_lane_is_reported(tmp_pat
     assert "test_default_user_is_off" in cases and "test_redis_pods_reach_each_other_on_data_and_bus_ports" in cases
     log = (run_dir / "pytest.log").read_text()
     assert "===== lane 1" in log and "===== lane 2" in log
-    left = subprocess.run(["pgrep", "-af", "rh-lanes"], capture_output=True, text=True).stdout
+    # rh-lanes-<n> only: rh-lanes-int-<n> is the interrupt test's, which may run beside this one
+    left = subprocess.run(["pgrep", "-af", "rh-lanes-[0-9]"], capture_output=True, text=True).stdout
     assert left == "", f"processes of the lanes' clusters left running: {left}"
     bridges = [f"rh{hashlib.sha256(name.encode()).hexdigest()[:4]}br" for name in ("rh-lanes-1", "rh-lanes-2")]
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout

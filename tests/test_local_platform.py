@@ -222,9 +222,11 @@ def test_held_replica_stays_down_until_released_then_rejoins(healthy):
 def test_killed_pod_is_restarted_by_the_platform_at_a_new_address(healthy):
     """kill is SIGKILL only; the platform restarts the container as kubelet does."""
     replica = next(s for s in snapshot(healthy) if s.myself().is_replica)
+    started = time.monotonic()  # before the kill, whose restart timer starts inside it
     healthy.kill(replica.pod)
     assert not healthy.pod(replica.pod).running
-    _, waited = wait_for(lambda: healthy.pod(replica.pod).running, 30, f"{replica.pod} to be restarted")
+    wait_for(lambda: healthy.pod(replica.pod).running, 30, f"{replica.pod} to be restarted")
+    waited = time.monotonic() - started
     assert healthy.pod(replica.pod).address != replica.address
     assert healthy.pod(replica.pod).node == replica.node  # a container restart stays on its node
     assert waited >= healthy.restart_delay * 0.9
@@ -269,12 +271,20 @@ def test_failed_node_takes_its_pods_down_until_it_returns(healthy):
 
 def test_paused_pod_answers_nothing_until_resumed(healthy):
     pod = healthy.pods()[3]
+    started = time.monotonic()
     healthy.pause(pod.name, seconds=4)
     client = healthy.node_client(pod.name, socket_timeout=0.3)  # with its retries, well under 4 s
     with pytest.raises(redis.exceptions.TimeoutError):
         client.ping()
-    time.sleep(4.5)
-    assert healthy.node_client(pod.name).ping()
+
+    def answers() -> bool:
+        try:
+            return healthy.node_client(pod.name, socket_timeout=0.3).ping()
+        except redis.exceptions.RedisError:
+            return False
+
+    wait_for(answers, 30, f"{pod.name} to answer once resumed")  # a condition: a loaded machine resumes late
+    assert time.monotonic() - started >= 4.0, "the pod answered before its pause ended"
 
 
 # --- fault primitives on real namespaces ------------------------------------------------
@@ -333,11 +343,13 @@ def test_power_loss_drops_what_was_not_fsynced_and_the_pod_restarts(healthy):
         os.fsync(f.fileno())
         f.write(b" and not")
     (volume / "rh-unsynced").write_bytes(b"never synced")
+    started = time.monotonic()  # before the power loss, whose restart timer starts inside it
     lost = healthy.lose_power(replica.pod)
     assert lost["files"] >= 2 and lost["bytes"] >= len(b" and not" + b"never synced")
     assert (volume / "rh-synced").read_bytes() == b"synced"
     assert (volume / "rh-unsynced").read_bytes() == b""
-    _, waited = wait_for(lambda: healthy.pod(replica.pod).running, 30, f"{replica.pod} to be restarted")
+    wait_for(lambda: healthy.pod(replica.pod).running, 30, f"{replica.pod} to be restarted")
+    waited = time.monotonic() - started
     assert healthy.pod(replica.pod).address != replica.address
     assert waited >= healthy.restart_delay * 0.9
     wait_healthy(healthy, timeout=60)
@@ -352,7 +364,16 @@ def test_replica_with_a_damaged_aof_resynchronises_from_its_master(healthy):
     keys = [f"app:aof-damage:{i}" for i in range(3000)]
     client.mset_nonatomic({k: k for k in keys})
     client.close()
-    time.sleep(1.5)  # appendfsync everysec: the replica's AOF holds the writes
+    # The replica's AOF holds the writes once it has applied its master's stream and written its AOF
+    # buffer out (a condition, not a sleep: a loaded machine replicates late).
+    master_node, replica_node = healthy.node_client(master.pod), healthy.node_client(replica.pod)
+
+    def written_out() -> bool:
+        offset = master_node.info("replication")["master_repl_offset"]
+        mine = replica_node.info("replication").get("slave_repl_offset", -1)
+        return mine >= offset and replica_node.info("persistence")["aof_buffer_length"] == 0
+
+    wait_for(written_out, 30, f"{replica.pod} to write its master's stream to its AOF")
     healthy.hold_down(replica.pod)
     short_write(newest_incr(healthy.data_volume(replica.pod) / "appendonlydir"))
     healthy.release(replica.pod)

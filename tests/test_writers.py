@@ -40,7 +40,7 @@ def test_an_unwaited_set_has_no_replica_count():
 def test_the_final_read_finds_writes_nobody_made(healthy):
     rec = start_recording(healthy)
     try:
-        rec.run_for(1.0)
+        rec.warm_up(1.0)
     finally:
         rec.stop()
     written = next(op for op in rec.history.ops if op.f == "write" and op.outcome == "ok")
@@ -101,10 +101,12 @@ def test_a_paced_worker_that_stalled_resumes_without_a_burst():
 
 
 def test_a_gated_connection_class_opens_few_connections_to_a_node_at_once():
-    """clients.gated on a stand-in connection whose opening takes 0.3 s: of eight threads opening
-    connections to one node, at most two are opening at any moment, the others give up as a connect
-    timeout after the wait; another node has gates of its own."""
+    """clients.gated on a stand-in connection whose opening lasts until the test lets it finish: of
+    eight threads opening connections to one node, at most two are opening at any moment, the others
+    give up as a connect timeout after the wait; another node has gates of its own. (Held open by an
+    event, not a sleep: on a loaded machine a thread may start after a sleeping opener finished.)"""
     inside, most, lock = [0], [0], threading.Lock()
+    release = threading.Event()
 
     class Slow:
         def __init__(self, host):
@@ -114,7 +116,7 @@ def test_a_gated_connection_class_opens_few_connections_to_a_node_at_once():
             with lock:
                 inside[0] += 1
                 most[0] = max(most[0], inside[0])
-            time.sleep(0.3)
+            assert release.wait(30), "the test never let the connection finish"
             with lock:
                 inside[0] -= 1
             self._sock = object()
@@ -133,6 +135,10 @@ def test_a_gated_connection_class_opens_few_connections_to_a_node_at_once():
     threads.append(threading.Thread(target=open_one, args=("b",)))
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 30
+    while (outcomes.count("a timeout") < 6 or inside[0] < 3) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
     for t in threads:
         t.join()
     assert most[0] == 3  # two to node a, one to node b
