@@ -105,13 +105,13 @@ def up(
     start = time.monotonic()
     p.up()  # cleans up after itself when it fails
     try:
-        observe.wait_healthy(p)
+        _, states = observe.wait_healthy(p)
     except BaseException:
         p.down(keep_volumes=True)
         raise
     p.detach()
     console.print(f"cluster '{p.options().get('cluster', p.name)}' is up in {time.monotonic() - start:.1f}s")
-    out.print(status_table(observe.snapshot(p)))
+    out.print(status_table(states))  # the snapshot that found it healthy, not another one
 
 
 @app.command()
