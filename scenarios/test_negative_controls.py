@@ -90,6 +90,15 @@ def selection(overlay: str, scope: str) -> list[str]:
     return named
 
 
+def test_a_control_runs_its_named_tests_or_their_whole_suites():
+    assert selection("broken-colocated", "named") == [
+        "scenarios/test_nodes.py::test_no_replica_shares_a_node_with_its_master",
+        "scenarios/test_nodes.py::test_losing_any_one_node_keeps_every_slot_served",
+        "scenarios/test_nodes.py::test_drain_keeps_every_shard_serving",  # not judged, but run to a verdict
+    ]
+    assert selection("broken-no-replicas", "suites") == ["scenarios/test_failover.py", "scenarios/test_sharding.py"]
+
+
 @pytest.mark.parametrize("overlay", BROKEN)
 def test_negative_control_fails_exactly_the_tests_it_names(overlay, tmp_path, evidence, request):
     named = expected(overlay)
