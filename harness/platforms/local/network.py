@@ -190,11 +190,10 @@ class NamespaceNetwork:
         run(["ip", "link", "add", host_link, "type", "veth", "peer", "name", "eth0", "netns", netns])
         self.ledger.links.append(host_link)
         run(["ip", "link", "set", host_link, "master", self.bridge, "up"])
-        inside = ["ip", "netns", "exec", netns]
-        run([*inside, "ip", "link", "set", "lo", "up"])
-        run([*inside, "ip", "addr", "add", f"{address}/{self.net.prefixlen}", "dev", "eth0"])
-        run([*inside, "ip", "link", "set", "eth0", "up"])
-        run([*inside, "ip", "route", "add", "default", "via", str(self.ledger.gateway)])
+        # One `ip -n` for the inside: no `ip netns exec` (a mount namespace and /sys remounted) per step.
+        inside = ["link set lo up", f"addr add {address}/{self.net.prefixlen} dev eth0", "link set eth0 up",
+                  f"route add default via {self.ledger.gateway}"]  # fmt: skip
+        run(["ip", "-n", netns, "-batch", "-"], input="\n".join(inside) + "\n")
         return address, host_link
 
     def _unplumb(self, netns: str | None, host_link: str | None) -> None:
