@@ -516,3 +516,49 @@ def test_an_alert_watch_that_cannot_begin_is_the_verdicts_reason(monkeypatch):
     watch.begin()  # chaostoolkit's event handler: what it raised would be swallowed
     reasons, _, _ = watch.finish([{"event": "fault:kill_master", "at": 1.0}, {"event": "heal:kill_master", "at": 2.0}])
     assert reasons == ["the alert watch could not begin: Prometheus refused the connection"] and stack.stopped
+
+
+class HeldSession:
+    """What `hold` needs of a session: the nemesis's log, marks, and (watched) the alerts fired."""
+
+    def __init__(self, clock, fault_at, fires=None):
+        self.nemesis = type("N", (), {"log": [{"event": "fault:kill_master", "at": fault_at}]})()
+        self.fires = fires  # alert -> wall time it has fired and reached the receiver by; None: unwatched
+        self.clock = clock
+        self.fired_since = None if fires is None else (lambda since: {a for a, t in self.fires.items() if self.clock.now >= t >= since})
+        self.marks = []
+
+    def mark(self, name, **details):
+        self.marks.append((name, details))
+
+
+@pytest.mark.parametrize(
+    ("fires", "held", "fired"),
+    [
+        ({"RedisDown": 106.0, "RedisMasterWithoutReplica": 115.0}, 15.0, ["RedisDown", "RedisMasterWithoutReplica"]),
+        ({"RedisDown": 103.0, "RedisMasterWithoutReplica": 105.0}, 12.0, ["RedisDown", "RedisMasterWithoutReplica"]),  # at least
+        ({"RedisDown": 106.0}, 20.0, ["RedisDown"]),  # one never fires: at most, and the verdict will say so
+        (None, 20.0, []),  # nothing watches the alerts (a plain `chaos run`): the whole bound
+    ],
+)
+def test_a_fault_is_held_until_its_alerts_fire_within_its_bounds(monkeypatch, fires, held, fired):
+    from harness.chaos import actions
+
+    clock = FakeClock()
+    clock.now = 101.0  # the action starts a second after the fault
+    clock.time = clock.monotonic
+    s = HeldSession(clock, 100.0, fires)
+    monkeypatch.setattr(actions, "time", clock)
+    monkeypatch.setattr(actions, "session", lambda configuration: s)
+    out = actions.hold({}, at_least=12, at_most=20, until_fired=["RedisDown", "RedisMasterWithoutReplica"])
+    assert out["held_s"] == pytest.approx(held, abs=actions.HOLD_POLL_SECONDS + 1e-6)
+    assert out["fired"] == fired and out["watched"] == (fires is not None)
+    assert s.marks and s.marks[0][0] == "held"
+
+
+def test_a_hold_whose_bounds_are_reversed_is_refused(monkeypatch):
+    from harness.chaos import actions
+
+    monkeypatch.setattr(actions, "session", lambda configuration: HeldSession(FakeClock(), 0.0))
+    with pytest.raises(HarnessError, match="at_least"):
+        actions.hold({}, at_least=20, at_most=12)

@@ -5,15 +5,18 @@ cluster) and returns a JSON-able dict that lands in the journal."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from harness.chaos.session import session
 from harness.chaos.verdict import loss_window, recoveries
 from harness.checkers import isolated_master_figures
+from harness.errors import HarnessError
 from harness.observe import wait_healthy
 from harness.recording import check, final_read, start_recording
 
 Configuration = dict[str, Any]
+HOLD_POLL_SECONDS = 0.2
 
 
 def start_workload(
@@ -138,6 +141,31 @@ def drain_node(configuration: Configuration | None = None, timeout: float = 300.
     """Drain the node that runs the probed shard's master."""
     s = session(configuration)
     return s.nemesis.drain_node(shard=s.target_shard, timeout=timeout)
+
+
+def hold(
+    configuration: Configuration | None = None, at_least: float = 0.0, at_most: float = 0.0, until_fired: list[str] | None = None
+) -> dict[str, Any]:
+    """Keep the last fault in place `at_least` seconds from its start and, where the runner watches
+    the experiment's alerts, until each of `until_fired` has begun firing after it, `at_most` seconds
+    from its start in all: an alert about the fault's aftermath (a promoted master without a replica)
+    must fire before the heal ends that aftermath, however late a loaded machine fails over. Where
+    nothing watches the alerts, the fault is held `at_most` seconds."""
+    s = session(configuration)
+    fault = next((e for e in reversed(s.nemesis.log) if str(e.get("event", "")).startswith("fault:") and "at" in e), None)
+    start = fault["at"] if fault is not None else time.time()
+    wanted = set(until_fired or [])
+    watched = s.fired_since is not None and wanted
+    if not 0 <= at_least <= at_most:
+        raise HarnessError(f"hold: at_least ({at_least:g} s) must lie between 0 and at_most ({at_most:g} s)")
+    while time.time() < start + at_most:
+        if watched and time.time() >= start + at_least and wanted <= s.fired_since(start):
+            break
+        time.sleep(HOLD_POLL_SECONDS)
+    fired = sorted(s.fired_since(start) & wanted) if watched else []
+    held = time.time() - start
+    s.mark("held", seconds=round(held, 3), fired=fired)
+    return {"held_s": round(held, 3), "fired": fired, "watched": bool(watched)}
 
 
 def heal(configuration: Configuration | None = None, fault: str | None = None) -> dict[str, Any]:

@@ -125,6 +125,8 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
     sessions.register(platform, configuration)
     session = sessions.session(configuration)
     watch = AlertWatch.start(platform, AlertExpectation.parse(expect.alerts))
+    if watch.watcher is not None:
+        session.fired_since = watch.fired_since
     started = time.monotonic()
     interrupted = False
     try:
@@ -227,6 +229,16 @@ class AlertWatch:
         if still:
             self.note = f"{', '.join(still)} still fired from before the fault; only what fired after it counts"
         self.watcher.start()
+
+    def fired_since(self, since: float) -> set[str]:
+        """The alerts that began firing at or after `since` (wall time) and have reached the receiver
+        since, as the watch has seen them so far: what the verdict asks of each within its time."""
+        if self.watcher is None:
+            return set()
+        fired = {span["alert"] for span in self.watcher.timeline() if span["from"] >= since}
+        delivered = {a["labels"].get("alertname", "") for d in self.stack.deliveries() if d.received >= since for a in d.alerts
+                     if a.get("status") == "firing"}  # fmt: skip
+        return fired & delivered
 
     def finish(self, nemesis_log: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any], list[dict[str, Any]]]:
         """(reasons, figures per alert, the alert timeline); the stack is stopped."""

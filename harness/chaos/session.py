@@ -7,6 +7,7 @@ experiment's configuration (a local cluster already up, or the kubernetes contex
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ class Session:
     recording: Recording | None = None
     target_shard: int = 0
     figures: Figures | None = None  # what stop_workload judged
+    # Where the runner watches the experiment's alerts: the names of those that began firing at or
+    # after a wall time (None: nothing watches them, as under a plain `chaos run`).
+    fired_since: Callable[[float], set[str]] | None = None
 
     def mark(self, name: str, **details: Any) -> float | None:
         return self.recording.mark(name, **details) if self.recording is not None else None
