@@ -14,15 +14,15 @@ from harness.errors import HarnessError
 # Seconds each suite takes in a gate on a 2-core machine (`redis-harness bench-self --gate --jobs 2`):
 # weights that balance the lanes, not limits. A suite not listed counts as WEIGHT_UNKNOWN.
 WEIGHTS = {
-    "static": 9,
-    "sharding": 27,
-    "failover": 62,
-    "nodes": 59,
-    "persistence": 18,
-    "security": 4,
-    "network_policy": 10,
-    "observability": 17,
-    "negative_controls": 280,
+    "static": 15,
+    "sharding": 43,
+    "failover": 70,
+    "nodes": 67,
+    "persistence": 22,
+    "security": 6,
+    "network_policy": 12,
+    "observability": 18,
+    "negative_controls": 240,
 }
 WEIGHT_UNKNOWN = 30
 
