@@ -13,7 +13,7 @@ from typing import Any
 
 import kubernetes_validate
 
-from harness import netpol
+from harness import netpol, volume_access
 from harness.reference import Manifests
 
 # kubernetes-validate reads and parses its schema files again for every object (its definitions
@@ -595,6 +595,31 @@ def check_pod_security(m: Manifests) -> list[Finding]:
     return out
 
 
+def pod_specs(m: Manifests) -> list[tuple[str, dict[str, Any]]]:
+    """("Kind/name", pod spec) of every object that makes pods: Pods and every workload's template."""
+    out = []
+    for obj in m.objects:
+        kind, spec = obj.get("kind"), obj.get("spec") or {}
+        if kind == "Pod":
+            pod = spec
+        elif kind == "CronJob":
+            pod = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec")
+        elif kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
+            pod = (spec.get("template") or {}).get("spec")
+        else:
+            continue
+        if pod:
+            out.append((f"{kind}/{obj['metadata']['name']}", pod))
+    return out
+
+
+def check_volume_access(m: Manifests) -> list[Finding]:
+    """Every container can read the Secret, ConfigMap, downward API and projected files it mounts, as
+    the kubelet writes them (harness/volume_access.py): a non-root pod whose modes deny "other" read
+    needs an fsGroup, which makes the files its group's."""
+    return [Finding("volume-access", f"{name}: {u.sentence()}") for name, pod in pod_specs(m) for u in volume_access.unreadable(pod)]
+
+
 SEED_CHECKS: dict[str, Callable[[Manifests], list[Finding]]] = {
     "shared-pvc": check_shared_pvc,
     "replica-layout": check_replica_layout,
@@ -613,6 +638,7 @@ ALL_CHECKS: dict[str, Callable[[Manifests], list[Finding]]] = {
     "node-placement": check_node_placement,
     "disruption-budget": check_disruption_budget,
     "pod-security": check_pod_security,
+    "volume-access": check_volume_access,
 }
 
 

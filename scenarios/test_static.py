@@ -164,6 +164,26 @@ def test_bootstrap_role_that_grants_more_than_reading_pods_is_flagged():
     assert any("more than get and list on pods" in m for m in placement_findings(kind_with(wider)))
 
 
+def volume_access_findings(manifests: Manifests) -> list[str]:
+    return [f.message for f in static_checks.check_volume_access(manifests)]
+
+
+def test_a_non_root_pod_that_cannot_read_its_secrets_is_flagged():
+    """The bootstrap Job as it was: uid 999, its Secrets at 0440, no fsGroup. The kubelet writes them
+    root:root, so bootstrap.sh dies with "missing admin password file" on kind."""
+
+    def no_fs_group(objects):
+        of(objects, "Job")["spec"]["template"]["spec"]["securityContext"].pop("fsGroup")
+
+    def statefulset_without_fs_group(objects):
+        of(objects, "StatefulSet")["spec"]["template"]["spec"]["securityContext"].pop("fsGroup")
+
+    for change in (no_fs_group, statefulset_without_fs_group):
+        messages = volume_access_findings(kind_with(change))
+        assert any("runs as uid 999" in m and "Secret redis-auth" in m and "mode 0440" in m for m in messages), messages
+    assert volume_access_findings(kind_with(lambda objects: None)) == []
+
+
 def test_node_map_written_elsewhere_or_for_other_pods_is_flagged():
     def elsewhere(objects):
         spec = of(objects, "Job")["spec"]["template"]["spec"]

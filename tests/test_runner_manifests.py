@@ -185,6 +185,13 @@ def test_runner_pod_meets_the_restricted_pod_security_standard():
     assert restricted_violations(of(objects(), "Job")["spec"]["template"]["spec"]) == []
 
 
+def test_the_harness_pods_can_read_every_file_they_mount():
+    """The runner, the loadgen workers and the node agent, as the reference's pods are held to it."""
+    made = [*objects(), *runner.loadgen_objects(NAMESPACE, IMAGE, 2), *runner.agent_objects(IMAGE)]
+    findings = [f.message for f in static_checks.check_volume_access(Manifests(made))]
+    assert findings == [], findings
+
+
 def test_restricted_check_catches_a_container_that_keeps_its_capabilities():
     pod = copy.deepcopy(of(objects(), "Job")["spec"]["template"]["spec"])
     pod["containers"][0]["securityContext"]["capabilities"]["drop"] = []
