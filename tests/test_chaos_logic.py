@@ -562,3 +562,32 @@ def test_a_hold_whose_bounds_are_reversed_is_refused(monkeypatch):
     monkeypatch.setattr(actions, "session", lambda configuration: HeldSession(FakeClock(), 0.0))
     with pytest.raises(HarnessError, match="at_least"):
         actions.hold({}, at_least=20, at_most=12)
+
+
+def test_kubernetes_experiments_select_the_redis_server_pods_and_no_other():
+    """Every label selector a Kubernetes-only experiment hands chaostoolkit-kubernetes matches the
+    rendered StatefulSet's pods and no other pod template of the reference (the bootstrap Job's pod
+    shares the app name: a Succeeded pod failed `pods_in_phase Running` before the method began)."""
+    from harness import reference
+    from harness.static_checks import pod_specs
+
+    manifests = reference.render("kind")
+    templates = {}
+    for obj in manifests.objects:
+        if obj.get("kind") in ("StatefulSet", "Deployment", "DaemonSet", "Job"):
+            templates[f"{obj['kind']}/{obj['metadata']['name']}"] = obj["spec"]["template"]["metadata"].get("labels") or {}
+    assert {name for name, _ in pod_specs(manifests)} >= set(templates)
+    server = f"StatefulSet/{manifests.redis_statefulset()['metadata']['name']}"
+
+    def selects(selector: str, labels: dict) -> bool:  # equality-based, as these experiments write them
+        return all(labels.get(k) == v for k, _, v in (term.partition("=") for term in selector.split(",")))
+
+    for path in sorted(runner.KUBERNETES_ONLY.glob("*.yaml")):
+        experiment = runner.load(path)
+        activities = [*experiment["steady-state-hypothesis"]["probes"], *experiment["method"], *experiment.get("rollbacks", [])]
+        for activity in activities:
+            selector = ((activity.get("provider") or {}).get("arguments") or {}).get("label_selector")
+            if selector is None:
+                continue
+            matched = sorted(name for name, labels in templates.items() if selects(selector, labels))
+            assert matched == [server], f"{path.name} {activity['name']}: {selector!r} selects {matched}"
