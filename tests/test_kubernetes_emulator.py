@@ -555,6 +555,79 @@ def test_an_api_refusal_is_a_harness_error_with_its_status(platform, emulator):
     assert caught.value.status == 404 and "GET /api/v1/namespaces/redis/pods/nope" in str(caught.value)
 
 
+class HeldExec:
+    """A websocket exec that runs until released (what kubernetes.stream's WSClient offers the harness)."""
+
+    def __init__(self, released: threading.Event):
+        self.released, self.returncode = released, 0
+
+    def is_open(self):
+        return not self.released.is_set()
+
+    def update(self, timeout=0):
+        self.released.wait(min(timeout, 0.05))
+
+    def peek_stdout(self):
+        return False
+
+    def peek_stderr(self):
+        return False
+
+    def close(self):
+        pass
+
+
+def test_requests_from_other_threads_while_execs_run_are_ordinary_requests(platform, emulator, cluster, monkeypatch):
+    """kubernetes.stream swaps the client's call_api for a websocket call while it opens an exec; a GET
+    another thread sends on that client meanwhile goes out as a websocket, and the answer it gets
+    (status 0) must never read as an empty object. Execs run side by side with requests here, each
+    handshake held open long enough for the others to land inside it."""
+    import functools
+
+    from kubernetes import stream as streaming
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.stream.stream import _websocket_request
+
+    released, asked, opened = threading.Event(), threading.Event(), threading.Barrier(3, timeout=10)
+
+    def websocket_call(configuration, method, url, **kwargs):
+        if "/exec" not in url:  # what a websocket handshake to a plain endpoint ends as
+            raise ApiException(status=0, reason="Handshake status 200 OK")
+        opened.wait()  # every exec's handshake in flight at once, the requests below inside them
+        asked.wait(10)
+        return HeldExec(released)
+
+    up_with_controller(platform, emulator, cluster)
+    monkeypatch.setattr(streaming, "stream", functools.partial(_websocket_request, websocket_call, None))
+    results: list = []
+    execs = [threading.Thread(target=lambda: results.append(platform.api.exec(NS, "redis-cluster-0", ["true"], timeout=10)))
+             for _ in range(2)]  # fmt: skip
+    for t in execs:
+        t.start()
+    opened.wait()
+    try:
+        seen = [platform.api.get(path("v1", "Pod", NS, "redis-cluster-0")) for _ in range(5)]
+    finally:
+        asked.set()
+        released.set()
+    for t in execs:
+        t.join(10)
+    assert all(p["metadata"]["name"] == "redis-cluster-0" for p in seen), seen
+    assert results == [(0, "", "")] * 2
+
+
+def test_an_answer_that_is_no_http_answer_is_an_error_not_an_empty_object(platform, emulator, monkeypatch):
+    from kubernetes.client.exceptions import ApiException
+
+    def refused(*args, **kwargs):
+        raise ApiException(status=0, reason="Handshake status 200 OK")
+
+    monkeypatch.setattr(platform.api.client, "call_api", refused)
+    with pytest.raises(ApiError) as caught:
+        platform.api.get(path("v1", "Pod", NS, "redis-cluster-0"))
+    assert caught.value.status == 0
+
+
 @pytest.mark.parametrize("enforced", [True, False])
 def test_the_policy_canary_probes_a_listener_before_and_after_a_deny_all_policy(platform, emulator, cluster, enforced):
     denied = threading.Event()

@@ -155,7 +155,7 @@ class Api:
             data, response = getattr(exc, "body", b"") or b"", exc
         text = data.decode(errors="replace") if isinstance(data, bytes) else str(data or "")
         status = int(getattr(response, "status", 0) or 0)
-        if status >= 400:
+        if not 200 <= status < 300:  # 0: no HTTP answer at all (the client's own refusal), never an empty object
             try:
                 detail = json.loads(text)
             except ValueError:
@@ -236,13 +236,17 @@ class Api:
     def exec(
         self, namespace: str, pod: str, argv: list[str], container: str | None = None, timeout: float = 30
     ) -> tuple[int, str, str]:
-        """`kubectl exec POD -- ARGV` through the API's exec subresource: (exit status, stdout, stderr)."""
+        """`kubectl exec POD -- ARGV` through the API's exec subresource: (exit status, stdout, stderr).
+        On an ApiClient of its own: kubernetes.stream swaps its client's `call_api` for the websocket
+        one while the call is made (kubernetes/stream/stream.py, _websocket_request), so a request
+        another thread sent meanwhile on a shared client would go out as a websocket and fail."""
         from kubernetes import client
         from kubernetes.stream import stream
 
+        own = client.ApiClient(self.client.configuration)
         try:
             ws = stream(
-                client.CoreV1Api(self.client).connect_get_namespaced_pod_exec,
+                client.CoreV1Api(own).connect_get_namespaced_pod_exec,
                 pod,
                 namespace,
                 command=argv,
@@ -254,6 +258,7 @@ class Api:
                 _preload_content=False,
             )
         except Exception as exc:
+            own.close()
             status = getattr(exc, "status", None)
             raise ApiError(int(status or 0), "", str(getattr(exc, "body", "") or exc)[:300], f"exec in {pod}") from None
         out, err = [], []
@@ -269,5 +274,6 @@ class Api:
                     err.append(ws.read_stderr())
         finally:
             ws.close()
+            own.close()
         code = ws.returncode
         return (0 if code is None else int(code)), "".join(out), "".join(err)
