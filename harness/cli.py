@@ -320,12 +320,12 @@ def chaos(
             p.down()
     for r in results:
         figures = {k: r.figures.get(k) for k in ("recovery_s", "unavailable_s", "lost_waited", "lost_unwaited")}
-        colour = "green" if r.verdict.passed else "red"
-        out.print(f"[{colour}]{r.outcome:4}[/]  {r.name:24} " + " ".join(f"{k} {v}" for k, v in figures.items()))
+        colour = "yellow" if r.not_run else ("green" if r.verdict.passed else "red")
+        out.print(f"[{colour}]{r.outcome:7}[/]  {r.name:24} " + " ".join(f"{k} {v}" for k, v in figures.items()))
         for reason in r.verdict.reasons:
             out.print(f"      {reason}", markup=False, highlight=False)
     console.print(f"summary: {summary / 'index.html'}")
-    if not all(r.verdict.passed for r in results):
+    if not all(r.verdict.passed for r in results):  # a fault the platform could not apply is not a pass either
         raise typer.Exit(1)
 
 

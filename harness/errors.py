@@ -1,5 +1,7 @@
 """Errors the user can act on. The CLI prints their message as one sentence and exits with status 2."""
 
+from __future__ import annotations
+
 
 class HarnessError(Exception):
     """Bad input or an unusable environment: the message says what to do."""
@@ -14,6 +16,13 @@ class NotSupported(HarnessError):
 
     def __init__(self, operation: str, platform: str):
         super().__init__(f"{operation} is not supported on the {platform} platform")
+
+    @classmethod
+    def said(cls, sentence: str) -> NotSupported:
+        """The refusal another process already put in words (a chaostoolkit journal, the node agent)."""
+        exc = cls.__new__(cls)
+        HarnessError.__init__(exc, sentence)
+        return exc
 
 
 class NoCluster(HarnessError):

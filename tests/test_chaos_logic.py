@@ -15,7 +15,7 @@ from harness import slo
 from harness.chaos import runner
 from harness.chaos.verdict import Expectations, judge, recoveries
 from harness.checkers import isolated_master_figures as isolated
-from harness.errors import HarnessError
+from harness.errors import HarnessError, NotSupported
 from harness.history import FAIL, OK, History, Op
 from harness.judgement import Figures
 from harness.platforms.local import faults
@@ -591,3 +591,38 @@ def test_kubernetes_experiments_select_the_redis_server_pods_and_no_other():
                 continue
             matched = sorted(name for name, labels in templates.items() if selects(selector, labels))
             assert matched == [server], f"{path.name} {activity['name']}: {selector!r} selects {matched}"
+
+
+def refuse_to_fill(configuration=None):
+    """An action the platform cannot perform, as the node agent refuses a local-path volume on kind."""
+    raise NotSupported("filling the volume of pod redis-cluster-0 (a directory of the node's disk)", "kind")
+
+
+def fail_to_fill(configuration=None):
+    raise HarnessError("the agent could not write its ballast")
+
+
+@pytest.mark.parametrize(("func", "said"), [
+    ("refuse_to_fill", "filling the volume of pod redis-cluster-0 (a directory of the node's disk) is not supported on the kind platform"),
+    ("fail_to_fill", ""),  # a failure is the verdict's, not a refusal
+])  # fmt: skip
+def test_an_experiment_whose_fault_the_platform_refuses_was_not_run(func, said):
+    """Through chaostoolkit itself: the refusal is found in the journal it writes, and the result is
+    neither a pass nor a fail; the catalogue's summary is not a pass either."""
+    from chaoslib.experiment import run_experiment
+
+    from harness.chaos.report import summary_outcome
+    from harness.chaos.result import ExperimentResult
+    from harness.chaos.verdict import Verdict, not_supported
+
+    experiment = {
+        "version": "1.0.0", "title": "fill", "description": "a fault the platform may refuse",
+        "method": [{"type": "action", "name": "fill", "provider": {"type": "python", "module": "tests.test_chaos_logic", "func": func}}],
+    }  # fmt: skip
+    journal = run_experiment(experiment, settings={"runtime": {"rollbacks": {"strategy": "always"}}})
+    assert journal["run"][0]["status"] == "failed"
+    assert not_supported(journal) == said
+    result = ExperimentResult("fill", "fill", journal, {}, Verdict(True), None, 0.0, not_run=not_supported(journal))  # type: ignore[arg-type]
+    passed = ExperimentResult("kill", "kill", {}, {}, Verdict(True), None, 0.0)  # type: ignore[arg-type]
+    assert result.outcome == ("not run" if said else "pass")
+    assert summary_outcome([passed, result]) == ("not run" if said else "pass")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from harness import slo as slo_file
 from harness.chaos.result import ExperimentResult
 from harness.report import rundir, style, timeline
+from harness.report.outcomes import NOT_RUN
 
 if TYPE_CHECKING:
     from harness.platforms.base import Platform
@@ -138,6 +139,12 @@ def summary_rows(results: list[ExperimentResult], base: Path) -> list[dict[str, 
     ]
 
 
+def summary_outcome(results: list[ExperimentResult]) -> str:
+    """fail when an experiment failed; else not run when one could not be applied (never a pass); else pass."""
+    outcomes = {r.outcome for r in results}
+    return "fail" if "fail" in outcomes else (NOT_RUN if NOT_RUN in outcomes else "pass")
+
+
 def write_summary(results: list[ExperimentResult], platform: Platform, root: Path | None, started: Any = None) -> Path:
     run_dir = rundir.new_run_dir("chaos", root, started)
     report = {
@@ -145,7 +152,7 @@ def write_summary(results: list[ExperimentResult], platform: Platform, root: Pat
         "started": (started or rundir.utc_now()).isoformat(),
         "duration_s": sum(r.duration_s for r in results),
         "environment": _env(platform),
-        "outcome": "pass" if all(r.verdict.passed for r in results) else "fail",
+        "outcome": summary_outcome(results),
         "experiments": summary_rows(results, run_dir),
     }
     rundir.write_report(run_dir, report, _secrets(platform))

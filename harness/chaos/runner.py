@@ -21,7 +21,7 @@ from harness.chaos import session as sessions
 from harness.chaos.alerts import AlertExpectation, AlertWatcher, fault_and_heal, judge_alerts, wait_until_quiet
 from harness.chaos.report import write_experiment_report, write_summary
 from harness.chaos.result import ExperimentResult
-from harness.chaos.verdict import Expectations, judge
+from harness.chaos.verdict import Expectations, Verdict, judge, not_supported
 from harness.errors import HarnessError
 from harness.platforms.base import CAPABILITIES, Monitoring, Platform
 
@@ -158,6 +158,9 @@ def run_one(path: Path, platform: Platform, reports_root: Path | None = None) ->
         nemesis_log=session.nemesis.log,
         alerts=alert_timeline,
     )
+    result.not_run = not_supported(journal)
+    if result.not_run:
+        result.verdict = Verdict(False, [f"not run: {result.not_run}"])
     if watch.note:
         result.verdict.notes.append(watch.note)
     result.log_events = failover_story(platform, session.nemesis.log)

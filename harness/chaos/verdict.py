@@ -3,6 +3,7 @@ the experiment's expectations and the SLO file. No live cluster here."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,24 @@ def failed_probes(journal: dict[str, Any]) -> list[str]:
         for probe in (state or {}).get("probes", [])
         if not probe.get("tolerance_met", True)
     ]
+
+
+NOT_SUPPORTED = re.compile(r"harness\.errors\.NotSupported: (.+)")
+
+
+def not_supported(journal: dict[str, Any]) -> str:
+    """The sentence of the first activity the platform could not perform (chaostoolkit records the
+    exception an action or probe raised as traceback lines in the journal), or '': an experiment
+    whose fault could not be applied was not run, whatever its other figures say."""
+    entries = [*(journal.get("run") or []), *(journal.get("rollbacks") or [])]
+    for state in (journal.get("steady_states") or {}).values():
+        entries += (state or {}).get("probes") or []
+    for entry in entries:
+        for line in entry.get("exception") or []:
+            found = NOT_SUPPORTED.search(line)
+            if found:
+                return found.group(1).strip()
+    return ""
 
 
 def judge(

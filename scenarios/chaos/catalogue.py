@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.chaos import runner
+from harness.errors import NotSupported
 
 EXPERIMENTS = runner.catalogue()
 
@@ -38,4 +39,6 @@ def test_experiment(path, platform, results, request):
     root = request.config.getoption("--reports")
     result = runner.run_in_turn(path, platform, root and Path(root))
     results.append(result)
+    if result.not_run:  # the platform could not apply the fault: recorded as not supported, never passed
+        raise NotSupported.said(result.not_run)
     assert result.verdict.passed, f"{result.title}: {'; '.join(result.verdict.reasons)} (report: {result.run_dir}/index.html)"
