@@ -153,6 +153,7 @@ class FakeKubectl(runner.Kubectl):
         self.applied: list[str] = []
         self.deleted: list[str] = []
         self.log = log
+        self.rolls_out = True
 
     def argv(self, *args: str) -> list[str]:
         if "logs" in args:
@@ -176,6 +177,8 @@ class FakeKubectl(runner.Kubectl):
             self.deleted += [o["kind"] for o in json.loads(stdin)["items"]]
         if args[:2] == ("get", "namespace"):
             return subprocess.CompletedProcess(args, 0 if args[2] in self.namespaces else 1, "", "")
+        if "rollout" in args:
+            return subprocess.CompletedProcess(args, 0 if self.rolls_out else 1, "", "" if self.rolls_out else "error: timed out waiting")
         return subprocess.CompletedProcess(args, 0, out, b"" if binary else "")
 
 
@@ -290,6 +293,35 @@ def test_a_bench_in_the_cluster_brings_its_workers_and_removes_them_and_the_agen
     assert code == 0 and not platform.stood_up and not platform.torn_down, "a bench finds the reference up and leaves it"
     assert "Deployment" in kubectl.applied and "DaemonSet" in kubectl.applied
     assert kubectl.deleted.count("Deployment") == 1 and "DaemonSet" in kubectl.deleted
+
+
+def test_the_agent_goes_in_with_the_runs_image_and_the_job_waits_for_its_rollout(tmp_path, monkeypatch):
+    from harness.platforms import registry
+
+    platform, kubectl = RunningPlatform(up=True), ReachableKubectl([f"{runner.DONE}0\n"])
+    monkeypatch.setattr(registry, "create", lambda *a, **k: platform)
+    monkeypatch.setattr(runner, "Kubectl", lambda *a, **k: kubectl)
+    applies, original = [], kubectl.apply
+    monkeypatch.setattr(kubectl, "apply", lambda objects: applies.append(objects) or original(objects))
+    code, _run = incluster.run("kubernetes", "kind", "img:1", ["run"], tmp_path, {}, lambda _l: None, stand_up=False)
+    assert code == 0
+    images = {c["image"] for o in applies[0] if o["kind"] == "DaemonSet" for c in o["spec"]["template"]["spec"]["containers"]}
+    assert images == {"img:1"}, images
+    rollout = next(i for i, c in enumerate(kubectl.calls) if "rollout" in c)
+    job = next(i for i, c in enumerate(kubectl.calls) if c[:1] == ("apply",) and i > rollout)
+    assert kubectl.calls[rollout][-2].startswith("daemonset/") and rollout < job, kubectl.calls
+
+
+def test_an_agent_that_does_not_roll_out_stops_the_run_before_its_job_and_is_removed(tmp_path, monkeypatch):
+    from harness.platforms import registry
+
+    platform, kubectl = RunningPlatform(up=True), ReachableKubectl([])
+    kubectl.rolls_out = False
+    monkeypatch.setattr(registry, "create", lambda *a, **k: platform)
+    monkeypatch.setattr(runner, "Kubectl", lambda *a, **k: kubectl)
+    with pytest.raises(runner.HarnessError, match="did not roll out within .*timed out waiting"):
+        incluster.run("kubernetes", "kind", "img:1", ["run"], tmp_path, {}, lambda _l: None, stand_up=False)
+    assert "Job" not in kubectl.applied and "DaemonSet" in kubectl.deleted
 
 
 def test_a_bench_in_the_cluster_without_the_reference_up_says_so_and_applies_nothing(tmp_path, monkeypatch):

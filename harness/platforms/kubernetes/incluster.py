@@ -83,7 +83,9 @@ def run(
     try:
         if build:
             kind_load(p, image)
-        kubectl.apply(runner.agent_objects(image))  # the node agent, with this run's image
+        agent = runner.agent_objects(image)  # the node agent, with this run's image
+        kubectl.apply(agent)
+        runner.wait_rolled_out(kubectl, agent, say)  # before the Job: its first fault needs an agent on every node
         if made:
             kubectl.apply(made)
         return runner.run_job(kubectl, namespace, image, args, reports, say)

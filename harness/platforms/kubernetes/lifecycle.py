@@ -159,17 +159,6 @@ def agent_objects() -> list[dict[str, Any]]:
     return reference.load_manifests(AGENT_MANIFESTS).objects if AGENT_MANIFESTS.is_dir() else []
 
 
-def install_agent(api: Api, say: Say) -> int:
-    objects = agent_objects()
-    if not objects:
-        say("no node agent manifest: faults that need it (kill, pause, partition, shaping, filling) will say so")
-        return 0
-    say(f"installing the node agent ({len(objects)} objects)")
-    for obj in objects:
-        api.apply(obj)
-    return len(objects)
-
-
 def statefulset_check(
     api: Api, namespace: str, name: str, replicas: int, labels: dict[str, str]
 ) -> Callable[[], tuple[bool, str]]:
@@ -215,7 +204,9 @@ def up(
 ) -> dict[str, bool]:
     """Everything up does, in order; returns what it created."""
     namespace = manifests.namespace()
-    created = {"cert_manager": False, "secret": False, "agent": False}
+    # The node agent is not installed here: its image is the run's harness image, which `up` does not
+    # know (the manifest's own is a placeholder no node can pull); the in-cluster run installs it.
+    created = {"cert_manager": False, "secret": False}
     if any(o["apiVersion"].startswith("cert-manager.io/") for o in manifests.objects):
         created["cert_manager"] = certmanager.install(api, say, fetch)
         if created["cert_manager"]:
@@ -225,7 +216,6 @@ def up(
     ensure_namespace(api, namespace)
     created["secret"] = ensure_auth_secret(api, manifests, namespace)
     apply_overlay(api, manifests, namespace, say)
-    created["agent"] = install_agent(api, say) > 0
     wait_up(api, manifests, say, timeout)
     return created
 

@@ -141,6 +141,22 @@ def agent_objects(image: str) -> list[dict[str, Any]]:
     return _with_image(copy.deepcopy(reference.load_manifests(AGENT_MANIFESTS).objects), image)
 
 
+AGENT_ROLLOUT_SECONDS = 180
+
+
+def wait_rolled_out(kubectl: Kubectl, objects: list[dict[str, Any]], say: Say, timeout: float = AGENT_ROLLOUT_SECONDS) -> None:
+    """`kubectl rollout status` of every DaemonSet among the objects: each node runs the new pod, ready."""
+    for obj in objects:
+        if obj["kind"] != "DaemonSet":
+            continue
+        name, namespace = obj["metadata"]["name"], obj["metadata"].get("namespace", "default")
+        say(f"waiting for DaemonSet {namespace}/{name} to run on every node")
+        proc = kubectl.run("-n", namespace, "rollout", "status", f"daemonset/{name}", f"--timeout={int(timeout)}s", timeout=timeout + 30)
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:]
+            raise HarnessError(f"DaemonSet {namespace}/{name} did not roll out within {timeout:.0f} s: {' '.join(detail)}")
+
+
 def loadgen_objects(namespace: str, image: str, workers: int) -> list[dict[str, Any]]:
     """The Locust workers of a bench (their identity, Deployment, the Service and policies that let them
     reach their master, the runner pod), in the Redis namespace, `workers` of them, with this run's image."""
