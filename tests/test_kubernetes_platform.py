@@ -246,3 +246,31 @@ def test_the_pods_alone_are_refused_in_one_sentence_before_anything_is_made():
     for name in ("kubernetes", "kind"):
         with pytest.raises(NotSupported, match=f"standing the pods up without forming the cluster is not supported on the {name} platform"):
             registry.create(name).up(form=False)
+
+
+def run_probe_script(tmp_path, targets: str, filtered_for: int, settle: int) -> tuple[str, float]:
+    """The probe pod's script under bash, its `timeout` a stand-in: each target is filtered for its
+    first `filtered_for` tries, then open (a policy controller that learns the pod's address late)."""
+    import subprocess
+    import time
+
+    from harness.platforms.kubernetes.platform import POLICY_SETTLE_SECONDS, PROBE_SCRIPT
+
+    script = PROBE_SCRIPT.replace(f"+ {POLICY_SETTLE_SECONDS} ))", f"+ {settle} ))") % targets
+    fake = (
+        f'timeout() {{ n=$(cat "{tmp_path}/tries" 2>/dev/null || echo 0); echo $((n + 1)) > "{tmp_path}/tries"; '
+        f'[ "$n" -ge {filtered_for} ] && return 0; echo "timed out" >&2; return 124; }}\n'
+    )
+    started = time.monotonic()
+    out = subprocess.run(["bash", "-c", fake + script], capture_output=True, text=True, timeout=60).stdout
+    return out, time.monotonic() - started
+
+
+def test_a_probe_tries_a_filtered_port_again_until_the_policies_have_settled(tmp_path):
+    out, took = run_probe_script(tmp_path, "redis-cluster-0 10.0.0.1 6379", filtered_for=2, settle=5)
+    assert out.strip() == "RESULT redis-cluster-0 6379 open" and took >= 1.0  # two tries half a second apart
+
+
+def test_a_port_still_filtered_once_the_policies_have_settled_is_filtered(tmp_path):
+    out, took = run_probe_script(tmp_path, "redis-cluster-0 10.0.0.1 22", filtered_for=1000, settle=1)
+    assert out.strip() == "RESULT redis-cluster-0 22 filtered" and took < 10

@@ -53,16 +53,26 @@ ERROR_REPLY = re.compile(
 REDIS_CLI = 'u="$1"; shift; REDISCLI_AUTH="$(tr -d "\\r\\n" < "/etc/redis-auth/$u-password")" exec redis-cli --no-auth-warning --user "$u" "$@"'
 TLS_ARGS = ["--tls", "--cacert", "/etc/redis-tls/ca.crt", "--cert", "/etc/redis-tls/tls.crt", "--key", "/etc/redis-tls/tls.key"]
 # One probe pod tries each "key addr port" line: open, refused (admitted, nothing listens) or filtered.
+# Allow rules may reach a new pod after its containers start (the NetworkPolicy documentation's "Pod
+# lifecycle": "allow rules may be installed later and pod should be able to handle some delay"; kindnet's
+# kube-network-policies learns a new pod's address about a second late): until POLICY_SETTLE_SECONDS
+# after the pod began, a filtered target is tried again; an open or refused one is final at once.
+POLICY_SETTLE_SECONDS = 6
 PROBE_SCRIPT = r"""
+settled=$(( $(date +%%s) + SETTLE ))
 while read -r key addr port; do
   [ -n "$key" ] || continue
-  out=$(timeout 3 bash -c "exec 3<>/dev/tcp/$addr/$port" 2>&1); rc=$?
-  if [ $rc -eq 0 ]; then r=open; elif echo "$out" | grep -qi refused; then r=refused; else r=filtered; fi
+  while :; do
+    out=$(timeout 3 bash -c "exec 3<>/dev/tcp/$addr/$port" 2>&1); rc=$?
+    if [ $rc -eq 0 ]; then r=open; elif echo "$out" | grep -qi refused; then r=refused; else r=filtered; fi
+    [ "$r" = filtered ] && [ "$(date +%%s)" -lt "$settled" ] || break
+    sleep 0.5
+  done
   echo "RESULT $key $port $r"
 done <<'TARGETS'
 %s
 TARGETS
-"""
+""".replace("SETTLE", str(POLICY_SETTLE_SECONDS))
 
 
 # Probe and canary pods run where the restricted Pod Security Standard is enforced (the Redis
