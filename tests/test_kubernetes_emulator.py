@@ -305,6 +305,22 @@ def test_down_keeping_volumes_deletes_the_objects_but_not_the_namespace(platform
     assert not any("removing cert-manager" in s for s in platform.said)
 
 
+def test_inside_the_cluster_down_keeping_the_volumes_scales_to_zero_and_up_scales_back(platform, emulator, cluster):
+    """The runner Job may not delete what its caller stood up: a down that keeps the volumes is the
+    StatefulSet at zero (its claims stay), up brings the pods back and waits; a down that would
+    remove the reference is not supported there."""
+    up_with_controller(platform, emulator, cluster)
+    platform.in_runner = lambda: True
+    platform.down(keep_volumes=True)
+    sts = platform.api.get(path("apps/v1", "StatefulSet", NS, "redis-cluster"))
+    assert sts["spec"]["replicas"] == 0 and platform.pods() == []
+    assert platform.api.find(path("v1", "Namespace", name=NS)) is not None
+    platform.up()
+    assert [p.name for p in platform.pods() if p.running] == [f"redis-cluster-{i}" for i in range(6)]
+    with pytest.raises(NotSupported, match="removing the reference from inside the cluster"):
+        platform.down()
+
+
 def test_pods_and_credentials_come_from_the_api(platform, emulator, cluster):
     up_with_controller(platform, emulator, cluster)
     pods = platform.pods()

@@ -23,9 +23,17 @@ from tests.test_runner_manifests import grants
 VERBS = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 
 
+# Non-resource URLs every authenticated account may GET: the default ClusterRole
+# system:public-info-viewer (Kubernetes RBAC, "Default roles and role bindings").
+PUBLIC_INFO = {"/version", "/healthz", "/livez", "/readyz"}
+
+
 def rbac_request(method: str, url: str) -> tuple[str, str, str, str, str]:
-    """(namespace or "*", API group, resource[/subresource], verb, name) of one API request."""
+    """(namespace or "*", API group, resource[/subresource], verb, name) of one API request; a
+    non-resource URL is ("*", "", the path, verb, "")."""
     split = urlsplit(url)
+    if not split.path.startswith(("/api/", "/apis/")):
+        return "*", "", split.path, "get" if method == "GET" else VERBS[method], ""
     parts = split.path.strip("/").split("/")
     group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
     namespace = "*"
@@ -41,6 +49,8 @@ def rbac_request(method: str, url: str) -> tuple[str, str, str, str, str]:
 
 def granted(request: tuple[str, str, str, str, str], rules: set[tuple]) -> bool:
     namespace, group, resource, verb, name = request
+    if resource in PUBLIC_INFO:
+        return verb == "get"
     return any(
         g_ns in ("*", namespace) and g_group == group and g_res == resource and g_verb == verb and (not names or name in names)
         for g_ns, g_group, g_res, g_verb, names in rules
@@ -118,6 +128,10 @@ def run_the_suites_operations(platform, emulator) -> None:  # noqa: F811
     log[0] = b"RESULT listener 7777 open\n"
     platform.policy_canary()
     platform.run_bootstrap()
+    # The persistence suite's down that keeps the volumes, and up, as the runner Job does them.
+    platform.in_runner = lambda: True
+    platform.down(keep_volumes=True)
+    platform.up()
 
 
 def test_every_request_of_the_suites_is_granted_to_the_runner(platform, emulator, recorded):  # noqa: F811
@@ -139,3 +153,4 @@ def test_a_request_outside_the_rules_is_refused():
     assert not granted(rbac_request("GET", "/api/v1/namespaces/kube-system/pods?watch=true"), rules)
     assert granted(rbac_request("PATCH", "/api/v1/nodes/w1"), rules)
     assert not granted(rbac_request("GET", f"/api/v1/namespaces/{NS}/pods?watch=true"), rules)
+    assert granted(rbac_request("GET", "/version"), rules) and not granted(rbac_request("GET", "/metrics"), rules)

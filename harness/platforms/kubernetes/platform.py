@@ -191,6 +191,9 @@ class KubernetesPlatform(
         self._refuse_pods_alone(form)
         self.preflight()
         if self.in_runner():
+            # What the runner's account may do: bring back pods a down that kept the volumes scaled
+            # away, then wait as for any stand-up (the caller stood the reference up).
+            self._scale_statefulset(int(self._sts()["spec"].get("replicas", 1)))
             lifecycle.wait_up(self.api, self.manifests, self.say, self.wait_timeout)
             return
         try:
@@ -204,8 +207,27 @@ class KubernetesPlatform(
 
     def down(self, keep_volumes: bool = False) -> None:
         self.preflight()
+        if self.in_runner():
+            if not keep_volumes:
+                raise NotSupported("removing the reference from inside the cluster (its caller stood it up and tears it down)", self.name)
+            # Inside the cluster a down that keeps the volumes is the StatefulSet scaled to zero: every
+            # pod goes, gracefully and in reverse order, its claim stays; `up` scales it back.
+            self._scale_statefulset(0)
+            self._forget_tls()
+            return
         lifecycle.down(self.api, self.manifests, self.say, keep_volumes)
         self._forget_tls()
+
+    def _scale_statefulset(self, replicas: int) -> None:
+        """The reference's StatefulSet at `replicas` (a patch the runner's account may make), and, for
+        zero, every one of its pods gone."""
+        name = self._sts()["metadata"]["name"]
+        sts_path = path("apps/v1", "StatefulSet", self.namespace, name)
+        before = int((self.api.get(sts_path).get("spec") or {}).get("replicas") or 0)
+        if before != replicas:
+            self.api.patch(sts_path, {"spec": {"replicas": replicas}})
+        for pod in [f"{name}-{i}" for i in range(replicas, before)]:
+            self.api.wait_gone(self._pod_path(pod), self.wait_timeout, f"pod {pod}")
 
     # --- what is there -----------------------------------------------------------------------------------
     def _raw_pods(self) -> list[dict[str, Any]]:
