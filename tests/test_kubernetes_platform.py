@@ -274,3 +274,42 @@ def test_a_probe_tries_a_filtered_port_again_until_the_policies_have_settled(tmp
 def test_a_port_still_filtered_once_the_policies_have_settled_is_filtered(tmp_path):
     out, took = run_probe_script(tmp_path, "redis-cluster-0 10.0.0.1 22", filtered_for=1000, settle=1)
     assert out.strip() == "RESULT redis-cluster-0 22 filtered" and took < 10
+
+
+RELEASE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: cert-manager\n---\n# image: quay.io/jetstack/cert-manager-controller:{}\n"
+
+
+def test_cert_manager_comes_from_a_local_copy_when_one_is_given(tmp_path, monkeypatch):
+    from harness.platforms.kubernetes import certmanager
+
+    copy = tmp_path / "cert-manager.yaml"
+    copy.write_text(RELEASE.format(certmanager.VERSION))
+    monkeypatch.setenv(certmanager.MANIFEST_ENV, str(copy))
+    monkeypatch.setattr(certmanager, "_download", lambda url: pytest.fail(f"downloaded {url}"))
+    assert [o["kind"] for o in certmanager.manifest()] == ["Namespace"]
+    copy.write_text(RELEASE.format("v1.16.0"))
+    with pytest.raises(HarnessError, match=f"is not the cert-manager {certmanager.VERSION} release manifest"):
+        certmanager.manifest()
+    monkeypatch.setenv(certmanager.MANIFEST_ENV, str(tmp_path / "missing.yaml"))
+    with pytest.raises(HarnessError, match="cannot be read"):
+        certmanager.manifest()
+
+
+def test_cert_manager_is_downloaded_once_and_a_failed_download_names_the_offline_way(tmp_path, monkeypatch):
+    from harness.platforms.kubernetes import certmanager
+
+    monkeypatch.delenv(certmanager.MANIFEST_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fetched = []
+    monkeypatch.setattr(certmanager, "_download", lambda url: fetched.append(url) or RELEASE.format(certmanager.VERSION))
+    certmanager.manifest()
+    certmanager.manifest()  # `down` after `up`: from the cache
+    assert fetched == [certmanager.MANIFEST_URL] and certmanager.cache_path().is_file()
+    certmanager.cache_path().unlink()
+
+    def offline(url):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(certmanager, "_download", offline)
+    with pytest.raises(HarnessError, match=f"could not be downloaded .*{certmanager.MANIFEST_ENV}=FILE"):
+        certmanager.manifest()

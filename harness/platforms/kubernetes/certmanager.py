@@ -3,9 +3,11 @@ for until its webhook answers (a server-side dry-run Certificate is admitted).""
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -15,6 +17,7 @@ from harness.platforms.kubernetes.api import Api, ApiError, path, path_of
 
 VERSION = "v1.17.2"  # the one pin
 MANIFEST_URL = f"https://github.com/cert-manager/cert-manager/releases/download/{VERSION}/cert-manager.yaml"
+MANIFEST_ENV = "REDIS_HARNESS_CERT_MANAGER_MANIFEST"  # a local copy of the release manifest, for clusters offline
 NAMESPACE = "cert-manager"
 DEPLOYMENTS = ("cert-manager", "cert-manager-cainjector", "cert-manager-webhook")
 CRD = "certificates.cert-manager.io"
@@ -24,16 +27,56 @@ def installed(api: Api) -> bool:
     return api.find(path("apiextensions.k8s.io/v1", "CustomResourceDefinition", name=CRD)) is not None
 
 
-def manifest(fetch: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
-    def download(url: str) -> str:
-        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 — a pinned https URL
-            return response.read().decode()
+def cache_path() -> Path:
+    """Where a downloaded release manifest is kept, so that `down` (and the next `up`) need no network."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "redis-harness" / f"cert-manager-{VERSION}.yaml"
 
+
+def manifest_text(fetch: Callable[[str], str] | None = None) -> str:
+    """The pinned release manifest: the file REDIS_HARNESS_CERT_MANAGER_MANIFEST names (a cluster
+    without internet access), else the cached download, else a download (then cached). A `fetch`
+    given by the caller is the source itself, neither cached nor read from the cache."""
+    local = os.environ.get(MANIFEST_ENV)
+    if local:
+        try:
+            text = Path(local).read_text()
+        except OSError as exc:
+            raise HarnessError(f"{MANIFEST_ENV} names {local}, which cannot be read: {exc.strerror or exc}") from None
+        if f":{VERSION}" not in text:
+            raise HarnessError(f"{MANIFEST_ENV} names {local}, which is not the cert-manager {VERSION} release manifest")
+        return text
+    if fetch is not None:
+        return _fetched(fetch)
+    cached = cache_path()
+    if cached.is_file():
+        return cached.read_text()
+    text = _fetched(_download)
     try:
-        text = (fetch or download)(MANIFEST_URL)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(text)
+    except OSError:
+        pass  # no cache: the next use downloads again
+    return text
+
+
+def _download(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 — a pinned https URL
+        return response.read().decode()
+
+
+def _fetched(fetch: Callable[[str], str]) -> str:
+    try:
+        return fetch(MANIFEST_URL)
     except OSError as exc:
-        raise HarnessError(f"cert-manager {VERSION} could not be downloaded from {MANIFEST_URL}: {exc}") from None
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+        raise HarnessError(
+            f"cert-manager {VERSION} could not be downloaded from {MANIFEST_URL}: {exc}; "
+            f"give a copy of it with {MANIFEST_ENV}=FILE"
+        ) from None
+
+
+def manifest(fetch: Callable[[str], str] | None = None) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(manifest_text(fetch)) if doc]
 
 
 def install(api: Api, say: Callable[[str], None], fetch: Callable[[str], str] | None = None) -> bool:
