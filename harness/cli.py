@@ -461,7 +461,7 @@ def bench_self(
     run_dir, body = measure(
         runs, cluster, subnet, gate_too, reports, say=lambda m: console.print(m, markup=False, highlight=False), jobs=jobs
     )
-    for part in ("up", "gate"):
+    for part in ("up", "command line", "gate"):
         if part not in body:
             continue
         table = Table(title=f"{part}: seconds over {runs} run(s)")

@@ -51,3 +51,6 @@ def test_one_up_and_down_is_timed_phase_by_phase(tmp_path):
     assert {"render the overlay", "start pods until they answer", "bootstrap Job", "wait until ready"} <= set(phases)
     assert abs(sum(phases.values()) - run["up (total)"]) < 1.0, run  # the phases account for the whole of `up`
     assert json.loads((run_dir / "report.json").read_text())["up"]["phases"]["bootstrap Job"]["runs"] == 1
+    # What the user waits for: a fresh process, more than the stand-up it contains.
+    (cli_run,) = body["command line"]["runs"]
+    assert cli_run["up, command line"] > phases["bootstrap Job"] and cli_run["down, command line"] > 0

@@ -221,8 +221,7 @@ def test_up_waits_for_the_bootstrap_job_to_succeed(platform, emulator, cluster):
         lifecycle.up(platform.api, platform.manifests, platform.say, timeout=2, fetch=lambda url: CERT_MANAGER)
 
 
-def test_up_leaves_an_installed_cert_manager_and_a_kept_secret_alone(platform, emulator, cluster, monkeypatch, tmp_path):
-    monkeypatch.setattr(lifecycle, "AGENT_MANIFESTS", tmp_path / "none")
+def test_up_leaves_an_installed_cert_manager_and_a_kept_secret_alone(platform, emulator, cluster):
     platform.api.create(
         path("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
         {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": certmanager.CRD}},
@@ -237,8 +236,7 @@ def test_up_leaves_an_installed_cert_manager_and_a_kept_secret_alone(platform, e
     created = lifecycle.up(
         platform.api, platform.manifests, platform.say, timeout=20, fetch=lambda url: pytest.fail("downloaded")
     )
-    assert created == {"cert_manager": False, "secret": False, "agent": False}
-    assert any("no node agent manifest" in s for s in platform.said)
+    assert created == {"cert_manager": False, "secret": False}
     assert platform.api.get(path("v1", "Secret", NS, "redis-auth"))["data"] == {"admin-password": "eA=="}
 
 

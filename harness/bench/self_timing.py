@@ -1,9 +1,12 @@
 """How long the harness itself takes: `redis-harness up` (and `down`) over several runs, each phase
-timed, medians and spread in a report — numbers to compare, not a test that fails on a slow day.
+timed in-process, and as a user waits for it from the command line (a fresh process each time);
+medians and spread in a report — numbers to compare, not a test that fails on a slow day.
 With `gate`, also the gating run's suites (`make run` without the set-up), one run each time."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +38,31 @@ def time_up(
         run = {**phases, "up (total)": up_s, "down": time.monotonic() - down_started}
         timed.append(run)
         say(f"run {i + 1}/{runs}: up {up_s:.2f} s, down {run['down']:.2f} s")
+    return timed
+
+
+def time_command_line_up(
+    runs: int, cluster: str, subnet: str | None, overlay: str = "kind", say: Callable[[str], None] = print
+) -> list[dict[str, float]]:
+    """`redis-harness up` as a user runs it, a fresh process each time, timed from outside until it
+    returns (interpreter start, imports, the stand-up, the health check and the status table), then
+    `redis-harness down`."""
+    base = [sys.executable, "-m", "harness.cli"]
+    where = ["--overlay", overlay, "--cluster", cluster, *(["--subnet", subnet] if subnet else [])]
+    timed = []
+    for i in range(runs):
+        started = time.monotonic()
+        try:
+            proc = subprocess.run([*base, "up", *where], capture_output=True, text=True, timeout=300)
+            up_s = time.monotonic() - started
+            if proc.returncode != 0:
+                raise HarnessError(f"redis-harness up failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}")
+        finally:
+            down_started = time.monotonic()
+            subprocess.run([*base, "down", "--cluster", cluster], capture_output=True, text=True, timeout=120)
+        run = {"up, command line": up_s, "down, command line": time.monotonic() - down_started}
+        timed.append(run)
+        say(f"command line {i + 1}/{runs}: up {up_s:.2f} s, down {run['down, command line']:.2f} s")
     return timed
 
 
@@ -71,6 +99,8 @@ def bench_self(
     body: dict[str, Any] = {"kind": "bench-self", "started": started.isoformat(), "runs": runs, "jobs": jobs}
     up_runs = time_up(runs, cluster, subnet, say=say)
     body["up"] = {"runs": up_runs, "phases": summarize(up_runs)}
+    cli_runs = time_command_line_up(runs, cluster, subnet, say=say)
+    body["command line"] = {"runs": cli_runs, "phases": summarize(cli_runs)}
     if gate:
         gate_runs = time_gate(runs, cluster, subnet, reports, say=say, jobs=jobs)
         body["gate"] = {"runs": gate_runs, "phases": summarize(gate_runs)}
