@@ -86,10 +86,20 @@ def test_kind_workflow_gates_pull_requests_that_touch_the_reference():
     assert 'redis-harness run --platform kind --image "$IMAGE"' in runs
     assert "${{ github.run_id }}" in wf["jobs"]["gate"]["env"]["IMAGE"], "a unique tag per run"
     uploads = [s for s in steps(wf) if s.get("uses", "").startswith("actions/upload-artifact@")]
-    assert {u["with"]["name"] for u in uploads} == {"gate-report", "gate-junit"}
-    assert all(u["if"] == "${{ !cancelled() }}" for u in uploads), "the report of a failed gate is uploaded too"
+    assert {u["with"]["name"] for u in uploads} == {"gate-report", "gate-junit", "gate-diagnostics"}
+    reports = [u for u in uploads if u["with"]["name"] != "gate-diagnostics"]
+    assert all(u["if"] == "${{ !cancelled() }}" for u in reports), "the report of a failed gate is uploaded too"
+    # A failed run leaves what it stood up (--keep) for the collection step, which takes events, pod
+    # states, every container's log and kind's node logs, and uploads them.
+    collect = next(s for s in steps(wf) if "kind export logs" in s.get("run", ""))
+    assert collect["if"] == "${{ failure() }}" and "get events --all-namespaces" in collect["run"]
+    assert "logs" in collect["run"] and "--previous" in collect["run"] and "describe pods" in collect["run"]
+    names = [s.get("name") for s in steps(wf)]
+    assert names.index(collect["name"]) > names.index("Gate")
+    assert next(u for u in uploads if u["with"]["name"] == "gate-diagnostics")["if"] == "${{ failure() }}"
     gate = next(s for s in steps(wf) if "redis-harness run" in s.get("run", ""))
     assert "continue-on-error" not in gate and "|| true" not in gate["run"], "a failed gate fails the job"
+    assert "--keep" in gate["run"], "what a failed gate stood up stays for the diagnostics"
 
 
 def test_test_workflow_runs_make_test():
