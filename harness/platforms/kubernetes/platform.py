@@ -218,16 +218,18 @@ class KubernetesPlatform(
         lifecycle.down(self.api, self.manifests, self.say, keep_volumes)
         self._forget_tls()
 
-    def _scale_statefulset(self, replicas: int) -> None:
-        """The reference's StatefulSet at `replicas` (a patch the runner's account may make), and, for
-        zero, every one of its pods gone."""
+    def _scale_statefulset(self, replicas: int) -> tuple[int, list[str]]:
+        """The reference's StatefulSet at `replicas` (a patch the runner's account may make), every pod
+        it scaled away gone; returns (the replicas before, the pods removed)."""
         name = self._sts()["metadata"]["name"]
         sts_path = path("apps/v1", "StatefulSet", self.namespace, name)
         before = int((self.api.get(sts_path).get("spec") or {}).get("replicas") or 0)
         if before != replicas:
             self.api.patch(sts_path, {"spec": {"replicas": replicas}})
-        for pod in [f"{name}-{i}" for i in range(replicas, before)]:
+        removed = [f"{name}-{i}" for i in range(replicas, before)]
+        for pod in removed:
             self.api.wait_gone(self._pod_path(pod), self.wait_timeout, f"pod {pod}")
+        return before, removed
 
     # --- what is there -----------------------------------------------------------------------------------
     def _raw_pods(self) -> list[dict[str, Any]]:
@@ -440,22 +442,17 @@ class KubernetesPlatform(
         if replicas < 1:
             raise HarnessError("a StatefulSet of Redis pods needs at least one replica")
         name = self._sts()["metadata"]["name"]
-        sts_path = path("apps/v1", "StatefulSet", self.namespace, name)
-        before = int((self.api.get(sts_path).get("spec") or {}).get("replicas") or 0)
-        self.api.patch(sts_path, {"spec": {"replicas": replicas}})
-        if replicas >= before:
-            added = [f"{name}-{i}" for i in range(before, replicas)]
+        before, removed = self._scale_statefulset(replicas)
+        if replicas < before:
+            return removed
+        added = [f"{name}-{i}" for i in range(before, replicas)]
 
-            def check() -> tuple[bool, str]:
-                running = [p.name for p in self.pods() if p.name in added and p.running]
-                return len(running) == len(added), f"{len(running)}/{len(added)} new pods running"
+        def check() -> tuple[bool, str]:
+            running = [p.name for p in self.pods() if p.name in added and p.running]
+            return len(running) == len(added), f"{len(running)}/{len(added)} new pods running"
 
-            lifecycle.wait_for(f"StatefulSet {name} to scale to {replicas}", check, self.wait_timeout, lambda _m: None)
-            return added
-        removed = [f"{name}-{i}" for i in range(replicas, before)]
-        for pod in removed:
-            self.api.wait_gone(self._pod_path(pod), self.wait_timeout, f"pod {pod}")
-        return removed
+        lifecycle.wait_for(f"StatefulSet {name} to scale to {replicas}", check, self.wait_timeout, lambda _m: None)
+        return added
 
     # --- network and volume faults, through the node agent -------------------------------------------------------
     def partition(self, groups: list[list[str]]) -> None:
