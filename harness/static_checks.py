@@ -595,21 +595,22 @@ def check_pod_security(m: Manifests) -> list[Finding]:
     return out
 
 
-def pod_specs(m: Manifests) -> list[tuple[str, dict[str, Any]]]:
-    """("Kind/name", pod spec) of every object that makes pods: Pods and every workload's template."""
+def pod_templates(m: Manifests) -> list[tuple[str, dict[str, Any]]]:
+    """("Kind/name", pod template: metadata and spec) of every object that makes pods: a Pod is its
+    own template, a workload has one (a CronJob's inside its Job template)."""
     out = []
     for obj in m.objects:
         kind, spec = obj.get("kind"), obj.get("spec") or {}
         if kind == "Pod":
-            pod = spec
+            template = obj
         elif kind == "CronJob":
-            pod = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec")
+            template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template")
         elif kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
-            pod = (spec.get("template") or {}).get("spec")
+            template = spec.get("template")
         else:
             continue
-        if pod:
-            out.append((f"{kind}/{obj['metadata']['name']}", pod))
+        if template and template.get("spec"):
+            out.append((f"{kind}/{obj['metadata']['name']}", template))
     return out
 
 
@@ -617,7 +618,11 @@ def check_volume_access(m: Manifests) -> list[Finding]:
     """Every container can read the Secret, ConfigMap, downward API and projected files it mounts, as
     the kubelet writes them (harness/volume_access.py): a non-root pod whose modes deny "other" read
     needs an fsGroup, which makes the files its group's."""
-    return [Finding("volume-access", f"{name}: {u.sentence()}") for name, pod in pod_specs(m) for u in volume_access.unreadable(pod)]
+    return [
+        Finding("volume-access", f"{name}: {u.sentence()}")
+        for name, template in pod_templates(m)
+        for u in volume_access.unreadable(template["spec"])
+    ]
 
 
 SEED_CHECKS: dict[str, Callable[[Manifests], list[Finding]]] = {
