@@ -211,7 +211,10 @@ class KubernetesPlatform(
             if not keep_volumes:
                 raise NotSupported("removing the reference from inside the cluster (its caller stood it up and tears it down)", self.name)
             # Inside the cluster a down that keeps the volumes is the StatefulSet scaled to zero: every
-            # pod goes, gracefully and in reverse order, its claim stays; `up` scales it back.
+            # pod goes, gracefully and in reverse order, its claim stays (the reference sets no
+            # persistentVolumeClaimRetentionPolicy, whose whenScaled defaults to Retain: StatefulSet
+            # documentation, "PersistentVolumeClaim retention"); `up` scales it back and each pod
+            # finds its claim. The emulator has no claims: that they survive only a kind run can show.
             self._scale_statefulset(0)
             self._forget_tls()
             return
