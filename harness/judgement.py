@@ -58,6 +58,23 @@ FAILOVER_FAULTS = ("kill_master", "pause_master", "partition", "node_failure")
 INCONCLUSIVE = "inconclusive: "  # a reason that says the instrument failed, not the deployment
 
 
+class Inconclusive(AssertionError):
+    """Every reason a run missed its objectives says the instrument failed (INCONCLUSIVE), none
+    that the deployment did: the measurement may be taken again. pytest takes such a test again,
+    once (pyproject.toml: `reruns`, `only_rerun`); a verdict on the deployment is never retaken."""
+
+
+def assert_met(reasons: list[str]) -> None:
+    """Fail a test with the reasons slo_reasons gave: Inconclusive when all of them say the
+    instrument failed, a plain AssertionError when any says the deployment did."""
+    if not reasons:
+        return
+    message = "; ".join(reasons)
+    if all(reason.startswith(INCONCLUSIVE) for reason in reasons):
+        raise Inconclusive(message)
+    raise AssertionError(message)
+
+
 def slo_reasons(
     figures: Figures,
     slo: Slo,

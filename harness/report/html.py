@@ -16,7 +16,7 @@ image {{ report.environment.versions.get("image", "?") }}.</p>
 {% elif report.outcome == "fail" and report.why %}<p class="fail">{{ report.why }}</p>{% endif %}
 {% if report.allow_skip %}<p class="not-run">--allow-skip: skipped tests did not fail this suite</p>{% endif %}
 <table><tr><th>test</th><th>outcome</th><th>seconds</th><th>key figures</th></tr>
-{% for t in report.tests %}<tr><td><a href="#{{ t.name }}">{{ t.name }}</a></td><td class="{{ t.outcome }}">{{ t.outcome|replace("_", " ") }}</td>
+{% for t in report.tests %}<tr><td><a href="#{{ t.name }}">{{ t.name }}</a></td><td class="{{ t.outcome }}">{{ t.outcome|replace("_", " ") }}{% if t.retaken %} (attempt {{ t.retaken|length + 1 }}){% endif %}</td>
 <td>{{ "%.1f"|format(t.duration_s) }}</td><td>{{ t.headline or t.reason or "" }}</td></tr>{% endfor %}
 </table>
 {% for t in report.tests %}<h2 id="{{ t.name }}">{{ t.name }} <span class="{{ t.outcome }}">{{ t.outcome|replace("_", " ") }}</span></h2>
@@ -24,6 +24,7 @@ image {{ report.environment.versions.get("image", "?") }}.</p>
 {% for plot in t.plots %}<img src="{{ plot }}" alt="timeline of {{ t.name }}">{% endfor %}
 {% if t.figures %}<pre>{{ t.figures_text }}</pre>{% endif %}
 {% if t.failure %}<h3>failure</h3><pre>{{ t.failure }}</pre>{% endif %}
+{% for earlier in t.retaken %}<h3>taken again: attempt {{ loop.index }} was inconclusive</h3><pre>{{ earlier }}</pre>{% endfor %}
 {% endfor %}
 </body></html>
 """

@@ -39,6 +39,9 @@ class TestRecord:
     plots: list[str] = field(default_factory=list)
     failure: str | None = None
     reason: str | None = None  # why it was skipped or not supported
+    # the failures of earlier attempts, taken again because only the instrument had failed
+    # (harness.judgement.Inconclusive; pytest-rerunfailures): the outcome is the last attempt's
+    retaken: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -199,6 +202,9 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         return
     suite, rec = found
     suite.finished = rundir.utc_now()
+    if report.when == "setup" and getattr(item, "execution_count", 1) > len(rec.retaken) + 1:
+        rec.retaken.append(rec.failure or rec.outcome)
+        rec.outcome, rec.failure = "pending", None
     rec.phases[report.when] = round(rec.phases.get(report.when, 0.0) + report.duration, 3)
     if report.when == "call" or (report.when == "setup" and not report.passed):
         rec.duration_s += report.duration
