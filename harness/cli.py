@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -245,6 +246,11 @@ def run(
             out.print(f"[red]✗[/] {s['suite']}: {failure['test']} ({failure['outcome']})")
         if s["outcome"] != "pass" and not s["failures"] and s.get("why"):
             out.print(f"[red]✗[/] {s['suite']}: {s['why']}")
+    for check in result.report.get("unrun_checks", []):
+        mark = "[yellow]-[/]" if check["allowed"] else "[red]✗[/]"
+        out.print(f"{mark} not run: {escape(check['test'])}: {escape(check['reason'])}", highlight=False)
+    for difference in result.report.get("unrun_differences", []):
+        out.print(f"[red]✗[/] {escape(difference)}", highlight=False)
     if allow_skip:
         console.print("--allow-skip: skipped tests did not fail their suites; this is an exploratory run, not a gating verdict")
     tight = result.report.get("tightest")

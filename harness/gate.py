@@ -14,12 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import judgement, lanes, reference, slo
+from harness import judgement, lanes, not_supported, reference, slo
 from harness.errors import HarnessError
 from harness.platforms import registry
 from harness.report import html, outcomes, rundir
@@ -81,13 +81,20 @@ def time_spent(tests: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def aggregate(
-    chosen: list[str], found: list[tuple[str, dict[str, Any]]], exit_code: int, allow_skip: bool = False
+    chosen: list[str],
+    found: list[tuple[str, dict[str, Any]]],
+    exit_code: int,
+    allow_skip: bool = False,
+    platform: str | None = None,
+    allowed: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The gate's verdict from the chosen suites, the suites' report.json bodies (with the path of each
     one's index.html) and pytest's exit code: every suite's row, the suites that did not run and why,
     the counts, and the outcome. A chosen suite without a report, or whose tests were all not supported,
     did not run; the gate then does not pass: fail when a suite failed, error when pytest itself broke
-    (exit code other than 0, 1 and 5: no test collected), else "not run"."""
+    (exit code other than 0, 1 and 5: no test collected), else "not run". With `allowed` (the checks
+    reference/not-supported.yaml lets `platform` leave unrun) every unrun check is listed with its
+    reason, and the gate fails when they differ from that list."""
     rows: dict[str, dict[str, Any]] = {}
     for index, body in found:
         tests = body.get("tests", [])
@@ -135,9 +142,12 @@ def aggregate(
     order = {name: n for n, name in enumerate(chosen)}
     suites = sorted(rows.values(), key=lambda r: (order.get(r["suite"], len(order)), r["suite"]))
     not_run = [{"suite": r["suite"], "reason": r["not_run"]} for r in suites if r["outcome"] == outcomes.NOT_RUN]
+    reported = [(body["kind"], body.get("tests", [])) for _, body in found]
+    unrun = [{**t, "allowed": allowed is not None and t["test"] in allowed} for t in not_supported.unrun(reported)]
+    differences = [] if allowed is None else not_supported.differences(platform or "?", allowed, reported)
     if exit_code not in (0, 1, 5) or (exit_code == 1 and not found):
         outcome = "error"
-    elif exit_code == 1 or any(r["outcome"] == "fail" for r in suites):
+    elif exit_code == 1 or differences or any(r["outcome"] == "fail" for r in suites):
         outcome = "fail"
     elif not_run:
         outcome = outcomes.NOT_RUN
@@ -153,6 +163,8 @@ def aggregate(
         "outcome": outcome,
         "suites": suites,
         "not_run": not_run,
+        "unrun_checks": unrun,
+        "unrun_differences": differences,
         "counts": counts,
         "allow_skip": allow_skip,
         "tightest": tightest,
@@ -224,6 +236,7 @@ def run_gate(
     1 on the local platform the suites run in that many lanes side by side (harness/lanes.py), each
     against a cluster of its own; one report all the same."""
     paths = check_input(platform, overlay, suites, cluster, subnet)
+    allowed = not_supported.declared(platform)  # read before the run: a broken list stops it at once
     if platform == "local":
         lanes.check_jobs(jobs)
     names = [Path(p).stem.removeprefix("test_") for p in paths]
@@ -303,7 +316,7 @@ def run_gate(
         (str(path.parent.relative_to(run_dir) / "index.html"), json.loads(path.read_text()))
         for path in sorted((run_dir / "suites").glob("*/report.json"))
     ]
-    verdict = aggregate(names, found, code, allow_skip)
+    verdict = aggregate(names, found, code, allow_skip, platform, allowed)
     suites_report, outcome = verdict["suites"], verdict["outcome"]
     finished = rundir.utc_now()
     environment = next((s["environment"] for s in suites_report if s.get("environment")), None)
@@ -318,6 +331,8 @@ def run_gate(
         "pytest_exit_code": code,
         "lanes": [{"cluster": c, "suites": lane} for c, lane in zip(clusters, plan, strict=True)],
         "not_run": verdict["not_run"],
+        "unrun_checks": verdict["unrun_checks"],
+        "unrun_differences": verdict["unrun_differences"],
         "allow_skip": allow_skip,
         "suites": suites_report,
         "counts": verdict["counts"],

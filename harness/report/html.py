@@ -58,6 +58,11 @@ image {{ report.environment.versions.get("image", "?") }}.</p>
 <p class="fail"><b>{{ s.suite }}</b>: {{ s.why }}</p>{% endif %}{% endfor %}
 {% if report.tightest %}<p>tightest margin: <b>{{ report.tightest.test }}</b>: {{ report.tightest.check }}
 {{ report.tightest.figure }} against {{ report.tightest.limit }} ({{ "%+g"|format(report.tightest.margin) }})</p>{% endif %}
+{% for d in report.unrun_differences %}<p class="fail">{{ d }}</p>{% endfor %}
+{% if report.unrun_checks %}<h2 class="not-run">checks not run</h2>
+<p>What this platform cannot do; reference/not-supported.yaml lists what it may leave unrun.</p>
+<ul>{% for c in report.unrun_checks %}<li class="{{ 'not-run' if c.allowed else 'fail' }}">{{ c.test }}: {{ c.reason }}
+{% if not c.allowed %} (not on the list){% endif %}</li>{% endfor %}</ul>{% endif %}
 {% if report.not_run %}<h2 class="not-run">not run</h2>
 <ul>{% for s in report.not_run %}<li><b>{{ s.suite }}</b>: {{ s.reason }}</li>{% endfor %}</ul>{% endif %}
 <table><tr><th>suite</th><th>outcome</th><th>passed</th><th>failed</th><th>error</th><th>skipped</th><th>not supported</th><th>seconds</th></tr>
