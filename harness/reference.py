@@ -21,6 +21,7 @@ from harness.errors import HarnessError
 
 REFERENCE_DIR = Path(os.environ.get("REDIS_HARNESS_REFERENCE", Path(__file__).resolve().parent.parent / "reference"))
 SERVER_COMPONENT = "server"
+SETTINGS = "redis-cluster-settings"  # the ConfigMap of the cluster's settings (its DNS domain)
 
 
 def overlays() -> list[str]:
@@ -99,6 +100,22 @@ class Manifests:
 
     def namespace(self) -> str:
         return self.redis_statefulset()["metadata"].get("namespace", "default")
+
+    def cluster_domain(self) -> str:
+        """The cluster's DNS domain the overlay declares (ConfigMap redis-cluster-settings, clusterDomain)."""
+        settings = self.find("ConfigMap", SETTINGS)
+        domain = ((settings or {}).get("data") or {}).get("clusterDomain")
+        if not domain:
+            raise HarnessError(f"the reference has no ConfigMap {SETTINGS} with a clusterDomain: the cluster's DNS domain is unknown")
+        return str(domain)
+
+    def config_value(self, name: str, key: str, namespace: str) -> str | None:
+        """A ConfigMap's value as a configMapKeyRef reads it: the ConfigMap in the pod's namespace."""
+        found = self.find("ConfigMap", name)
+        if found is None or found["metadata"].get("namespace", "default") != namespace:
+            return None
+        value = (found.get("data") or {}).get(key)
+        return None if value is None else str(value)
 
     def certificate_for_secret(self, secret_name: str) -> dict[str, Any] | None:
         return next((c for c in self.of_kind("Certificate") if c["spec"].get("secretName") == secret_name), None)

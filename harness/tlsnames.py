@@ -3,10 +3,10 @@ reference and the Kubernetes DNS rules â€” not from the certificate under test â
 whether a served certificate is valid for each of them, as a TLS client checks it
 (chain to the CA and subject alternative names, RFC 6125 wildcards included).
 
-Kubernetes DNS (cluster domain `cluster.local`): a Service is `<svc>.<ns>.svc.cluster.local`,
+Kubernetes DNS (the overlay's cluster domain, `cluster.local` by default): a Service is `<svc>.<ns>.svc.<domain>`,
 and through a pod's search path also `<svc>.<ns>.svc`, `<svc>.<ns>` and, from its own
 namespace, `<svc>`; a StatefulSet pod behind its headless Service (`serviceName`) is
-`<pod>.<svc>.<ns>.svc.cluster.local`, the name the reference announces as
+`<pod>.<svc>.<ns>.svc.<domain>`, the name the reference announces as
 `cluster-announce-hostname`.
 """
 
@@ -20,16 +20,14 @@ from cryptography.x509 import verification
 
 from harness.reference import Manifests
 
-CLUSTER_DOMAIN = "cluster.local"
 
-
-def service_names(service: str, namespace: str) -> list[str]:
+def service_names(service: str, namespace: str, domain: str) -> list[str]:
     """Every name under which a pod reaches `service` through the cluster DNS."""
-    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.{CLUSTER_DOMAIN}"]
+    return [service, f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.{domain}"]
 
 
-def pod_fqdn(pod: str, headless: str, namespace: str) -> str:
-    return f"{pod}.{headless}.{namespace}.svc.{CLUSTER_DOMAIN}"
+def pod_fqdn(pod: str, headless: str, namespace: str, domain: str) -> str:
+    return f"{pod}.{headless}.{namespace}.svc.{domain}"
 
 
 def _serves_redis(service: dict[str, Any], redis_ports: dict[str, int]) -> bool:
@@ -46,7 +44,7 @@ def dialled_names(m: Manifests) -> dict[str, dict[str, str]]:
     the headless Service, and every DNS form of every Service that selects the Redis pods and
     carries the Redis port (the headless one and the client one; not the metrics Service)."""
     sts = m.redis_statefulset()
-    namespace = m.namespace()
+    namespace, domain = m.namespace(), m.cluster_domain()
     headless = sts["spec"]["serviceName"]
     labels = sts["spec"]["template"]["metadata"].get("labels", {})
     redis_ports = {
@@ -60,12 +58,12 @@ def dialled_names(m: Manifests) -> dict[str, dict[str, str]]:
         if not _serves_redis(svc, redis_ports):
             continue
         kind = "headless Service" if svc["spec"].get("clusterIP") == "None" else "client Service"
-        for name in service_names(svc["metadata"]["name"], namespace):
+        for name in service_names(svc["metadata"]["name"], namespace, domain):
             services[name] = f"{kind} {svc['metadata']['name']}"
     names = {}
     for ordinal in range(int(sts["spec"].get("replicas", 1))):
         pod = f"{sts['metadata']['name']}-{ordinal}"
-        names[pod] = {pod_fqdn(pod, headless, namespace): f"pod {pod} (cluster-announce-hostname)", **services}
+        names[pod] = {pod_fqdn(pod, headless, namespace, domain): f"pod {pod} (cluster-announce-hostname)", **services}
     return names
 
 

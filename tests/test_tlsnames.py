@@ -3,6 +3,10 @@ is valid for them as a TLS client checks it."""
 
 from __future__ import annotations
 
+import os
+
+import yaml
+
 from harness import certs, reference, tlsnames
 
 POD_2 = "redis-cluster-2.redis-cluster-headless.redis.svc.cluster.local"
@@ -59,3 +63,40 @@ def test_certificate_from_another_ca_is_valid_for_nothing():
     ca, _ = issued([])
     _, foreign_leaf = issued([POD_2])
     assert "validation failed" in tlsnames.valid_for(foreign_leaf, ca, POD_2)
+
+
+def an_overlay(tmp_path, with_transformer: bool) -> reference.Manifests:
+    """The kind overlay moved to another namespace and cluster domain, as a user's overlay would."""
+    body = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": "shop-cache",
+        "resources": [os.path.relpath(reference.overlay_path("kind"), tmp_path)],  # kustomize takes no absolute root
+        "configMapGenerator": [
+            {"name": "redis-cluster-settings", "behavior": "merge", "literals": ["clusterDomain=corp.internal"]}
+        ],
+        **({"transformers": [os.path.relpath(reference.REFERENCE_DIR / "transformers" / "names", tmp_path)]} if with_transformer else {}),
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(body))
+    return reference.load_manifests(tmp_path)
+
+
+def test_namespace_and_cluster_domain_are_the_overlays_own(tmp_path):
+    moved = an_overlay(tmp_path, with_transformer=True)
+    assert (moved.namespace(), moved.cluster_domain()) == ("shop-cache", "corp.internal")
+    names = tlsnames.dialled_names(moved)
+    assert "redis-cluster-2.redis-cluster-headless.shop-cache.svc.corp.internal" in names["redis-cluster-2"]
+    assert "redis-cluster.shop-cache.svc.corp.internal" in names["redis-cluster-2"]
+    dns = moved.certificate_for_secret("redis-tls")["spec"]["dnsNames"]
+    assert not [n for n in dns if ".redis." in f"{n}." or "cluster.local" in n], dns
+    ca, leaf = issued(dns)
+    for pod, dialled in names.items():
+        assert tlsnames.uncovered(leaf, ca, dialled) == {}, pod
+
+
+def test_an_overlay_that_moves_namespace_without_the_names_transformer_is_caught(tmp_path):
+    moved = an_overlay(tmp_path, with_transformer=False)
+    ca, leaf = issued(moved.certificate_for_secret("redis-tls")["spec"]["dnsNames"])
+    missing = tlsnames.uncovered(leaf, ca, tlsnames.dialled_names(moved)["redis-cluster-2"])
+    assert "redis-cluster-2.redis-cluster-headless.shop-cache.svc.corp.internal" in missing
+    assert "redis-cluster.shop-cache" in missing

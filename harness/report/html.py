@@ -17,7 +17,7 @@ image {{ report.environment.versions.get("image", "?") }}.</p>
 {% if report.allow_skip %}<p class="not-run">--allow-skip: skipped tests did not fail this suite</p>{% endif %}
 <table><tr><th>test</th><th>outcome</th><th>seconds</th><th>key figures</th></tr>
 {% for t in report.tests %}<tr><td><a href="#{{ t.name }}">{{ t.name }}</a></td><td class="{{ t.outcome }}">{{ t.outcome|replace("_", " ") }}
-{% if t.retaken %} (attempt {{ t.retaken|length + 1 }}){% endif %}</td>
+{%- if t.retaken %} (attempt {{ t.retaken|length + 1 }}){% endif %}</td>
 <td>{{ "%.1f"|format(t.duration_s) }}</td><td>{{ t.headline or t.reason or "" }}</td></tr>{% endfor %}
 </table>
 {% for t in report.tests %}<h2 id="{{ t.name }}">{{ t.name }} <span class="{{ t.outcome }}">{{ t.outcome|replace("_", " ") }}</span></h2>

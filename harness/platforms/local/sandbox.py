@@ -78,7 +78,7 @@ class Sandbox(LocalState):
 
     def _headless_domain(self) -> str:
         sts = self.manifests.redis_statefulset()
-        return f"{sts['spec']['serviceName']}.{self.manifests.namespace()}.svc.cluster.local"
+        return f"{sts['spec']['serviceName']}.{self.manifests.namespace()}.svc.{self.manifests.cluster_domain()}"
 
     def _fqdn(self, pod: str) -> str:
         return f"{pod}.{self._headless_domain()}"
@@ -194,6 +194,19 @@ class Sandbox(LocalState):
                 if ref.get("name") != AUTH_SECRET or not (self.root / "secrets" / ref["key"]).exists():
                     raise HarnessError(f"pod {rec.name}: Secret {ref.get('name')} has no key {ref.get('key')}")
                 env[item["name"]] = (self.root / "secrets" / ref["key"]).read_text().strip()
+            elif "configMapKeyRef" in (item.get("valueFrom") or {}):
+                ref = item["valueFrom"]["configMapKeyRef"]
+                value = self.manifests.config_value(ref.get("name", ""), ref.get("key", ""), rec.namespace)
+                if value is None and not ref.get("optional"):
+                    # the kubelet holds the container in CreateContainerConfigError until it exists
+                    raise HarnessError(
+                        f"pod {rec.name}: env {item['name']} reads key {ref.get('key')} of ConfigMap {ref.get('name')}, "
+                        f"which namespace {rec.namespace} does not have"
+                    )
+                if value is not None:
+                    env[item["name"]] = value
+            else:
+                raise HarnessError(f"pod {rec.name}: env {item['name']} has a source the local platform does not model: {item}")
         env["REDIS_HOSTS_FILE"] = str(self.root / "hosts")
         if self.ledger.network == "loopback":
             env["REDIS_BIND"] = rec.address  # pods share the host's network: each binds its own address
