@@ -11,6 +11,7 @@ does; kmock returns everything. Nothing else is changed.
 from __future__ import annotations
 
 import asyncio
+import copy
 import threading
 import time
 from typing import Any
@@ -31,11 +32,65 @@ def _parse_path(p: str) -> parsing.ParsedPath:
 parsing.parse_path = _parse_path
 
 
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
+def withdrawn(before: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch that removes every field `before` had and `now` has not (nested maps recursed)."""
+    patch: dict[str, Any] = {}
+    for key, value in before.items():
+        if key not in now:
+            patch[key] = None
+        elif isinstance(value, dict) and isinstance(now[key], dict):
+            inner = withdrawn(value, now[key])
+            if inner:
+                patch[key] = inner
+    return patch
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 class DryRunEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request):
         if request.params.get("dryRun"):
             return await kmock.RawHandler._handle(self, request)  # past the emulator's bookkeeping
+        if request.method == kmock.method.PATCH and request.headers.get("Content-Type", "").startswith(APPLY_PATCH):
+            async with self._lock:
+                self._apply(request)
+            return await kmock.RawHandler._handle(self, request)  # serves the object as it is now kept
+        if request.method == kmock.method.POST and request.resource is not None and request.resource.plural == "customresourcedefinitions":
+            self._serve_kind_of(request.data)
         return await super()._handle(request)
+
+    def _apply(self, request) -> None:
+        manager = request.params.get("fieldManager")
+        if not manager:
+            raise kmock.KubernetesError(status=400, reason="BadRequest", message="fieldManager is required for apply requests")
+        applied = request.data
+        key = (request.resource, request.namespace, request.name)
+        ledger = self.__dict__.setdefault("_applied_by", {})
+        if key not in self._objects:
+            self._objects[key] = applied
+        elif self._objects[key].deleted:
+            self._objects[key].create(applied)
+        else:
+            self._objects[key].patch(merged(withdrawn(ledger.get((key, manager), {}), applied), applied))
+        ledger[(key, manager)] = copy.deepcopy(applied)
+        if request.resource.plural == "customresourcedefinitions":
+            self._serve_kind_of(applied)
+
+    def _serve_kind_of(self, crd: dict[str, Any]) -> None:
+        spec = crd.get("spec") or {}
+        for version in spec.get("versions") or []:
+            if version.get("served", True):
+                self.resources[f"{spec['group']}/{version['name']}/{spec['names']['plural']}"] = kmock.ResourceInfo(
+                    kind=spec["names"]["kind"], namespaced=spec.get("scope") == "Namespaced"
+                )
 
     async def _serve_create(self, request):
         if request.params.get("dryRun"):
@@ -80,6 +135,7 @@ class Emulator:
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         async with DryRunEmulator() as handler, kmock.Server(handler) as server:
+            handler.resources.load_bundled()  # the built-in kinds, for discovery
             for key, (kind, namespaced) in RESOURCES.items():
                 handler.resources[key] = kmock.ResourceInfo(kind=kind, namespaced=namespaced)
             self.handler = handler

@@ -13,11 +13,12 @@ import uuid
 
 import kmock
 import pytest
+import yaml
 
 from harness import static_checks
 from harness.errors import HarnessError, NotSupported
 from harness.platforms.kubernetes import certmanager, lifecycle, nodeagent
-from harness.platforms.kubernetes.api import Api, ApiError, path, path_of
+from harness.platforms.kubernetes.api import Api, ApiError, path
 from harness.platforms.kubernetes.platform import HOLD_IMAGE, KubernetesPlatform
 from tests.kube_emulator import Emulator, wait_until
 
@@ -31,8 +32,28 @@ metadata: {name: cert-manager}
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: certificates.cert-manager.io}
-spec: {group: cert-manager.io}
+spec:
+  group: cert-manager.io
+  names: {kind: Certificate, plural: certificates}
+  scope: Namespaced
+  versions: [{name: v1, served: true, storage: true}]
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: issuers.cert-manager.io}
+spec:
+  group: cert-manager.io
+  names: {kind: Issuer, plural: issuers}
+  scope: Namespaced
+  versions: [{name: v1, served: true, storage: true}]
 """
+
+
+def cert_manager_installed(api: Api) -> None:
+    """cert-manager's CustomResourceDefinitions, as an installation someone else made leaves them."""
+    for crd in yaml.safe_load_all(CERT_MANAGER):
+        if crd["kind"] == "CustomResourceDefinition":
+            api.create(path("apiextensions.k8s.io/v1", "CustomResourceDefinition"), crd)
 
 
 class FakeCluster:
@@ -177,12 +198,13 @@ def test_up_installs_cert_manager_waits_for_its_webhook_makes_the_secret_and_for
     assert agents and all(o["spec"]["template"]["metadata"]["labels"].items() >= nodeagent.AGENT_LABELS.items() for o in agents)
     assert {o["metadata"]["namespace"] for o in agents} == {nodeagent.AGENT_NAMESPACE}
     # Not with the manifest's placeholder image, which no node can pull: the in-cluster run installs it with its own.
-    assert platform.api.find(path_of(agents[0])) is None
+    assert platform.api.find(platform.api.path_of(agents[0])) is None
     calls = [(m, u) for m, u, _ in emulator.requests()]
     dry_runs = [i for i, (m, u) in enumerate(calls) if m == "POST" and "certificates?dryRun=All" in u]
-    sts_post = calls.index(("POST", "/apis/apps/v1/namespaces/redis/statefulsets"))
+    applied = "?fieldManager=redis-harness&force=true"  # server-side apply, the harness's field manager
+    sts_post = calls.index(("PATCH", f"/apis/apps/v1/namespaces/redis/statefulsets/redis-cluster{applied}"))
     assert len(dry_runs) == 3 and dry_runs[-1] < sts_post, "the overlay went in before the webhook answered"
-    assert calls.index(("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")) < dry_runs[0]
+    assert calls.index(("PATCH", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/certificates.cert-manager.io{applied}")) < dry_runs[0]
     labels = platform.api.get(path("v1", "Namespace", name="cert-manager"))["metadata"]["labels"]
     assert labels == lifecycle.INSTALLED_BY
     secret = platform.api.get(path("v1", "Secret", NS, "redis-auth"))
@@ -190,7 +212,7 @@ def test_up_installs_cert_manager_waits_for_its_webhook_makes_the_secret_and_for
     assert sorted(passwords) == ["admin-password", "app-password", "exporter-password", "probe-password", "replication-password"]
     assert len(set(passwords.values())) == len(passwords) and all(len(v) >= 24 for v in passwords.values())
     for obj in platform.manifests.objects:
-        assert platform.api.find(path(obj["apiVersion"], obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]))
+        assert platform.api.find(platform.api.path_of(obj))
     said = "\n".join(platform.said)
     for what in (
         "cert-manager webhook",
@@ -222,10 +244,7 @@ def test_up_waits_for_the_bootstrap_job_to_succeed(platform, emulator, cluster):
 
 
 def test_up_leaves_an_installed_cert_manager_and_a_kept_secret_alone(platform, emulator, cluster):
-    platform.api.create(
-        path("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
-        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": certmanager.CRD}},
-    )
+    cert_manager_installed(platform.api)
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -242,10 +261,7 @@ def test_up_leaves_an_installed_cert_manager_and_a_kept_secret_alone(platform, e
 
 def test_a_timeout_names_what_it_waited_for_with_the_events_and_logs_it_saw(platform, emulator):
     platform.api.create(path("v1", "Namespace"), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    platform.api.create(
-        path("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
-        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": certmanager.CRD}},
-    )
+    cert_manager_installed(platform.api)
     event = {
         "apiVersion": "v1",
         "kind": "Event",
@@ -286,7 +302,7 @@ def test_down_removes_the_namespace_and_the_cert_manager_it_installed(platform, 
     assert platform.api.find(path("v1", "Namespace", name=NS)) is None
     assert platform.api.find(path("apiextensions.k8s.io/v1", "CustomResourceDefinition", name=certmanager.CRD)) is None
     assert platform.api.find(path("v1", "Namespace", name="cert-manager")) is None
-    assert all(platform.api.find(path_of(o)) is None for o in lifecycle.agent_objects())
+    assert all(platform.api.find(platform.api.path_of(o)) is None for o in lifecycle.agent_objects())
     assert any("removing cert-manager" in s for s in platform.said)
 
 
@@ -680,10 +696,7 @@ def test_the_policy_canary_probes_a_listener_before_and_after_a_deny_all_policy(
 
 
 def test_a_failed_up_removes_what_it_made_and_reports_what_it_saw(platform, emulator):
-    platform.api.create(
-        path("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
-        {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": certmanager.CRD}},
-    )
+    cert_manager_installed(platform.api)
     emulator.react("post", kmock.resource("cert-manager.io/v1/certificates"), payload=lambda request: request.data)
     platform.wait_timeout = 1
     with pytest.raises(HarnessError, match=r"^timed out after 1s waiting for StatefulSet redis-cluster \(0/6 pods running\)"):

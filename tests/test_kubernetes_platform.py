@@ -15,7 +15,7 @@ from harness.errors import HarnessError, NoCluster, NotSupported
 from harness.platforms import registry
 from harness.platforms.base import CAPABILITIES, FailingNodes, LosingPower, capabilities, require
 from harness.platforms.kubernetes import kind
-from harness.platforms.kubernetes.api import Api, path, plural
+from harness.platforms.kubernetes.api import Api, path
 from harness.platforms.kubernetes.platform import KindPlatform, KubernetesPlatform
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,9 +77,6 @@ def test_paths_follow_the_api_conventions():
         path("apiextensions.k8s.io/v1", "CustomResourceDefinition", name="x")
         == "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/x"
     )
-    assert [plural(k) for k in ("NetworkPolicy", "Ingress", "Endpoints", "PodDisruptionBudget", "ClusterIssuer")] == [
-        "networkpolicies", "ingresses", "endpoints", "poddisruptionbudgets", "clusterissuers",
-    ]  # fmt: skip
 
 
 # --- kind -----------------------------------------------------------------------------------------

@@ -23,16 +23,22 @@ from tests.test_runner_manifests import grants
 VERBS = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 
 
-# Non-resource URLs every authenticated account may GET: the default ClusterRole
-# system:public-info-viewer (Kubernetes RBAC, "Default roles and role bindings").
+# Non-resource URLs every authenticated account may GET: the default ClusterRoles
+# system:public-info-viewer and system:discovery (Kubernetes RBAC, "Default roles and role bindings").
 PUBLIC_INFO = {"/version", "/healthz", "/livez", "/readyz"}
+
+
+def discovery(path: str) -> bool:
+    """/api, /api/v1, /apis, /apis/GROUP, /apis/GROUP/VERSION: discovery documents, not resources."""
+    parts = path.strip("/").split("/")
+    return (parts[0] == "api" and len(parts) <= 2) or (parts[0] == "apis" and len(parts) <= 3)
 
 
 def rbac_request(method: str, url: str) -> tuple[str, str, str, str, str]:
     """(namespace or "*", API group, resource[/subresource], verb, name) of one API request; a
     non-resource URL is ("*", "", the path, verb, "")."""
     split = urlsplit(url)
-    if not split.path.startswith(("/api/", "/apis/")):
+    if not split.path.startswith(("/api/", "/apis/")) or discovery(split.path):
         return "*", "", split.path, "get" if method == "GET" else VERBS[method], ""
     parts = split.path.strip("/").split("/")
     group, rest = ("", parts[2:]) if parts[0] == "api" else (parts[1], parts[3:])
@@ -49,7 +55,7 @@ def rbac_request(method: str, url: str) -> tuple[str, str, str, str, str]:
 
 def granted(request: tuple[str, str, str, str, str], rules: set[tuple]) -> bool:
     namespace, group, resource, verb, name = request
-    if resource in PUBLIC_INFO:
+    if resource in PUBLIC_INFO or (namespace == "*" and not group and resource.startswith("/") and discovery(resource)):
         return verb == "get"
     return any(
         g_ns in ("*", namespace) and g_group == group and g_res == resource and g_verb == verb and (not names or name in names)
@@ -61,6 +67,7 @@ def granted(request: tuple[str, str, str, str, str], rules: set[tuple]) -> bool:
 def recorded(platform, emulator, cluster, monkeypatch):  # noqa: F811
     """The reference up (by the caller, not recorded), then every request the platform makes."""
     up_with_controller(platform, emulator, cluster)
+    platform.api._discovered.clear()  # the runner's own client starts knowing no resource
     calls: list[tuple[str, str]] = []
     request = platform.api.request
 
@@ -139,6 +146,7 @@ def test_every_request_of_the_suites_is_granted_to_the_runner(platform, emulator
     rules = grants(runner.runner_objects(NS, "img:1", runner.gate_args("kind")))
     requests = {rbac_request(m, u) for m, u in recorded}
     assert len(requests) > 15, requests
+    assert ("GET", "/apis/batch/v1") in recorded, "the bootstrap Job's apply finds its resource by discovery"
     refused = {r for r in requests if not granted(r, rules)}
     assert refused == set(), "requests the runner's RBAC refuses:\n" + "\n".join(map(str, sorted(refused)))
 
@@ -154,3 +162,4 @@ def test_a_request_outside_the_rules_is_refused():
     assert granted(rbac_request("PATCH", "/api/v1/nodes/w1"), rules)
     assert not granted(rbac_request("GET", f"/api/v1/namespaces/{NS}/pods?watch=true"), rules)
     assert granted(rbac_request("GET", "/version"), rules) and not granted(rbac_request("GET", "/metrics"), rules)
+    assert granted(rbac_request("GET", "/apis/batch/v1"), rules) and not granted(rbac_request("PATCH", "/apis/batch/v1"), rules)

@@ -16,26 +16,26 @@ from urllib.parse import quote, urlencode
 
 from harness.errors import HarnessError, NoCluster
 
-# Kinds that live outside namespaces (the rest are namespaced).
-CLUSTER_SCOPED = {
-    "APIService",
-    "ClusterIssuer",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "CustomResourceDefinition",
-    "IngressClass",
-    "MutatingWebhookConfiguration",
-    "Namespace",
-    "Node",
-    "PersistentVolume",
-    "PriorityClass",
-    "RuntimeClass",
-    "StorageClass",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-    "ValidatingWebhookConfiguration",
+# The kinds the harness names itself, with their resource and scope as every API server serves them
+# (the built-in APIs: https://kubernetes.io/docs/reference/kubernetes-api/). Anything else, a rendered
+# manifest's kind above all (cert-manager's, a CRD's), is looked up by discovery (`Api.path_of`), as
+# kubectl does: a plural is never guessed.
+BUILT_IN: dict[str, tuple[str, bool]] = {
+    "Namespace": ("namespaces", False),
+    "Node": ("nodes", False),
+    "Pod": ("pods", True),
+    "Secret": ("secrets", True),
+    "Event": ("events", True),
+    "StatefulSet": ("statefulsets", True),
+    "Job": ("jobs", True),
+    "NetworkPolicy": ("networkpolicies", True),
+    "CustomResourceDefinition": ("customresourcedefinitions", False),
 }
-IRREGULAR_PLURALS = {"Endpoints": "endpoints"}
+FIELD_MANAGER = "redis-harness"  # the harness's field manager in server-side apply
+
+
+class NotServed(HarnessError):
+    """The API server serves no such kind (its CustomResourceDefinition is not installed, or gone)."""
 
 
 class ApiError(HarnessError):
@@ -46,23 +46,15 @@ class ApiError(HarnessError):
         super().__init__(f"{what}: {message or reason} (HTTP {status})")
 
 
-def plural(kind: str) -> str:
-    if kind in IRREGULAR_PLURALS:
-        return IRREGULAR_PLURALS[kind]
-    lower = kind.lower()
-    if lower.endswith("y"):
-        return lower[:-1] + "ies"
-    if lower.endswith(("s", "x", "ch", "sh")):
-        return lower + "es"
-    return lower + "s"
+def group_version_path(api_version: str) -> str:
+    return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
 
 
-def path(api_version: str, kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
-    """`/api/v1/namespaces/redis/pods/redis-cluster-0/log` from its parts; the collection without a name."""
-    parts = ["/api/v1" if api_version == "v1" else f"/apis/{api_version}"]
-    if namespace and kind not in CLUSTER_SCOPED:
+def _join(api_version: str, resource: str, namespaced: bool, namespace: str | None, name: str | None, sub: str | None) -> str:
+    parts = [group_version_path(api_version)]
+    if namespace and namespaced:
         parts.append(f"namespaces/{quote(namespace)}")
-    parts.append(plural(kind))
+    parts.append(resource)
     if name:
         parts.append(quote(name))
     if sub:
@@ -70,9 +62,13 @@ def path(api_version: str, kind: str, namespace: str | None = None, name: str | 
     return "/".join(parts)
 
 
-def path_of(obj: dict[str, Any], default_namespace: str | None = None, named: bool = True) -> str:
-    meta = obj.get("metadata", {})
-    return path(obj["apiVersion"], obj["kind"], meta.get("namespace") or default_namespace, meta.get("name") if named else None)
+def path(api_version: str, kind: str, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+    """`/api/v1/namespaces/redis/pods/redis-cluster-0/log` from its parts, for a built-in kind the
+    harness names itself; the collection without a name."""
+    if kind not in BUILT_IN:
+        raise HarnessError(f"{kind} is not a kind the harness addresses by name: find its resource by discovery (Api.path_of)")
+    resource, namespaced = BUILT_IN[kind]
+    return _join(api_version, resource, namespaced, namespace, name, sub)
 
 
 def selector(labels: dict[str, str]) -> str:
@@ -85,6 +81,7 @@ class Api:
     def __init__(self, client: Any, where: str):
         self.client = client  # kubernetes.client.ApiClient
         self.where = where
+        self._discovered: dict[str, dict[str, tuple[str, bool]]] = {}  # group/version → kind → (resource, namespaced)
 
     # --- connecting -------------------------------------------------------------------------
     @classmethod
@@ -202,18 +199,60 @@ class Api:
             if not (missing_ok and exc.status == 404):
                 raise
 
-    def apply(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
-        """Create the object, or merge it into the one that is there (`kubectl apply` without
-        pruning). Returns the object as the server keeps it."""
+    # --- discovery and apply ------------------------------------------------------------------
+    def resource(self, api_version: str, kind: str) -> tuple[str, bool]:
+        """(resource, namespaced) of a kind, from the API server's discovery document of its group
+        version (an APIResourceList), as kubectl's RESTMapper finds it. Asked again once when the kind
+        is missing: a CustomResourceDefinition applied a moment ago adds its kind to a known group."""
+        for fresh in (False, True):
+            if fresh or api_version not in self._discovered:
+                try:
+                    listed = self.get(group_version_path(api_version))
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+                    listed = {}
+                self._discovered[api_version] = {
+                    r["kind"]: (r["name"], bool(r.get("namespaced")))
+                    for r in listed.get("resources", [])
+                    if "/" not in r["name"]  # subresources (pods/log) share their kind
+                }
+            if kind in self._discovered[api_version]:
+                return self._discovered[api_version][kind]
+        raise NotServed(f"the API server at {self.where} serves no {kind} in {api_version}: is its CustomResourceDefinition installed?")
+
+    def path_of(self, obj: dict[str, Any], default_namespace: str | None = None, named: bool = True) -> str:
+        """The object's URL, its resource and scope found by discovery."""
         meta = obj.get("metadata", {})
-        if namespace and obj["kind"] not in CLUSTER_SCOPED and not meta.get("namespace"):
-            obj = {**obj, "metadata": {**meta, "namespace": namespace}}
+        resource, namespaced = self.resource(obj["apiVersion"], obj["kind"])
+        namespace = meta.get("namespace") or default_namespace
+        if namespaced and not namespace:
+            raise HarnessError(f"{obj['kind']} {meta.get('name')} lives in a namespace, and none was given")
+        return _join(obj["apiVersion"], resource, namespaced, namespace, meta.get("name") if named else None, None)
+
+    def delete_object(self, obj: dict[str, Any], default_namespace: str | None = None) -> None:
+        """Delete a manifest's object; nothing to do when it is not there, or its kind no longer is."""
         try:
-            return self.create(path_of(obj, named=False), obj)
-        except ApiError as exc:
-            if exc.status != 409:
-                raise
-        return self.patch(path_of(obj), obj)
+            url = self.path_of(obj, default_namespace)
+        except NotServed:
+            return
+        self.delete(url)
+
+    def apply(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        """Server-side apply (`kubectl apply --server-side --force-conflicts`) under the harness's own
+        field manager: the object is made, or made to hold what it holds now, and a field the harness
+        applied before and no longer does is removed (https://kubernetes.io/docs/reference/using-api/server-side-apply/).
+        Returns the object as the server keeps it."""
+        meta = obj.get("metadata", {})
+        if namespace and not meta.get("namespace") and self.resource(obj["apiVersion"], obj["kind"])[1]:
+            obj = {**obj, "metadata": {**meta, "namespace": namespace}}
+        return self.request(
+            "PATCH",
+            self.path_of(obj),
+            body=obj,
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
 
     def wait_gone(self, url: str, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from harness.errors import HarnessError
-from harness.platforms.kubernetes.api import Api, ApiError, path, path_of
+from harness.platforms.kubernetes.api import Api, ApiError, path
 
 VERSION = "v1.17.2"  # the one pin
 MANIFEST_URL = f"https://github.com/cert-manager/cert-manager/releases/download/{VERSION}/cert-manager.yaml"
@@ -107,7 +107,7 @@ def webhook_answers(api: Api, namespace: str) -> str | None:
     """None when a server-side dry-run Certificate is admitted, else why not."""
     cert = probe_certificate(namespace)
     try:
-        api.create(path_of(cert, named=False), cert, dry_run=True)
+        api.create(api.path_of(cert, named=False), cert, dry_run=True)
     except ApiError as exc:
         return str(exc)
     return None
@@ -129,4 +129,4 @@ def wait_ready(api: Api, namespace: str, timeout: float, say: Callable[[str], No
 
 def uninstall(api: Api, fetch: Callable[[str], str] | None = None) -> None:
     for obj in reversed(manifest(fetch)):
-        api.delete(path_of(obj))
+        api.delete_object(obj)

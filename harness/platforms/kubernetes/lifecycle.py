@@ -20,7 +20,7 @@ from typing import Any
 from harness import reference
 from harness.errors import HarnessError
 from harness.platforms.kubernetes import certmanager
-from harness.platforms.kubernetes.api import Api, path, path_of
+from harness.platforms.kubernetes.api import Api, path
 
 AUTH_SECRET = "redis-auth"
 INSTALLED_BY = {"redis-harness/installed-by": "redis-harness"}
@@ -247,16 +247,16 @@ def down(
     """Remove what up made; returns when it is gone."""
     namespace = manifests.namespace()
     for obj in agent_objects():
-        api.delete(path_of(obj))
+        api.delete_object(obj)
     if keep_volumes:
         say(f"deleting the overlay's objects in {namespace}, keeping its PersistentVolumeClaims")
         for obj in manifests.objects:
             if obj["kind"] != "Namespace":
-                api.delete(path_of(obj, default_namespace=namespace))
+                api.delete_object(obj, namespace)
     else:
         say(f"deleting namespace {namespace}")
         for obj in manifests.of_kind("Namespace"):
-            api.delete(path_of(obj))
+            api.delete_object(obj)
         api.delete(path("v1", "Namespace", name=namespace))
         api.wait_gone(path("v1", "Namespace", name=namespace), timeout, f"namespace {namespace}")
     cm = api.find(path("v1", "Namespace", name=certmanager.NAMESPACE))

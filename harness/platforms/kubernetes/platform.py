@@ -41,7 +41,7 @@ from harness.platforms.base import (
     TlsFiles,
 )
 from harness.platforms.kubernetes import lifecycle, nodeagent
-from harness.platforms.kubernetes.api import Api, ApiError, path, path_of
+from harness.platforms.kubernetes.api import Api, ApiError, path
 
 CLIENT_TLS_SECRET = "redis-client-tls"
 HOLD_IMAGE = "registry.k8s.io/pause:3.10"  # has no shell: the Redis container's command cannot start in it
@@ -613,7 +613,7 @@ class KubernetesPlatform(
             address = self.api.get(self._pod_path(name))["status"]["podIP"]
             target = [("listener", address, 7777)]
             before = self._probe(self.namespace, client, target)["listener"].get(7777, "filtered")
-            self.api.create(path_of(deny, named=False), deny)
+            self.api.create(self.api.path_of(deny, named=False), deny)
             after = before
             for _ in range(5):  # enforcement follows a new policy within seconds
                 after = self._probe(self.namespace, client, target)["listener"].get(7777, "filtered")
@@ -622,7 +622,7 @@ class KubernetesPlatform(
                 time.sleep(lifecycle.POLL_SECONDS)
             return {"without_policy": before, "with_deny_all": after}
         finally:
-            self.api.delete(path_of(deny))
+            self.api.delete_object(deny)
             self.api.delete(self._pod_path(name), grace=0)
 
     # --- the bootstrap Job ------------------------------------------------------------------------------------
