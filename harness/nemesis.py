@@ -40,7 +40,7 @@ from harness.topology import check_invariants
 @dataclass
 class ActiveFault:
     name: str
-    heal: Callable[[], None]
+    heal: Callable[[], object]  # may return what the platform saw healing it
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,7 +121,7 @@ class Nemesis:
         return self._mark(name, **details) if self._mark is not None else None
 
     def _inject(
-        self, name: str, inject: Callable[[], object], heal: Callable[[], None], hits: Iterable[str] | None = None, **details: Any
+        self, name: str, inject: Callable[[], object], heal: Callable[[], object], hits: Iterable[str] | None = None, **details: Any
     ) -> dict[str, Any]:
         """Register the heal first, then inject: a fault that half-happened is healed too. `hits`:
         the pods the fault may fail over (None: any), whose vote windows it waits out first."""
@@ -130,10 +130,13 @@ class Nemesis:
         self.active.append(fault)
         at = self.mark(f"fault:{name}", **details)
         try:
-            inject()
+            seen = inject()
         except BaseException:
             self.heal(name)
             raise
+        if isinstance(seen, dict) and seen:  # what the platform saw doing it (a Redis killed twice, say)
+            self.mark(f"applied:{name}", **{**details, **seen})
+            return {"fault": name, "at": at, **details, "applied": seen}
         return {"fault": name, "at": at, **details}
 
     def heal(self, name: str | None = None) -> list[str]:
@@ -144,8 +147,8 @@ class Nemesis:
             if name is not None and fault.name != name:
                 continue
             try:
-                fault.heal()
-                self.mark(f"heal:{fault.name}", **fault.details)
+                seen = fault.heal()
+                self.mark(f"heal:{fault.name}", **{**fault.details, **(seen if isinstance(seen, dict) else {})})
                 healed.append(fault.name)
             except Exception as exc:  # keep healing the others
                 failure = failure or exc

@@ -421,39 +421,85 @@ def test_a_refused_eviction_names_the_budget(platform, emulator, cluster):
         platform.evict("redis-cluster-1", timeout=1)
 
 
-def test_hold_down_kills_through_the_agent_and_swaps_the_image_until_release(platform, emulator, cluster, monkeypatch):
+def set_redis_status(api: Api, pod: str, state: dict, restarts: int, image: str, ready: bool = False) -> None:
+    """What the kubelet would report of the pod's Redis container."""
+    container = {"name": "redis", "state": state, "image": image, "imageID": "", "ready": ready, "restartCount": restarts}
+    conditions = [{"type": "Ready", "status": "True" if ready else "False"}]
+    api.patch(path("v1", "Pod", NS, pod), {"status": {"containerStatuses": [container], "conditions": conditions}})
+
+
+def an_agent_whose_kills_the_kubelet_answers(platform, emulator, cluster, monkeypatch, on_kill):
+    """The reference up, an agent on redis-cluster-1's node, and each `kill` it execs answered by
+    `on_kill(n)` (n: which kill) as the kubelet would answer it. Returns the execs' argvs."""
     up_with_controller(platform, emulator, cluster)
     node = platform.pod("redis-cluster-1").node
     agent = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": "agent-x",
-            "namespace": "redis-harness-agent",
-            "labels": {"app.kubernetes.io/name": "redis-harness-agent"},
-        },
+        "metadata": {"name": "agent-x", "namespace": "redis-harness-agent", "labels": {"app.kubernetes.io/name": "redis-harness-agent"}},
         "spec": {"nodeName": node},
         "status": {"phase": "Running"},
     }
     platform.api.create(path("v1", "Pod", "redis-harness-agent"), agent)
     execs = []
-    monkeypatch.setattr(
-        platform.api, "exec", lambda ns, pod, argv, container=None, timeout=30: execs.append((ns, pod, argv)) or (0, "", "")
-    )
+
+    def exec_(ns, pod, argv, container=None, timeout=30):
+        execs.append((ns, pod, argv))
+        on_kill(len(execs))
+        return 0, "", ""
+
+    monkeypatch.setattr(platform.api, "exec", exec_)
+    return execs
+
+
+def test_a_redis_the_kubelet_restarts_before_the_hold_is_killed_again(platform, emulator, cluster, monkeypatch):
+    """The race: the kubelet restarts the killed Redis (old image) before it sees the image patch."""
+    image = platform.manifests.redis_container()["image"]
+
+    def kubelet(n: int) -> None:
+        if n == 1:  # restarted at once, before the patch
+            set_redis_status(platform.api, "redis-cluster-1", {"running": {}}, 1, image)
+        else:  # killed again; by now the kubelet has the hold image, whose command cannot start
+            set_redis_status(platform.api, "redis-cluster-1", {"waiting": {"reason": "RunContainerError"}}, 1, HOLD_IMAGE)
+
+    execs = an_agent_whose_kills_the_kubelet_answers(platform, emulator, cluster, monkeypatch, kubelet)
     address = platform.pod("redis-cluster-1").address
-    platform.hold_down("redis-cluster-1")
-    assert execs == [
-        (
-            "redis-harness-agent",
-            "agent-x",
-            ["python", "-m", "harness.agent", "kill", "--pod", "redis-cluster-1", "--namespace", NS, "--pod-ip", address],
-        )
-    ]
+    seen = platform.hold_down("redis-cluster-1")
+    kill = ["python", "-m", "harness.agent", "kill", "--pod", "redis-cluster-1", "--namespace", NS, "--pod-ip", address]
+    assert execs == [("redis-harness-agent", "agent-x", kill)] * 2
+    assert seen["kills"] == 2 and seen["back_up_s"] >= 0
     patches = [b for m, u, b in emulator.requests() if m == "PATCH" and u == "/api/v1/namespaces/redis/pods/redis-cluster-1"]
-    assert patches[-1] == {"spec": {"containers": [{"name": "redis", "image": HOLD_IMAGE}]}}
-    platform.release("redis-cluster-1")
+    assert {"spec": {"containers": [{"name": "redis", "image": HOLD_IMAGE}]}} in patches
+    # release: the kubelet's crash back-off holds the container 20 s, then it runs and is ready
+    backoff = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s restarting failed container=redis pod=redis-cluster-1_redis(u)"}}
+    set_redis_status(platform.api, "redis-cluster-1", backoff, 2, HOLD_IMAGE)
+    threading.Timer(0.5, set_redis_status, (platform.api, "redis-cluster-1", {"running": {}}, 3, image, True)).start()
+    released = platform.release("redis-cluster-1")
+    assert released["crash_backoff_s"] == 20.0 and released["ready_after_s"] >= 0.4
     patches = [b for m, u, b in emulator.requests() if m == "PATCH" and u == "/api/v1/namespaces/redis/pods/redis-cluster-1"]
-    assert patches[-1] == {"spec": {"containers": [{"name": "redis", "image": platform.manifests.redis_container()["image"]}]}}
+    assert {"spec": {"containers": [{"name": "redis", "image": image}]}} in patches
+
+
+def test_a_hold_that_became_a_graceful_stop_is_refused(platform, emulator, cluster, monkeypatch):
+    """The kubelet saw the patch while the restarted Redis ran: it stopped it, preStop and all."""
+    image = platform.manifests.redis_container()["image"]
+
+    def kubelet(n: int) -> None:
+        set_redis_status(platform.api, "redis-cluster-1", {"waiting": {"reason": "RunContainerError"}}, 1, HOLD_IMAGE)
+        stop = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"redis-cluster-1.{n}", "namespace": NS, "uid": str(uuid.uuid4())},
+            "reason": "Killing",
+            "message": "Container redis definition changed, will be restarted",
+            "involvedObject": {"kind": "Pod", "name": "redis-cluster-1", "fieldPath": "spec.containers{redis}"},
+        }
+        platform.api.create(path("v1", "Event", NS), stop)
+
+    an_agent_whose_kills_the_kubelet_answers(platform, emulator, cluster, monkeypatch, kubelet)
+    set_redis_status(platform.api, "redis-cluster-1", {"running": {}}, 0, image, True)
+    with pytest.raises(HarnessError, match=r"holding pod redis-cluster-1 down became a graceful stop: .*definition changed.*not a kill"):
+        platform.hold_down("redis-cluster-1")
 
 
 def agents_on_every_worker(platform) -> None:

@@ -17,7 +17,8 @@ import pytest
 
 from harness.platforms.kubernetes import runner
 from harness.platforms.kubernetes.api import Api, path
-from tests.test_kubernetes_emulator import NS, cluster, emulator, platform, up_with_controller  # noqa: F401
+from harness.platforms.kubernetes.platform import HOLD_IMAGE
+from tests.test_kubernetes_emulator import NS, cluster, emulator, platform, set_redis_status, up_with_controller  # noqa: F401
 from tests.test_runner_manifests import grants
 
 VERBS = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
@@ -76,9 +77,14 @@ def recorded(platform, emulator, cluster, monkeypatch):  # noqa: F811
         calls.append((method, f"{url}?{q}" if q else url))
         return request(method, url, *args, query=query, **kwargs)
 
+    kubelet = Api.at(emulator.url)  # the kubelet's own status reports, unrecorded
+
     def exec_(namespace: str, pod: str, argv: list[str], container: str | None = None, timeout: float = 30):
         calls.append(("POST", path("v1", "Pod", namespace, pod, "exec")))
         calls.append(("GET", path("v1", "Pod", namespace, pod, "exec")))  # websocket exec
+        if argv[3] == "kill" and "--pod" in argv:  # the killed Redis cannot start in the hold image
+            held = argv[argv.index("--pod") + 1]
+            set_redis_status(kubelet, held, {"waiting": {"reason": "RunContainerError"}}, 1, HOLD_IMAGE)
         return 0, "", ""
 
     monkeypatch.setattr(platform.api, "request", recording)
@@ -128,6 +134,8 @@ def run_the_suites_operations(platform, emulator) -> None:  # noqa: F811
          "spec": {"nodeName": agent_node}, "status": {"phase": "Running"}},
     )  # fmt: skip
     platform.hold_down("redis-cluster-1")
+    image = platform.manifests.redis_container()["image"]
+    threading.Timer(0.3, set_redis_status, (caller, "redis-cluster-1", {"running": {}}, 2, image, True)).start()
     platform.release("redis-cluster-1")
     log[0] = b"RESULT redis-cluster-3 6379 open\n"
     platform.reach_all({"role": "client"}, [6379], pods=["redis-cluster-3"])

@@ -198,13 +198,15 @@ class Killing(abc.ABC):
 
 class HoldingDown(abc.ABC):
     @abc.abstractmethod
-    def hold_down(self, pod: str) -> None:
+    def hold_down(self, pod: str) -> dict[str, Any] | None:
         """SIGKILL the pod's Redis and keep it from running until `release` (Chaos Mesh's
-        pod-failure): the pod is there, its process is not."""
+        pod-failure): the pod is there, its process is not. Returns what the platform saw doing it
+        (the nemesis records it), or None."""
 
     @abc.abstractmethod
-    def release(self, pod: str) -> None:
-        """Let a held pod run again (a new address) and wait until it answers."""
+    def release(self, pod: str) -> dict[str, Any] | None:
+        """Let a held pod run again (a new address) and wait until it answers; returns what the
+        platform saw (a crash back-off, say), or None."""
 
 
 class Pausing(abc.ABC):

@@ -40,11 +40,14 @@ from harness.platforms.base import (
     ShapingNetwork,
     TlsFiles,
 )
-from harness.platforms.kubernetes import lifecycle, nodeagent
+from harness.platforms.kubernetes import holddown, lifecycle, nodeagent
 from harness.platforms.kubernetes.api import Api, ApiError, path
 
 CLIENT_TLS_SECRET = "redis-client-tls"
 HOLD_IMAGE = "registry.k8s.io/pause:3.10"  # has no shell: the Redis container's command cannot start in it
+# How long the kubelet may take to act on a held pod's image patch (it syncs a pod on every change
+# it is told of, and at least once a minute), and how often the hold looks.
+HOLD_TAKES_SECONDS, HOLD_POLL_SECONDS = 90.0, 0.2
 ERROR_REPLY = re.compile(
     r"^(ERR|WRONGTYPE|NOPERM|NOAUTH|WRONGPASS|MOVED|ASK|CLUSTERDOWN|LOADING|BUSY|READONLY|MASTERDOWN|MISCONF"
     r"|NOREPLICAS|OOM|TRYAGAIN|CROSSSLOT|EXECABORT|NOSCRIPT|UNBLOCKED)\b"
@@ -401,33 +404,68 @@ class KubernetesPlatform(
     def kill(self, pod: str) -> None:
         self._agent("kill", pod)
 
-    def hold_down(self, pod: str) -> None:
+    def hold_down(self, pod: str) -> dict[str, Any]:
         """SIGKILL from the node, then the container's image is swapped for one its command cannot
-        start in, so kubelet's restarts fail until `release` puts the image back."""
+        start in, so kubelet's restarts fail until `release` puts the image back. Until the kubelet
+        reports the hold image, a Redis it restarted meanwhile (before it saw the patch) is killed
+        again; a graceful stop it made of one (its `Killing` event: the preStop hook ran, which hands a
+        master's slots over) means the fault was not a kill, and is refused (holddown.py)."""
+        before = holddown.graceful_stops(self._events(), pod)
+        restarts = holddown.restarts(holddown.container_status(self._raw_pod(pod)))
+        started = time.monotonic()
         self._agent("kill", pod)
         self._set_image(pod, HOLD_IMAGE)
+        kills, back_up_s = 1, 0.0
+        while True:
+            raw = self._raw_pod(pod)
+            status = holddown.container_status(raw)
+            if holddown.held(status, HOLD_IMAGE):
+                break
+            if holddown.came_back(status, restarts):
+                seen = time.monotonic()
+                self._agent("kill", pod)
+                kills, restarts = kills + 1, holddown.restarts(status)
+                back_up_s += time.monotonic() - seen
+            if time.monotonic() - started > HOLD_TAKES_SECONDS:
+                raise HarnessError(
+                    f"pod {pod} was not held down within {HOLD_TAKES_SECONDS:.0f}s: the kubelet reports it {lifecycle.pod_state(raw)}"
+                )
+            time.sleep(HOLD_POLL_SECONDS)
+        stopped = {k: v for k, v in holddown.graceful_stops(self._events(), pod).items() if k not in before}
+        if stopped:
+            raise HarnessError(
+                f"holding pod {pod} down became a graceful stop: the kubelet stopped a Redis it had restarted "
+                f"({'; '.join(sorted(set(stopped.values())))}) and ran its preStop hook, which hands a master's slots "
+                "over: the fault was not a kill"
+            )
+        # back_up_s: how long, at most, a Redis the kubelet restarted ran before it was killed again
+        return {"kills": kills, "held_after_s": round(time.monotonic() - started, 3), "back_up_s": round(back_up_s, 3)}
 
-    def release(self, pod: str) -> None:
+    def release(self, pod: str) -> dict[str, Any]:
+        """The image back, then ready again; what the kubelet's crash back-off held the container for."""
+        started = time.monotonic()
         self._set_image(pod, self.manifests.redis_container()["image"])
-        self._wait_ready(pod)
+        backoffs: list[float] = []
+
+        def check() -> tuple[bool, str]:
+            raw = self._raw_pod(pod)
+            found = holddown.backoff_seconds(holddown.container_status(raw))
+            if found is not None and found not in backoffs:
+                backoffs.append(found)
+            return lifecycle.pod_ready(raw), lifecycle.pod_state(raw)
+
+        lifecycle.wait_for(
+            f"pod {pod} to be ready", check, self.wait_timeout, lambda _m: None, lambda: lifecycle.diagnosis(self.api, self.namespace)
+        )
+        return {"ready_after_s": round(time.monotonic() - started, 3), "crash_backoff_s": max(backoffs, default=0.0)}
+
+    def _events(self) -> list[dict[str, Any]]:
+        return self.api.list(path("v1", "Event", self.namespace))
 
     def _set_image(self, pod: str, image: str) -> None:
         # A strategic merge patch: containers merge by name, the others keep their images.
         body = {"spec": {"containers": [{"name": "redis", "image": image}]}}
         self.api.request("PATCH", self._pod_path(pod), body=body, content_type="application/strategic-merge-patch+json")
-
-    def _wait_ready(self, pod: str) -> None:
-        def check() -> tuple[bool, str]:
-            raw = self._raw_pod(pod)
-            return lifecycle.pod_ready(raw), lifecycle.pod_state(raw)
-
-        lifecycle.wait_for(
-            f"pod {pod} to be ready",
-            check,
-            self.wait_timeout,
-            lambda _m: None,
-            lambda: lifecycle.diagnosis(self.api, self.namespace),
-        )
 
     def pause(self, pod: str, seconds: float | None = None) -> None:
         self._agent("stop", pod)
