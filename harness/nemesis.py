@@ -320,14 +320,15 @@ class Nemesis:
         """`kubectl drain`: cordon, evict the node's pods one at a time as the PodDisruptionBudget
         allows, masters first: the order that asks most of the cluster (a master whose replica shares
         the node hands over to it, and that one must hand over again in turn). The heal uncordons it
-        and restores placement (restore_placement)."""
+        (pods waiting for it, their volumes bound to it, start there again) and restores placement
+        (restore_placement). Returns the fault with `moved`, `waiting` and `kept` (DrainingNodes.drain)."""
         platform = require(self.platform, DrainingNodes)
         node = node or self.node_of_master(shard)
         masters = {s.master for s in shards(snapshot(self.platform))}
-        moved: dict[str, str] = {}
+        drained: dict[str, dict[str, str]] = {}
 
         def drain() -> None:
-            moved.update(platform.drain(node, timeout=timeout, first=masters))
+            drained.update(platform.drain(node, timeout=timeout, first=masters).as_dict())
 
         def uncordon() -> None:
             platform.uncordon(node)
@@ -335,7 +336,7 @@ class Nemesis:
 
         on_node = [p.name for p in self.platform.pods() if p.node == node]
         result = self._inject("drain", drain, uncordon, on_node, node=node)
-        return {**result, "moved": moved}
+        return {**result, "pods": on_node, **drained}
 
     def restore_placement(self, timeout: float = 90.0, strict: bool = True, lazy: bool = False) -> bool:
         """What a platform team does once a node is back: spread the pods over the nodes again (a

@@ -97,11 +97,19 @@ def test_drain_keeps_every_shard_serving(well_placed, nemesis, slo, evidence):
         rec.stop()
     figures = check(rec, drained["at"])
     evidence.figure(
-        node=drained["node"], moved=drained["moved"], margins=margins(figures, slo, "drain", one_shard=True), **figures.as_dict()
+        node=drained["node"],
+        moved=drained["moved"],
+        waiting=drained["waiting"],
+        kept=drained["kept"],
+        margins=margins(figures, slo, "drain", one_shard=True),
+        **figures.as_dict(),
     )
     evidence.history("drain", rec.history, rec.probe_history)
     assert figures.workload_errors == []
+    # Moved off the node, or (volumes bound to it) Pending until it is back, or kept by the budget meanwhile.
     assert set(drained["moved"].values()).isdisjoint({drained["node"]}), f"pods stayed on the drained node: {drained['moved']}"
+    assert sorted([*drained["moved"], *drained["waiting"], *drained["kept"]]) == sorted(drained["pods"]), drained
+    assert drained["moved"] or drained["waiting"], f"the drain evicted nothing: {drained['kept']}"
     assert figures.unavailable_s <= slo.unavailability("drain"), (
         f"a shard stopped serving for {figures.unavailable_s:.2f} s during the drain (limit {slo.unavailability('drain'):g} s)"
     )

@@ -409,6 +409,40 @@ def test_cordon_and_eviction_wait_for_the_disruption_budget(platform, emulator, 
     assert all(n.schedulable for n in platform.nodes())
 
 
+def test_a_drain_whose_evicted_pod_waits_for_its_volumes_node_keeps_the_rest(platform, emulator, cluster):
+    """kind's local-path volumes: the StatefulSet's replacement stays Pending on a volume node affinity
+    conflict; the eviction is done, the pod waits for the node, and the budget keeps its neighbour."""
+    up_with_controller(platform, emulator, cluster)
+    cluster.close()  # from here the test plays the StatefulSet controller
+    node = platform.pod("redis-cluster-0").node
+    neighbours = [p.name for p in platform.pods() if p.node == node and p.name != "redis-cluster-0"]
+    caller = Api.at(emulator.url)
+    pending = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "redis-cluster-0", "namespace": NS, "labels": platform._selector(), "uid": str(uuid.uuid4())},
+        "spec": {"containers": [{"name": "redis"}]},
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) had volume node affinity conflict."}]},
+    }  # fmt: skip
+    evictions = itertools.count()
+
+    def eviction(request):
+        if next(evictions) == 0:  # (from a thread: the emulator answers nothing while this runs)
+            def replace() -> None:
+                caller.delete(path("v1", "Pod", NS, "redis-cluster-0"))
+                caller.create(path("v1", "Pod", NS), pending)  # the StatefulSet controller's replacement, unschedulable
+
+            threading.Thread(target=replace).start()
+            return {"kind": "Status", "status": "Success"}
+        raise kmock.KubernetesError(status=429, reason="TooManyRequests", message="Cannot evict pod as it would violate the pod's disruption budget.")
+
+    emulator.react("post", kmock.resource("v1/pods"), kmock.subresource("eviction"), payload=eviction)
+    drained = platform.drain(node, timeout=20, first={"redis-cluster-0"})
+    assert drained.moved == {} and drained.waiting == {"redis-cluster-0": f"its volume binds it to {node}"}
+    assert sorted(drained.kept) == sorted(neighbours) and all("did not allow evicting" in why for why in drained.kept.values())
+
+
 def test_a_refused_eviction_names_the_budget(platform, emulator, cluster):
     up_with_controller(platform, emulator, cluster)
     emulator.react(

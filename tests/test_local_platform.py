@@ -240,19 +240,25 @@ def test_pods_are_spread_over_the_kind_workers(healthy):
     assert sorted(per_node.values()) == [2, 2, 2], per_node
 
 
-def test_drain_moves_pods_off_the_node_and_uncordon_lets_them_back(healthy):
+def test_a_drain_leaves_pods_bound_to_the_node_by_their_volumes_pending_until_uncordon(healthy):
+    """kind's local-path volumes bind each pod to its first node: an evicted pod waits for that node,
+    and the budget (maxUnavailable 1) counts it gone, so the node's other pod stays (binding.py)."""
     node = healthy.pods()[0].node
-    moved = healthy.drain(node, timeout=120)
+    on_node = sorted(p.name for p in healthy.pods() if p.node == node)
+    drained = healthy.drain(node, timeout=120)
     try:
-        assert moved and all(target != node for target in moved.values())
-        assert not any(p.node == node for p in healthy.pods())
+        assert drained.moved == {} and len(drained.waiting) == 1 and len(drained.kept) == 1, drained
+        (waiting,), (kept,) = drained.waiting, drained.kept
+        assert sorted([waiting, kept]) == on_node
+        assert not healthy.pod(waiting).running and healthy.pod(waiting).node == ""
+        assert healthy.ledger.pods[waiting].pending == (
+            "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) had volume node affinity conflict"
+        )
+        assert "allowed no disruption" in drained.kept[kept] and healthy.pod(kept).node == node
         assert not next(n for n in healthy.nodes() if n.name == node).schedulable
     finally:
         healthy.uncordon(node)
-    wait_healthy(healthy, timeout=60)
-    pod = next(iter(moved))
-    healthy.evict(pod)  # the emptiest node is schedulable again: the topology spread sends it back
-    assert healthy.pod(pod).node == node
+    assert healthy.pod(waiting).running and healthy.pod(waiting).node == node  # back where its volume is
     wait_healthy(healthy, timeout=60)
 
 

@@ -53,7 +53,7 @@ def test_with_the_default_taint_policy_a_drain_leaves_the_evicted_pod_pending():
     nodes = [NodeInfo("w1", schedulable=False), NodeInfo("w2"), NodeInfo("w3")]
     node, why = schedule(spec, LABELS, nodes, [p for p in placed if p.name != "redis-cluster-0"])
     assert node is None
-    assert why == "0/3 nodes are available: 2 node(s) didn't match pod topology spread constraints, 1 node(s) were unschedulable"
+    assert why == "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) didn't match pod topology spread constraints"
 
 
 def test_required_anti_affinity_leaves_pods_beyond_one_per_node_pending():
@@ -78,3 +78,14 @@ def test_a_failed_node_takes_no_pod():
     spec = pod_spec()
     spec["topologySpreadConstraints"][0]["maxSkew"] = 6
     assert {p.node for p in place_all(spec, 4, nodes)} == {"w2", "w3"}
+
+
+def test_a_pod_whose_volume_is_bound_to_a_cordoned_node_stays_pending_and_runs_only_there():
+    placed = place_all(pod_spec(), 6)
+    rest = [p for p in placed if p.name != "redis-cluster-0"]
+    cordoned = [NodeInfo("w1", schedulable=False), NodeInfo("w2"), NodeInfo("w3")]
+    node, why = schedule(pod_spec(), LABELS, cordoned, rest, volume_node="w1")
+    assert node is None
+    assert why == "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) had volume node affinity conflict"
+    node, _ = schedule(pod_spec(), LABELS, [NodeInfo("w1"), NodeInfo("w2"), NodeInfo("w3")], rest, volume_node="w1")
+    assert node == "w1"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from harness.errors import NotSupported
+from harness.errors import HarnessError, NotSupported
 
 if TYPE_CHECKING:
     import redis
@@ -309,22 +309,63 @@ class DrainingNodes(Nodes):
         """Mark the node schedulable again; pods do not move back by themselves."""
 
     @abc.abstractmethod
-    def evict(self, pod: str, timeout: float = 120.0) -> str:
-        """The Eviction API: wait until the PodDisruptionBudget allows it, stop the pod gracefully,
-        and wait until its replacement is scheduled (onto a schedulable node, honouring the
-        StatefulSet's constraints) and answers. Returns the node it now runs on; raises when it
-        stays Pending, saying why."""
+    def evict(self, pod: str, timeout: float = 120.0) -> str | None:
+        """The Eviction API: wait until the PodDisruptionBudget allows it (DisruptionRefused when it
+        has not within `timeout`), stop the pod gracefully, and wait until its replacement is scheduled
+        (onto a schedulable node, honouring the StatefulSet's constraints) and answers. Returns the
+        node it now runs on; None when its volumes bind it to a node it cannot run on now (a cordoned
+        one: kind's local-path volumes), where it stays Pending until that node is back; raises when
+        it stays Pending for another reason, saying why."""
 
-    def drain(self, node: str, timeout: float = 300.0, first: Collection[str] = ()) -> dict[str, str]:
+    def drain(self, node: str, timeout: float = 300.0, first: Collection[str] = ()) -> Drained:
         """`kubectl drain`: cordon, then evict the node's pods one at a time, those named in `first`
         before the others (kubectl asks for every eviction at once, so the PodDisruptionBudget may
-        admit them in any order). Returns pod → new node."""
+        admit them in any order).
+
+        With node-bound volumes an evicted pod cannot move: it waits, Pending, for the node to be
+        uncordoned, and the budget counts it unavailable meanwhile. The drain then evicts what the
+        budget still allows within BUDGET_RETRY_SECONDS and keeps the rest on the node (kubectl
+        drain would retry until its timeout: nothing changes while the node is cordoned). What such a
+        drain proves is that every shard kept serving while the node's pods were gone."""
         self.cordon(node)
-        moved = {}
+        result = Drained()
         on_node = [p.name for p in self.pods() if p.node == node]  # type: ignore[attr-defined]
         for pod in sorted(on_node, key=lambda name: name not in first):
-            moved[pod] = self.evict(pod, timeout=timeout)
-        return moved
+            try:
+                went = self.evict(pod, timeout=BUDGET_RETRY_SECONDS if result.waiting else timeout)
+            except DisruptionRefused as exc:
+                if not result.waiting:
+                    raise
+                result.kept[pod] = f"{exc}, while {', '.join(result.waiting)} waits for this node"
+                continue
+            if went is None:
+                result.waiting[pod] = f"its volume binds it to {node}"
+            else:
+                result.moved[pod] = went
+        return result
+
+
+# kube-scheduler's VolumeBinding filter, for a node the pod's bound volume cannot be used on
+# (pkg/scheduler/framework/plugins/volumebinding: ErrReasonNodeConflict).
+VOLUME_NODE_CONFLICT = "node(s) had volume node affinity conflict"
+BUDGET_RETRY_SECONDS = 5.0  # kubectl drain asks again every 5 s: once more
+
+
+class DisruptionRefused(HarnessError):
+    """The PodDisruptionBudget did not allow an eviction in time."""
+
+
+@dataclass
+class Drained:
+    """What a drain did: pods moved (→ their node), pods waiting Pending for the drained node (→ why),
+    pods kept on it because the budget allowed no more evictions (→ why)."""
+
+    moved: dict[str, str] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)
+    kept: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        return {"moved": dict(self.moved), "waiting": dict(self.waiting), "kept": dict(self.kept)}
 
 
 class ProbingPolicy(abc.ABC):

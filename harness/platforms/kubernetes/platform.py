@@ -23,8 +23,10 @@ from typing import Any
 from harness import reference
 from harness.errors import HarnessError, NotSupported
 from harness.platforms.base import (
+    VOLUME_NODE_CONFLICT,
     Bootstrapping,
     Credentials,
+    DisruptionRefused,
     DrainingNodes,
     FillingVolumes,
     HoldingDown,
@@ -546,7 +548,7 @@ class KubernetesPlatform(
     def uncordon(self, node: str) -> None:
         self.api.patch(path("v1", "Node", name=node), {"spec": {"unschedulable": None}})
 
-    def evict(self, pod: str, timeout: float = 120.0) -> str:
+    def evict(self, pod: str, timeout: float = 120.0) -> str | None:
         uid = self._raw_pod(pod)["metadata"].get("uid", "")
         deadline = time.monotonic() + timeout
         while True:
@@ -557,19 +559,24 @@ class KubernetesPlatform(
                 if exc.status != 429:  # 429: the PodDisruptionBudget does not allow it yet
                     raise
                 if time.monotonic() > deadline:
-                    raise HarnessError(
+                    raise DisruptionRefused(
                         f"the PodDisruptionBudget did not allow evicting {pod} within {timeout:.0f}s: {exc}"
                     ) from None
                 time.sleep(lifecycle.POLL_SECONDS)
+
+        bound: list[str] = []
 
         def check() -> tuple[bool, str]:
             raw = self.api.find(self._pod_path(pod))
             if raw is None or raw["metadata"].get("uid") == uid:
                 return False, "not replaced yet"
+            if VOLUME_NODE_CONFLICT in lifecycle.pod_state(raw) and not raw.get("spec", {}).get("nodeName"):
+                bound.append(lifecycle.pod_state(raw))  # Pending until its volume's node takes pods again
+                return True, bound[-1]
             return lifecycle.pod_ready(raw), f"pod {pod} is {lifecycle.pod_state(raw)}"
 
         lifecycle.wait_for(f"{pod} to be rescheduled", check, max(1.0, deadline - time.monotonic()), lambda _m: None)
-        return self._raw_pod(pod)["spec"]["nodeName"]
+        return None if bound else self._raw_pod(pod)["spec"]["nodeName"]
 
     # --- probes ----------------------------------------------------------------------------------------------
     def _probe(

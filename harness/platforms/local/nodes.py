@@ -1,6 +1,7 @@
 """Nodes of the local platform: the workers of reference/kind/cluster.yaml. A node can fail
 (its pods die at once and stay down until it returns) and can be drained (cordoned, its
-pods evicted one at a time as the PodDisruptionBudget allows, rescheduled elsewhere)."""
+pods evicted one at a time as the PodDisruptionBudget allows, rescheduled elsewhere, or Pending
+until it is uncordoned when their volumes bind them to it: binding.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import math
 import time
 
 from harness.errors import HarnessError
-from harness.platforms.base import DrainingNodes, FailingNodes, Node
+from harness.platforms.base import DisruptionRefused, DrainingNodes, FailingNodes, Node
+from harness.platforms.local import binding
 from harness.platforms.local.helpers import HelperPods
 from harness.platforms.local.policy import selector_matches
 
@@ -53,6 +55,20 @@ class LocalNodes(HelperPods, FailingNodes, DrainingNodes):
         with self._lock:
             self._node(node)["schedulable"] = True
             self._save()
+        self._schedule_pending()
+
+    def _schedule_pending(self) -> None:
+        """kube-scheduler tries Pending pods again when a node changes: those that fit now start."""
+        pending = [r.name for r in self._redis_records() if not r.node and r.pending and not r.held]
+        placed = []
+        for name in pending:
+            try:
+                self._reschedule(name)
+                placed.append(name)
+            except HarnessError:
+                pass
+        if placed:
+            self._start(placed)
 
     def _disruptions_allowed(self) -> tuple[int, str]:
         """How many more Redis pods may go voluntarily now, and the budget's name."""
@@ -77,7 +93,7 @@ class LocalNodes(HelperPods, FailingNodes, DrainingNodes):
             allowed = ready - count(spec.get("minAvailable", 0))
         return allowed, budget["metadata"]["name"]
 
-    def evict(self, pod: str, timeout: float = 120.0) -> str:
+    def evict(self, pod: str, timeout: float = 120.0) -> str | None:
         self._record(pod)
         deadline = time.monotonic() + timeout
         while True:
@@ -85,7 +101,7 @@ class LocalNodes(HelperPods, FailingNodes, DrainingNodes):
             if allowed > 0:
                 break
             if time.monotonic() > deadline:
-                raise HarnessError(f"evicting {pod}: the PodDisruptionBudget {budget} allowed no disruption for {timeout:.0f}s")
+                raise DisruptionRefused(f"evicting {pod}: the PodDisruptionBudget {budget} allowed no disruption for {timeout:.0f}s")
             time.sleep(0.25)
         self._stop([pod], graceful=True)
         while True:
@@ -93,6 +109,8 @@ class LocalNodes(HelperPods, FailingNodes, DrainingNodes):
                 self._reschedule(pod)
                 break
             except HarnessError:
+                if binding.CONFLICT in self.ledger.pods[pod].pending:
+                    return None  # its volume binds it to a node it cannot run on now: Pending until that changes
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)  # Pending: a node may become schedulable

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness import reference
 from harness.errors import HarnessError
-from harness.platforms.local import scheduler
+from harness.platforms.local import binding, scheduler
 from harness.platforms.local.ledger import PodRecord, is_alive, process_start_time, sigkill, terminate
 from harness.platforms.local.sandbox import Sandbox
 
@@ -26,15 +26,21 @@ class PodProcesses(Sandbox):
         return [scheduler.NodeInfo(name, n["schedulable"], n["ready"]) for name, n in self.ledger.nodes.items()]
 
     def _reschedule(self, name: str) -> None:
-        """Bind the pod to a node as kube-scheduler would; a pod that fits nowhere stays Pending
-        and the error says why, in the scheduler's words."""
+        """Bind the pod to a node as kube-scheduler would (and its unbound volumes to that node, as
+        local-path does: binding.py); a pod that fits nowhere stays Pending and the error says why,
+        in the scheduler's words."""
         rec = self.ledger.pods[name]
-        pod_spec = self.manifests.redis_statefulset()["spec"]["template"]["spec"]
+        sts = self.manifests.redis_statefulset()
+        pod_spec, templates = sts["spec"]["template"]["spec"], sts["spec"].get("volumeClaimTemplates", [])
+        binding.check_classes(templates)
+        bindings = binding.Bindings(self.root / "volumes")
         placed = [scheduler.Placed(r.name, r.node, r.labels) for r in self._redis_records() if r.node and r.name != name]
-        node, why = scheduler.schedule(pod_spec, rec.labels, self._node_infos(), placed)
+        node, why = scheduler.schedule(pod_spec, rec.labels, self._node_infos(), placed, bindings.node_of(name, templates))
         with self._lock:
             rec.node = node or ""
             rec.pending = why
+            if node is not None:
+                bindings.bind(name, templates, node)
             self._save()
         if node is None:
             raise HarnessError(f"pod {name} is Pending: {why}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from harness.platforms.local.binding import CONFLICT
 from harness.platforms.local.policy import selector_matches
 
 HOSTNAME = "kubernetes.io/hostname"
@@ -89,12 +90,27 @@ def _spread_ok(constraint: dict[str, Any], candidate: NodeInfo, nodes: list[Node
     return mine in domains and counts.get(mine, 0) + 1 - lowest <= int(constraint.get("maxSkew", 1))
 
 
-def filter_reason(pod_spec: dict[str, Any], pod_labels: dict[str, str], node: NodeInfo, nodes: list[NodeInfo], placed: list[Placed]) -> str | None:
-    """Why the pod cannot run on `node` (None when it can), in kube-scheduler's words."""
+def filter_reason(
+    pod_spec: dict[str, Any],
+    pod_labels: dict[str, str],
+    node: NodeInfo,
+    nodes: list[NodeInfo],
+    placed: list[Placed],
+    volume_node: str | None = None,
+) -> str | None:
+    """Why the pod cannot run on `node` (None when it can), in kube-scheduler's words: the first of its
+    filters that fails, in their default order (pkg/scheduler/apis/config/v1/default_plugins.go:
+    NodeUnschedulable, TaintToleration, VolumeBinding, PodTopologySpread, InterPodAffinity).
+    `volume_node`: the node the pod's bound volumes live on (binding.py)."""
     if not node.schedulable:
         return "node(s) were unschedulable"
     if not node.ready:
         return "node(s) had untolerated taint {node.kubernetes.io/unreachable}"
+    if volume_node is not None and node.name != volume_node:
+        return CONFLICT
+    for constraint in pod_spec.get("topologySpreadConstraints") or []:
+        if constraint.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule" and not _spread_ok(constraint, node, nodes, placed):
+            return "node(s) didn't match pod topology spread constraints"
     all_nodes = {n.name: n for n in nodes}
     affinity = pod_spec.get("affinity") or {}
     for term in (affinity.get("podAntiAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []:
@@ -105,9 +121,6 @@ def filter_reason(pod_spec: dict[str, Any], pod_labels: dict[str, str], node: No
         counts = _matching(term.get("labelSelector"), placed, all_nodes, term["topologyKey"])
         if not counts.get(_domain(node, term["topologyKey"]) or "", 0):
             return "node(s) didn't match pod affinity rules"
-    for constraint in pod_spec.get("topologySpreadConstraints") or []:
-        if constraint.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule" and not _spread_ok(constraint, node, nodes, placed):
-            return "node(s) didn't match pod topology spread constraints"
     return None
 
 
@@ -126,19 +139,22 @@ def _score(pod_spec: dict[str, Any], node: NodeInfo, nodes: list[NodeInfo], plac
     return score - 0.01 * sum(p.node == node.name for p in placed)
 
 
-def schedule(pod_spec: dict[str, Any], pod_labels: dict[str, str], nodes: list[NodeInfo], placed: list[Placed]) -> tuple[str | None, str]:
+def schedule(
+    pod_spec: dict[str, Any], pod_labels: dict[str, str], nodes: list[NodeInfo], placed: list[Placed], volume_node: str | None = None
+) -> tuple[str | None, str]:
     """(node, "") for the best feasible node, or (None, why) as a Pending pod's event says it:
     "0/3 nodes are available: 2 node(s) didn't match …, 1 node(s) were unschedulable"."""
     reasons: dict[str, int] = {}
     feasible = []
     for node in nodes:
-        why = filter_reason(pod_spec, pod_labels, node, nodes, placed)
+        why = filter_reason(pod_spec, pod_labels, node, nodes, placed, volume_node)
         if why is None:
             feasible.append(node)
         else:
             reasons[why] = reasons.get(why, 0) + 1
     if not feasible:
-        detail = ", ".join(f"{count} {why}" for why, count in sorted(reasons.items()))
+        # sorted as "<count> <reason>" strings, as FitError.Error does (pkg/scheduler/framework/types.go)
+        detail = ", ".join(sorted(f"{count} {why}" for why, count in reasons.items()))
         return None, f"0/{len(nodes)} nodes are available: {detail}"
     best = max(feasible, key=lambda n: (_score(pod_spec, n, nodes, placed), -nodes.index(n)))
     return best.name, ""
