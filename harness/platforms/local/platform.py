@@ -46,7 +46,7 @@ from harness.platforms.base import (
     ShapingNetwork,
     TlsFiles,
 )
-from harness.platforms.local import faults, monitoring, powerfs
+from harness.platforms.local import faults, fidelity, monitoring, powerfs
 from harness.platforms.local.ledger import Ledger, is_alive, owner_alive
 from harness.platforms.local.network import NamespaceNetwork, claiming_a_range, have_root, sweep_namespaces
 from harness.platforms.local.nodes import LocalNodes
@@ -168,6 +168,7 @@ class LocalPlatform(
             self.swept = self._sweep()
         with phase("render the overlay"):
             self._manifests = reference.render(self.overlay)
+            fidelity.refuse_unlisted(self._manifests.objects)  # a field it would otherwise ignore unsaid
         fresh_volumes = not (self.root / "volumes").exists()
         self._ledger = Ledger(
             cluster=self.cluster,
