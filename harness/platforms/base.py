@@ -36,6 +36,9 @@ class Pod:
     node: str
     running: bool
     port: int = 6379
+    # why its Redis container last stopped, as the kubelet reports it (lastState.terminated.reason:
+    # "OOMKilled", "Error", …); "" when the platform knows of no termination
+    last_termination: str = ""
 
 
 @dataclass(frozen=True)

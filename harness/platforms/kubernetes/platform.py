@@ -42,7 +42,7 @@ from harness.platforms.base import (
     ShapingNetwork,
     TlsFiles,
 )
-from harness.platforms.kubernetes import holddown, lifecycle, nodeagent
+from harness.platforms.kubernetes import kubelet_status, lifecycle, nodeagent
 from harness.platforms.kubernetes.api import Api, ApiError, path
 
 CLIENT_TLS_SECRET = "redis-client-tls"
@@ -261,6 +261,7 @@ class KubernetesPlatform(
             node=raw.get("spec", {}).get("nodeName") or "",
             running=lifecycle.container_running(raw) and not raw["metadata"].get("deletionTimestamp"),
             port=self._port(),
+            last_termination=kubelet_status.last_termination(kubelet_status.container_status(raw)),
         )
 
     def pods(self) -> list[Pod]:
@@ -411,29 +412,29 @@ class KubernetesPlatform(
         start in, so kubelet's restarts fail until `release` puts the image back. Until the kubelet
         reports the hold image, a Redis it restarted meanwhile (before it saw the patch) is killed
         again; a graceful stop it made of one (its `Killing` event: the preStop hook ran, which hands a
-        master's slots over) means the fault was not a kill, and is refused (holddown.py)."""
-        before = holddown.graceful_stops(self._events(), pod)
-        restarts = holddown.restarts(holddown.container_status(self._raw_pod(pod)))
+        master's slots over) means the fault was not a kill, and is refused (kubelet_status.py)."""
+        before = kubelet_status.graceful_stops(self._events(), pod)
+        restarts = kubelet_status.restarts(kubelet_status.container_status(self._raw_pod(pod)))
         started = time.monotonic()
         self._agent("kill", pod)
         self._set_image(pod, HOLD_IMAGE)
         kills, back_up_s = 1, 0.0
         while True:
             raw = self._raw_pod(pod)
-            status = holddown.container_status(raw)
-            if holddown.held(status, HOLD_IMAGE):
+            status = kubelet_status.container_status(raw)
+            if kubelet_status.held(status, HOLD_IMAGE):
                 break
-            if holddown.came_back(status, restarts):
+            if kubelet_status.came_back(status, restarts):
                 seen = time.monotonic()
                 self._agent("kill", pod)
-                kills, restarts = kills + 1, holddown.restarts(status)
+                kills, restarts = kills + 1, kubelet_status.restarts(status)
                 back_up_s += time.monotonic() - seen
             if time.monotonic() - started > HOLD_TAKES_SECONDS:
                 raise HarnessError(
                     f"pod {pod} was not held down within {HOLD_TAKES_SECONDS:.0f}s: the kubelet reports it {lifecycle.pod_state(raw)}"
                 )
             time.sleep(HOLD_POLL_SECONDS)
-        stopped = {k: v for k, v in holddown.graceful_stops(self._events(), pod).items() if k not in before}
+        stopped = {k: v for k, v in kubelet_status.graceful_stops(self._events(), pod).items() if k not in before}
         if stopped:
             raise HarnessError(
                 f"holding pod {pod} down became a graceful stop: the kubelet stopped a Redis it had restarted "
@@ -451,7 +452,7 @@ class KubernetesPlatform(
 
         def check() -> tuple[bool, str]:
             raw = self._raw_pod(pod)
-            found = holddown.backoff_seconds(holddown.container_status(raw))
+            found = kubelet_status.backoff_seconds(kubelet_status.container_status(raw))
             if found is not None and found not in backoffs:
                 backoffs.append(found)
             return lifecycle.pod_ready(raw), lifecycle.pod_state(raw)

@@ -27,6 +27,7 @@ class PodRecord:
     node: str = ""  # the node it is bound to ("" while Pending)
     held: bool = False  # held down: not restarted until released (pod-failure, a failed node)
     pending: str = ""  # why the scheduler could not place it
+    oom_base: int = 0  # its memory cgroup's OOM kills when its Redis last started (cgroups.py)
 
 
 @dataclass

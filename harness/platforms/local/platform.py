@@ -46,8 +46,8 @@ from harness.platforms.base import (
     ShapingNetwork,
     TlsFiles,
 )
-from harness.platforms.local import faults, fidelity, monitoring, powerfs
-from harness.platforms.local.ledger import Ledger, is_alive, owner_alive
+from harness.platforms.local import cgroups, faults, fidelity, monitoring, powerfs
+from harness.platforms.local.ledger import Ledger, PodRecord, is_alive, owner_alive
 from harness.platforms.local.network import NamespaceNetwork, claiming_a_range, have_root, sweep_namespaces
 from harness.platforms.local.nodes import LocalNodes
 from harness.platforms.local.state import DEFAULT_STATE_DIR
@@ -152,6 +152,8 @@ class LocalPlatform(
         if have_root():
             removed += sweep_namespaces(self.tag)
         shutil.rmtree(self.root / "pods", ignore_errors=True)
+        if cgroups.remove_cluster(self.cluster):
+            removed.append(f"cgroups under {cgroups.cluster_dir(self.cluster)}")
         return removed
 
     def up(self, detached: bool = False, form: bool = True) -> None:
@@ -224,6 +226,7 @@ class LocalPlatform(
         if have_root() and shutil.which("ip"):
             sweep_namespaces(self.tag)
             faults.unmount_volumes(self.root)
+        cgroups.remove_cluster(self.cluster)
         self._ledger = None
         if keep_volumes:
             shutil.rmtree(self.root / "pods", ignore_errors=True)
@@ -242,10 +245,16 @@ class LocalPlatform(
     # --- what is there -----------------------------------------------------------------
     def pods(self) -> list[Pod]:
         port = self._port()
-        return [
-            Pod(r.name, r.address, dict(r.labels), r.node, running=is_alive(r.pid, r.start_time), port=port)
-            for r in self._redis_records()
-        ]
+        pods = []
+        for r in self._redis_records():
+            running = is_alive(r.pid, r.start_time)
+            pods.append(Pod(r.name, r.address, dict(r.labels), r.node, running=running, port=port, last_termination=self._termination(r)))
+        return pods
+
+    def _termination(self, rec: PodRecord) -> str:
+        """OOMKilled when the kernel killed a process of its Redis container's memory cgroup since it started."""
+        group = cgroups.container_dir(self.cluster, rec.name, self.manifests.redis_container()["name"])
+        return "OOMKilled" if cgroups.oom_kills(group) > rec.oom_base else ""
 
     def credentials(self) -> Credentials:
         tls_dir = self.root / "client-tls"

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness import reference
 from harness.errors import HarnessError
-from harness.platforms.local import binding, scheduler
+from harness.platforms.local import binding, cgroups, faults, scheduler
 from harness.platforms.local.ledger import PodRecord, is_alive, process_start_time, sigkill, terminate
 from harness.platforms.local.sandbox import Sandbox
 
@@ -67,6 +67,11 @@ class PodProcesses(Sandbox):
         env = self._env(rec, container, dirs)
         log = open(self.root / "pods" / rec.name / "log", "ab")
         argv = self._network().wrap(rec, self._script(dirs, container))
+        memory = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        if memory and cgroups.enforced() is None:  # else not enforced: docs/local-platform-fields.md
+            group = cgroups.limit(cgroups.container_dir(self.cluster, rec.name, container["name"]), faults.quantity_bytes(memory))
+            rec.oom_base = cgroups.oom_kills(group)
+            argv = cgroups.run_inside(group, argv)
         proc = subprocess.Popen(
             argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )

@@ -1,4 +1,5 @@
-"""Reading a held-down pod's container from the API, for `KubernetesPlatform.hold_down`/`release`.
+"""Reading a pod's Redis container status from the API: for `KubernetesPlatform.hold_down`/`release`,
+and why it last stopped.
 
 Holding a pod down on Kubernetes is a SIGKILL from the node and an image patch the container's
 command cannot start in. The kubelet may restart Redis (old image) before it sees the patch, and a
@@ -67,3 +68,8 @@ def graceful_stops(events: list[dict[str, Any]], pod: str, container: str = "red
         key = f"{(event.get('metadata') or {}).get('uid') or (event.get('metadata') or {}).get('name')}#{event.get('count') or 1}"
         found[key] = event.get("message") or "Killing"
     return found
+
+
+def last_termination(status: dict[str, Any]) -> str:
+    """Why the container last stopped (lastState.terminated.reason: OOMKilled, Error, …), or ""."""
+    return str(((status.get("lastState") or {}).get("terminated") or {}).get("reason") or "")
