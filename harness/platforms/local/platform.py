@@ -191,7 +191,7 @@ class LocalPlatform(
                 self._prepare_secrets()
             count = int(self.manifests.redis_statefulset()["spec"]["replicas"])
             with phase("start pods until they answer"):
-                self._start(self._add_records(count))
+                self._start_as_the_statefulset_does(self._add_records(count))
             if not form:
                 self._wait(lambda: all(self._probe(p, "liveness") for p in self._redis_records()), "pods to answer")
                 return
@@ -377,7 +377,7 @@ class LocalPlatform(
             raise HarnessError("a StatefulSet of Redis pods needs at least one replica")
         if replicas > len(records):
             added = self._add_records(replicas)
-            self._start(added)
+            self._start_as_the_statefulset_does(added)
             return added
         removed = [r.name for r in records[replicas:]]
         self._stop(removed, graceful=True)

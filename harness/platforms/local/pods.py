@@ -103,6 +103,32 @@ class PodProcesses(Sandbox):
             self._save()
         self._wait(lambda: all(self._answers(self.ledger.pods[n]) for n in names), f"{', '.join(names)} to answer")
 
+    def _start_as_the_statefulset_does(self, names: list[str]) -> None:
+        """New pods as the StatefulSet controller creates them (podManagementPolicy, whose default is
+        OrderedReady): `Parallel` all at once; `OrderedReady` each only once the one before it is
+        Running and Ready (https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#pod-management-policies)."""
+        policy = self.manifests.redis_statefulset()["spec"].get("podManagementPolicy", "OrderedReady")
+        if policy == "Parallel":
+            self._start(names)
+            return
+        if policy != "OrderedReady":
+            raise HarnessError(f"podManagementPolicy {policy} is not modelled by the local platform (it models Parallel and OrderedReady)")
+        for before, after in zip(names, [*names[1:], None], strict=True):
+            self._start([before])
+            if after is None:
+                break
+            deadline = time.monotonic() + self.startup_timeout
+            while True:
+                ready, said = self._probe_says(self.ledger.pods[before], "readiness")
+                if ready:
+                    break
+                if time.monotonic() > deadline:
+                    raise HarnessError(
+                        f"pod {after} is not created: the StatefulSet's podManagementPolicy OrderedReady waits for {before} "
+                        f"to be Ready, and after {self.startup_timeout:.0f}s its readiness probe says: {said or 'nothing'}"
+                    )
+                time.sleep(0.2)
+
     def _check_free(self, address: str) -> None:
         """Pods sharing the host's network need their ports free on their own address."""
         for port in (self._port(), self._port() + 10000):
@@ -185,7 +211,10 @@ class PodProcesses(Sandbox):
         return self._probe(rec, "liveness")
 
     def _probe(self, rec: PodRecord, kind: str) -> bool:
-        """The reference's own probe script, run inside the pod's network."""
+        return self._probe_says(rec, kind)[0]
+
+    def _probe_says(self, rec: PodRecord, kind: str) -> tuple[bool, str]:
+        """The reference's own probe script, run inside the pod's network: passed, and what it said."""
         tls = self.root / "pods" / rec.name / "tls"
         env = {
             "PATH": os.environ.get("PATH", ""),
@@ -198,7 +227,7 @@ class PodProcesses(Sandbox):
         proc = subprocess.run(
             self._network().wrap(rec, ["/bin/sh", str(script), kind]), env=env, capture_output=True, text=True, timeout=15
         )
-        return proc.returncode == 0
+        return proc.returncode == 0, (proc.stderr or proc.stdout).strip()
 
     def _wait(self, condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + self.startup_timeout
