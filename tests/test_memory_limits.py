@@ -66,3 +66,17 @@ def test_redis_runs_under_its_declared_limit_and_a_replica_over_it_is_oomkilled(
     assert int((group / "memory.limit_in_bytes").read_text()) == declared  # set again at the restart
     assert healthy.pod(replica).last_termination == ""
     wait_healthy(healthy, timeout=90)
+
+
+@pytest.mark.cluster
+def test_a_memory_emptydir_is_a_tmpfs_of_its_size_limit(healthy):
+    pod = healthy.pods()[0].name
+    volumes = {v["name"]: v for v in healthy.manifests.redis_statefulset()["spec"]["template"]["spec"]["volumes"]}
+    name, vol = next((n, v) for n, v in volumes.items() if (v.get("emptyDir") or {}).get("medium") == "Memory")
+    directory = healthy._mounted_dirs(healthy.ledger.pods[pod])[name]
+    mount = next(line.split() for line in open("/proc/mounts") if line.split()[1] == str(directory))
+    assert mount[2] == "tmpfs"
+    limit = faults.quantity_bytes(vol["emptyDir"]["sizeLimit"])
+    with pytest.raises(OSError, match="No space left on device"):
+        (directory / "filler").write_bytes(b"x" * (limit + 4096))
+    (directory / "filler").unlink()

@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +142,13 @@ class Sandbox(LocalState):
         dirs = self._volume_dirs(rec, pod_spec, claims)
         for vol in pod_spec.get("volumes", []):
             d = dirs[vol["name"]]
+            if os.path.ismount(d):
+                faults.unmount_path(d)
             if d.exists():
                 shutil.rmtree(d)
             d.mkdir(parents=True, mode=0o700)
+            if (vol.get("emptyDir") or {}).get("medium") == "Memory":
+                self._memory_volume(rec, vol, d)
             if "configMap" in vol:
                 cm = self.manifests.find("ConfigMap", vol["configMap"]["name"])
                 if cm is None:
@@ -158,6 +163,19 @@ class Sandbox(LocalState):
                 else:
                     self._tls_for(secret, rec, d)
         return dirs
+
+    @staticmethod
+    def _memory_volume(rec: PodRecord, vol: dict[str, Any], d: Path) -> None:
+        """An emptyDir of medium Memory is a tmpfs the kubelet sizes to its sizeLimit (the
+        SizeMemoryBackedVolumes feature, beta and on by default since Kubernetes 1.22): a write past it
+        fails with ENOSPC. Without root it stays a directory (docs/local-platform-fields.md)."""
+        limit = (vol.get("emptyDir") or {}).get("sizeLimit")
+        if os.geteuid() != 0 or not limit:
+            return
+        size = faults.quantity_bytes(str(limit))
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(d)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise HarnessError(f"pod {rec.name}: the Memory emptyDir {vol['name']} could not be mounted: {done.stderr.strip()}")
 
     def _data_claim(self) -> str | None:
         """The name of the volume the Redis container mounts at /data."""
