@@ -17,6 +17,8 @@ from harness.platforms.local import binding, cgroups, faults, scheduler
 from harness.platforms.local.ledger import PodRecord, is_alive, process_start_time, sigkill, terminate
 from harness.platforms.local.sandbox import Sandbox
 
+MINIMUM_GRACE_SECONDS = 2.0  # the kubelet's floor for SIGTERM's share after a preStop hook
+
 
 class PodProcesses(Sandbox):
     def _worker_names(self) -> list[str]:
@@ -150,15 +152,19 @@ class PodProcesses(Sandbox):
 
     def _stop(self, names: list[str], graceful: bool) -> None:
         """Stop pods as kubelet does: a graceful stop runs the container's preStop hook first
-        (all pods' hooks together), then SIGTERM, and SIGKILL after the grace period."""
+        (all pods' hooks together), then SIGTERM, and SIGKILL once the grace period is spent. One
+        budget covers both: what the hook took is taken from SIGTERM's share, which is never less
+        than 2 s (kuberuntime_container.go, killContainer: minimumGracePeriodInSeconds)."""
         grace = self._grace_seconds() if graceful else 0.0
         recs = [self._record(n) for n in names]
         if graceful:
+            started = time.monotonic()
             hooks = [threading.Thread(target=self._pre_stop, args=(r, grace)) for r in recs if is_alive(r.pid, r.start_time)]
             for t in hooks:
                 t.start()
             for t in hooks:
                 t.join()
+            grace = max(grace - (time.monotonic() - started), MINIMUM_GRACE_SECONDS)
         self._terminate(recs, grace)
         self._gone(recs)
 
