@@ -105,18 +105,6 @@ class DryRunEmulator(kmock.KubernetesEmulator):
         return {**listed, "items": items}
 
 
-RESOURCES = {
-    "v1/namespaces": ("Namespace", False),
-    "v1/nodes": ("Node", False),
-    "v1/pods": ("Pod", True),
-    "v1/secrets": ("Secret", True),
-    "v1/events": ("Event", True),
-    "apps/v1/statefulsets": ("StatefulSet", True),
-    "batch/v1/jobs": ("Job", True),
-    "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True),
-}
-
-
 class Emulator:
     """`url` to point the client at; `requests()` what it was asked, as (method, path?query, body)."""
 
@@ -136,8 +124,6 @@ class Emulator:
         self._stop = asyncio.Event()
         async with DryRunEmulator() as handler, kmock.Server(handler) as server:
             handler.resources.load_bundled()  # the built-in kinds, for discovery
-            for key, (kind, namespaced) in RESOURCES.items():
-                handler.resources[key] = kmock.ResourceInfo(kind=kind, namespaced=namespaced)
             self.handler = handler
             self.url = str(server.url)
             self._ready.set()
