@@ -360,8 +360,11 @@ class Nemesis:
                 roles = {s.pod: s.myself() for s in snapshot(self.platform)}
                 on_it = sorted((p.name for p in pods if p.node == fullest), key=lambda p: not (roles[p] and roles[p].is_replica))
                 self.mark("evict", pod=on_it[0], reason="topology spread")
-                self.platform.evict(on_it[0])  # its preStop hands a master over: a vote
+                went = self.platform.evict(on_it[0])  # its preStop hands a master over: a vote
                 evicted.add(on_it[0])
+                if went in (fullest, None):  # its volume binds it there: no eviction can spread them
+                    self.mark("spread impossible", pod=on_it[0], node=fullest)
+                    break
         _, states = wait_healthy(self.platform, timeout=timeout)
         masters, replicas = self.platform.layout()
         misplaced = any(v.code == "co-located" for v in check_invariants(states, masters, replicas))
