@@ -28,6 +28,8 @@ class PodRecord:
     held: bool = False  # held down: not restarted until released (pod-failure, a failed node)
     pending: str = ""  # why the scheduler could not place it
     oom_base: int = 0  # its memory cgroup's OOM kills when its Redis last started (cgroups.py)
+    backoff_s: float = 0.0  # the kubelet's crash back-off for its container now (0: none yet)
+    backoff_at: float = 0.0  # when that back-off was last set (time.time())
 
 
 @dataclass

@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from harness.platforms.base import (
     ShapingNetwork,
     TlsFiles,
 )
-from harness.platforms.local import cgroups, faults, fidelity, monitoring, powerfs
+from harness.platforms.local import backoff, cgroups, faults, fidelity, monitoring, powerfs
 from harness.platforms.local.ledger import Ledger, PodRecord, is_alive, owner_alive
 from harness.platforms.local.network import NamespaceNetwork, claiming_a_range, have_root, sweep_namespaces
 from harness.platforms.local.nodes import LocalNodes
@@ -299,25 +300,42 @@ class LocalPlatform(
 
     # --- pods come and go ------------------------------------------------------------------
     def restart(self, pod: str, graceful: bool = True) -> None:
+        """The pod deleted and made again: a new pod, whose container starts with no crash back-off."""
         self._stop([pod], graceful)
+        self._forget_backoff([pod])
         self._reschedule(pod)
         self._start([pod])
 
     def restart_all(self, graceful: bool = True) -> None:
         names = [r.name for r in self._redis_records()]
         self._stop(names, graceful)
+        self._forget_backoff(names)
         for name in names:
             self.ledger.pods[name].node = ""
         for name in names:
             self._reschedule(name)
         self._start(names)
 
+    def _forget_backoff(self, names: list[str]) -> None:
+        with self._lock:
+            for name in names:
+                self.ledger.pods[name].backoff_s = self.ledger.pods[name].backoff_at = 0.0
+            self._save()
+
     def kill(self, pod: str) -> None:
         self._kill([pod])
         self._restart_later(pod)
 
     def _restart_later(self, pod: str) -> None:
-        timer = threading.Timer(self.restart_delay, self._restart_killed, args=(pod,))
+        """The kubelet's restart of a crashed container, after its crash back-off (backoff.py)."""
+        with self._lock:
+            rec = self.ledger.pods[pod]
+            delay, rec.backoff_s, rec.backoff_at = backoff.after_crash(rec.backoff_s, rec.backoff_at, time.time(), self.restart_delay)
+            self._save()
+        if delay > self.restart_delay:
+            with open(self.root / "pods" / pod / "log", "a") as log:
+                log.write(f"\nback-off {delay:g}s restarting failed container={self.manifests.redis_container()['name']} pod={pod}\n")
+        timer = threading.Timer(delay, self._restart_killed, args=(pod,))
         timer.daemon = True
         self._timers.append(timer)
         timer.start()
