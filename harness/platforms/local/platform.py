@@ -47,7 +47,7 @@ from harness.platforms.base import (
     ShapingNetwork,
     TlsFiles,
 )
-from harness.platforms.local import backoff, cgroups, faults, fidelity, monitoring, powerfs
+from harness.platforms.local import backoff, cgroups, faults, fidelity, monitoring, powerfs, prober
 from harness.platforms.local.ledger import Ledger, PodRecord, is_alive, owner_alive
 from harness.platforms.local.network import NamespaceNetwork, claiming_a_range, have_root, sweep_namespaces
 from harness.platforms.local.nodes import LocalNodes
@@ -113,6 +113,7 @@ class LocalPlatform(
         self._manifests: reference.Manifests | None = None
         self._children: dict[int, subprocess.Popen] = {}
         self._timers: list[threading.Timer] = []
+        self._prober: prober.Prober | None = None  # the kubelet's startup and liveness probes, once up
         self._lock = threading.RLock()
         self._extra_policies: list[dict[str, Any]] = []  # the policy canary's, while it runs
 
@@ -191,6 +192,9 @@ class LocalPlatform(
             with phase("secrets and certificates"):
                 self._prepare_secrets()
             count = int(self.manifests.redis_statefulset()["spec"]["replicas"])
+            # The kubelet probes a container from its start: its startup probe passes long before the
+            # cluster is formed (the reference's asks for PONG, LOADING or MASTERDOWN).
+            self._prober = prober.Prober(self._probed_pods, self._run_probe, self._probe_failed).start()
             with phase("start pods until they answer"):
                 self._start_as_the_statefulset_does(self._add_records(count))
             if not form:
@@ -211,6 +215,9 @@ class LocalPlatform(
     def down(self, keep_volumes: bool = False) -> None:
         """Remove every process, namespace, rule and mount of this cluster; returns when they are gone."""
         ledger = self._ledger or Ledger.load(self.ledger_path)
+        if self._prober is not None:
+            self._prober.stop()
+            self._prober = None
         for timer in self._timers:
             timer.cancel()
         monitoring.stop_recorded(self.root)
@@ -321,6 +328,41 @@ class LocalPlatform(
             for name in names:
                 self.ledger.pods[name].backoff_s = self.ledger.pods[name].backoff_at = 0.0
             self._save()
+
+    # --- the kubelet's probes -------------------------------------------------------------
+    def _probed_pods(self) -> list[tuple[str, int, dict[str, Any]]]:
+        container = self.manifests.redis_container()
+        with self._lock:
+            records = [r for r in self._redis_records() if not r.held and is_alive(r.pid, r.start_time)]
+        return [(r.name, int(r.pid or 0), container) for r in records]
+
+    def _run_probe(self, pod: str, probe: prober.Probe) -> tuple[bool, str]:
+        """The declared probe command, inside the pod, with the container's environment."""
+        rec = self.ledger.pods[pod]
+        container = self.manifests.redis_container()
+        dirs = self._mounted_dirs(rec)
+        local = self._path_mapper(dirs, container)
+        argv = self._network().wrap(rec, [local(arg) for arg in probe.command])
+        try:
+            done = subprocess.run(argv, env=self._env(rec, container, dirs), capture_output=True, text=True, timeout=probe.timeout)
+        except subprocess.TimeoutExpired:
+            return False, f"timed out after {probe.timeout:g}s"
+        return done.returncode == 0, (done.stderr or done.stdout).strip()
+
+    def _probe_failed(self, pod: str, why: str) -> None:
+        """What the kubelet does then: the container killed gracefully, then restarted after its back-off."""
+        rec = self.ledger.pods[pod]
+        pid = rec.pid
+        with open(self.root / "pods" / pod / "log", "a") as log:
+            log.write(f"\n{why}: the kubelet kills the container and restarts it\n")
+
+        def restart() -> None:
+            if rec.held or rec.pid != pid:  # held down or replaced meanwhile: not the container that failed
+                return
+            self._stop([pod], graceful=True)
+            self._restart_later(pod)
+
+        threading.Thread(target=restart, name=f"liveness-restart-{pod}", daemon=True).start()
 
     def kill(self, pod: str) -> None:
         self._kill([pod])
