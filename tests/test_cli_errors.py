@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.platforms.local.network import claiming_a_range, free_range
+from tests.reference_copy import reference_with_overlay
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,20 +168,18 @@ def test_clusters_claiming_a_range_at_once_get_different_ones():
 @pytest.mark.cluster
 def test_a_pod_that_fits_no_node_stays_pending_and_up_says_why(tmp_path):
     """Required anti-affinity for six pods on three nodes: the fourth pod fits nowhere."""
-    shutil.copytree(ROOT / "reference", tmp_path / "reference")
-    overlay = tmp_path / "reference" / "overlays" / "one-per-node"
-    overlay.mkdir()
-    (overlay / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../kind\npatches:\n"
-        "  - target: {kind: StatefulSet, name: redis-cluster}\n    patch: |-\n"
-        "      - op: remove\n        path: /spec/template/spec/topologySpreadConstraints\n"
-        "      - op: replace\n        path: /spec/template/spec/affinity\n"
-        "        value: {podAntiAffinity: {requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: kubernetes.io/hostname,"
-        " labelSelector: {matchLabels: {app.kubernetes.io/component: server}}}]}}\n"
+    term = {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "server"}}}
+    copy = reference_with_overlay(
+        tmp_path,
+        "one-per-node",
+        [
+            {"op": "remove", "path": "/spec/template/spec/topologySpreadConstraints"},
+            {"op": "replace", "path": "/spec/template/spec/affinity", "value": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}},
+        ],
     )
     proc = harness(
         "up", "--overlay", "one-per-node", "--cluster", "rh-pending", "--state-dir", str(tmp_path / "state"),
-        env={"REDIS_HARNESS_REFERENCE": str(tmp_path / "reference")},
+        env={"REDIS_HARNESS_REFERENCE": str(copy)},
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     said = " ".join(proc.stderr.split())

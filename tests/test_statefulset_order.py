@@ -5,7 +5,6 @@ comes up, on kind or here, and `up` says which pod waits for which and why."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,23 +12,15 @@ import pytest
 from harness import reference
 from harness.errors import HarnessError
 from harness.platforms.local.platform import LocalPlatform
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.reference_copy import reference_with_overlay
 
 pytestmark = pytest.mark.cluster
 
 
 def overlay_with(tmp_path: Path, monkeypatch, name: str, policy: str) -> str:
     """A copy of the reference with an overlay of kind whose StatefulSet has this policy."""
-    shutil.copytree(ROOT / "reference", tmp_path / "reference")
-    overlay = tmp_path / "reference" / "overlays" / name
-    overlay.mkdir()
-    (overlay / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../kind\npatches:\n"
-        "  - target: {kind: StatefulSet, name: redis-cluster}\n    patch: |-\n"
-        f"      - op: replace\n        path: /spec/podManagementPolicy\n        value: {policy}\n"
-    )
-    monkeypatch.setattr(reference, "REFERENCE_DIR", tmp_path / "reference")
+    copy = reference_with_overlay(tmp_path, name, [{"op": "replace", "path": "/spec/podManagementPolicy", "value": policy}])
+    monkeypatch.setattr(reference, "REFERENCE_DIR", copy)
     return name
 
 

@@ -571,10 +571,11 @@ class KubernetesPlatform(
             raw = self.api.find(self._pod_path(pod))
             if raw is None or raw["metadata"].get("uid") == uid:
                 return False, "not replaced yet"
-            if VOLUME_NODE_CONFLICT in lifecycle.pod_state(raw) and not raw.get("spec", {}).get("nodeName"):
-                bound.append(lifecycle.pod_state(raw))  # Pending until its volume's node takes pods again
-                return True, bound[-1]
-            return lifecycle.pod_ready(raw), f"pod {pod} is {lifecycle.pod_state(raw)}"
+            state = lifecycle.pod_state(raw)
+            if VOLUME_NODE_CONFLICT in state and not raw.get("spec", {}).get("nodeName"):
+                bound.append(state)  # Pending until its volume's node takes pods again
+                return True, state
+            return lifecycle.pod_ready(raw), f"pod {pod} is {state}"
 
         lifecycle.wait_for(f"{pod} to be rescheduled", check, max(1.0, deadline - time.monotonic()), lambda _m: None)
         return None if bound else self._raw_pod(pod)["spec"]["nodeName"]

@@ -253,16 +253,16 @@ class LocalPlatform(
     # --- what is there -----------------------------------------------------------------
     def pods(self) -> list[Pod]:
         port = self._port()
-        pods = []
-        for r in self._redis_records():
-            running = is_alive(r.pid, r.start_time)
-            pods.append(Pod(r.name, r.address, dict(r.labels), r.node, running=running, port=port, last_termination=self._termination(r)))
-        return pods
+        container = self.manifests.redis_container()["name"]
+        return [
+            Pod(r.name, r.address, dict(r.labels), r.node, running=is_alive(r.pid, r.start_time), port=port,
+                last_termination=self._termination(r, container))
+            for r in self._redis_records()
+        ]  # fmt: skip
 
-    def _termination(self, rec: PodRecord) -> str:
-        """OOMKilled when the kernel killed a process of its Redis container's memory cgroup since it started."""
-        group = cgroups.container_dir(self.cluster, rec.name, self.manifests.redis_container()["name"])
-        return "OOMKilled" if cgroups.oom_kills(group) > rec.oom_base else ""
+    def _termination(self, rec: PodRecord, container: str) -> str:
+        """OOMKilled when the kernel killed a process of the container's memory cgroup since it started."""
+        return "OOMKilled" if cgroups.oom_kills(cgroups.container_dir(self.cluster, rec.name, container)) > rec.oom_base else ""
 
     def credentials(self) -> Credentials:
         tls_dir = self.root / "client-tls"

@@ -13,10 +13,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from harness import certs
+from harness import certs, tlsnames
 from harness.errors import HarnessError
 from harness.platforms.local import faults, powerfs
 from harness.platforms.local.ledger import PodRecord
+from harness.platforms.local.network import have_root
 from harness.platforms.local.state import AUTH_SECRET, CLIENT_TLS_SECRET, MOUNT_ENV, LocalState
 
 
@@ -77,12 +78,10 @@ class Sandbox(LocalState):
         )
         certs.write_tls_dir(directory, self._ca_pair(), leaf)
 
-    def _headless_domain(self) -> str:
-        sts = self.manifests.redis_statefulset()
-        return f"{sts['spec']['serviceName']}.{self.manifests.namespace()}.svc.{self.manifests.cluster_domain()}"
-
     def _fqdn(self, pod: str) -> str:
-        return f"{pod}.{self._headless_domain()}"
+        """The pod's name behind the headless Service, as the cluster DNS gives it (tlsnames.pod_fqdn)."""
+        headless = self.manifests.redis_statefulset()["spec"]["serviceName"]
+        return tlsnames.pod_fqdn(pod, headless, self.manifests.namespace(), self.manifests.cluster_domain())
 
     def _write_hosts(self) -> None:
         """The cluster DNS, as a hosts file the reference scripts consult (REDIS_HOSTS_FILE)."""
@@ -170,7 +169,7 @@ class Sandbox(LocalState):
         SizeMemoryBackedVolumes feature, beta and on by default since Kubernetes 1.22): a write past it
         fails with ENOSPC. Without root it stays a directory (docs/local-platform-fields.md)."""
         limit = (vol.get("emptyDir") or {}).get("sizeLimit")
-        if os.geteuid() != 0 or not limit:
+        if not have_root() or not limit:
             return
         size = faults.quantity_bytes(str(limit))
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(d)], capture_output=True, text=True)
