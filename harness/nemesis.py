@@ -181,6 +181,18 @@ class Nemesis:
         found = shards(snapshot(self.platform))
         return min(found, key=lambda s: max(max(window_end(self.platform, p) for p in (s.master, *s.replicas)) - now, 0.0)).master
 
+    def quiet_first(self, nodes: Iterable[str]) -> list[str]:
+        """These nodes in the order their loss may fail over soonest: by when the last window on the
+        shards whose masters they run ends (a node losing no master first); ties keep the order given.
+        A test that loses every node in turn waits out no window it could have let pass meanwhile."""
+        node_of = {p.name: p.node for p in self.platform.pods()}
+        found = shards(snapshot(self.platform))
+
+        def ready_at(node: str) -> float:
+            return max((window_end(self.platform, p) for s in found if node_of.get(s.master) == node for p in (s.master, *s.replicas)), default=0.0)
+
+        return sorted(nodes, key=ready_at)
+
     def _failing_over(self, pods: Iterable[str]) -> list[str]:
         """The pods whose windows hold back a fault on these: each master among them (only a
         master's loss fails its shard over) and its replicas, the candidates."""

@@ -29,8 +29,11 @@ def test_no_replica_shares_a_node_with_its_master(well_placed, evidence):
 def test_losing_any_one_node_keeps_every_slot_served(well_placed, nemesis, slo, evidence):
     limit = slo.recovery("node_failure")
     outcomes = {}
-    for node in [n.name for n in require(well_placed, Nodes).nodes()]:
+    remaining = [n.name for n in require(well_placed, Nodes).nodes()]
+    while remaining:
         wait_healthy(well_placed, timeout=90)
+        node = nemesis.quiet_first(remaining)[0]  # every node in turn, each when its loss may fail over at once
+        remaining.remove(node)
         lost_pods = sorted(p.name for p in well_placed.pods() if p.node == node)
         rec = start_recording(well_placed)
         nemesis.attach(rec.mark)

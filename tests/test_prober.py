@@ -7,9 +7,12 @@ import time
 
 import pytest
 
+from harness import reference
 from harness.cluster import wait_for
 from harness.observe import wait_healthy
+from harness.platforms.local.platform import LocalPlatform
 from harness.platforms.local.prober import Probe, ProbeClock
+from tests.reference_copy import reference_with_overlay
 
 STARTUP = Probe(("startup",), period=2, failure_threshold=3)
 LIVENESS = Probe(("liveness",), initial_delay=5, period=10, failure_threshold=3)
@@ -41,18 +44,43 @@ def test_probes_come_from_the_container_spec_with_kubernetes_defaults():
     assert Probe.of({"httpGet": {"path": "/"}}) is None and Probe.of(None) is None
 
 
+def quick_liveness() -> list[dict]:
+    """A liveness probe as quick as a manifest may declare it, and a short grace period: the kubelet's
+    sequence (failures in a row, the graceful stop, the restart) in seconds rather than a minute."""
+    containers = reference.render("kind").redis_statefulset()["spec"]["template"]["spec"]["containers"]
+    redis = f"/spec/template/spec/containers/{[c['name'] for c in containers].index('redis')}/livenessProbe"
+    return [
+        {"op": "replace", "path": f"{redis}/periodSeconds", "value": 2},
+        {"op": "replace", "path": f"{redis}/timeoutSeconds", "value": 1},
+        {"op": "replace", "path": f"{redis}/failureThreshold", "value": 2},
+        {"op": "replace", "path": "/spec/template/spec/terminationGracePeriodSeconds", "value": 3},
+    ]
+
+
 @pytest.mark.cluster
-def test_a_redis_that_stops_answering_is_restarted_by_its_liveness_probe(healthy):
-    pod = healthy.pods()[-1].name
-    before = healthy.ledger.pods[pod].pid
-    # its startup probe has passed (it runs from the container's start, every 2 s): liveness from now on
-    wait_for(lambda: pod in healthy._prober.clocks and healthy._prober.clocks[pod][1].started, 30, f"{pod}'s startup probe")
-    healthy.pause(pod)  # SIGSTOP, until something else happens
-    started = time.monotonic()
-    wait_for(lambda: healthy.ledger.pods[pod].pid not in (None, before) and healthy.pod(pod).running, 90, f"{pod} restarted")
-    liveness = Probe.of(healthy.manifests.redis_container()["livenessProbe"])
-    assert time.monotonic() - started >= (liveness.failure_threshold - 1) * liveness.period
-    log = (healthy.root / "pods" / pod / "log").read_text()
-    assert f"Liveness probe failed {liveness.failure_threshold} times in a row" in log
-    healthy.restart(pod)  # a new pod, no crash back-off left for the next test
-    wait_healthy(healthy, timeout=90)
+def test_a_redis_that_stops_answering_is_restarted_by_its_liveness_probe(tmp_path, monkeypatch):
+    monkeypatch.setattr(reference, "REFERENCE_DIR", reference_with_overlay(tmp_path, "quick-liveness", quick_liveness()))
+    platform = LocalPlatform(overlay="quick-liveness", cluster="rh-liveness", state_dir=tmp_path / "state")
+    platform.up()
+    try:
+        container = platform.manifests.redis_container()
+        liveness = Probe.of(container["livenessProbe"])
+        assert liveness == Probe(liveness.command, 0.0, 2.0, 1.0, 2), "the overlay's probe as declared"
+        pod = platform.pods()[-1].name
+        before = platform.ledger.pods[pod].pid
+        # its startup probe has passed (it runs from the container's start): liveness from now on
+        wait_for(lambda: pod in platform._prober.clocks and platform._prober.clocks[pod][1].started, 30, f"{pod}'s startup probe")
+        platform.pause(pod)  # SIGSTOP, until something else happens
+        started = time.monotonic()
+        wait_for(lambda: platform.ledger.pods[pod].pid not in (None, before) and platform.pod(pod).running, 60, f"{pod} restarted")
+        took = time.monotonic() - started
+        grace = platform.manifests.redis_statefulset()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        # no sooner than the declared failures in a row allow, and far sooner than the defaults
+        # (10 s period, 3 failures) would: the probe runs as declared, not as the platform likes
+        assert (liveness.failure_threshold - 1) * liveness.period <= took
+        assert took <= liveness.failure_threshold * (liveness.period + liveness.timeout) + grace + 8, f"restarted after {took:.1f} s"
+        log = (platform.root / "pods" / pod / "log").read_text()
+        assert f"Liveness probe failed {liveness.failure_threshold} times in a row" in log
+        wait_healthy(platform, timeout=60)
+    finally:
+        platform.down()
