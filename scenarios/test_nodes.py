@@ -74,16 +74,21 @@ def test_losing_any_one_node_keeps_every_slot_served(well_placed, nemesis, slo, 
         assert o["unexpected"] == 0
 
 
-def shard_to_drain(platform) -> int:
+def shard_to_drain(platform, nemesis) -> int:
     """The shard whose master's node a drain should empty: one whose master shares its node with
-    its own replica, where the placement allows that (the drain must then move both), else the first."""
+    its own replica, where the placement allows that (the drain must then move both), else the one
+    whose master may fail over soonest (an earlier test's repair may have just failed the others over)."""
     node_of = {p.name: p.node for p in platform.pods()}
     found = shards(snapshot(platform))
-    return next((n for n, s in enumerate(found) if any(node_of[r] == node_of[s.master] for r in s.replicas)), 0)
+    free = nemesis.free_master()
+    return next(
+        (n for n, s in enumerate(found) if any(node_of[r] == node_of[s.master] for r in s.replicas)),
+        next((n for n, s in enumerate(found) if s.master == free), 0),
+    )
 
 
 def test_drain_keeps_every_shard_serving(well_placed, nemesis, slo, evidence):
-    target = shard_to_drain(well_placed)
+    target = shard_to_drain(well_placed, nemesis)
     shard = shards(snapshot(well_placed))[target]
     rec = start_recording(well_placed, probe_master_address=well_placed.pod(shard.master).address)
     nemesis.attach(rec.mark)
